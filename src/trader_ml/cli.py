@@ -1,0 +1,137 @@
+"""The ``trader-ml`` command: one subcommand per stage, each a thin layer over the package."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Sequence
+
+from trader_ml import __version__
+from trader_ml.errors import TraderMLError
+
+DEFAULT_STORE = "./store"
+
+
+def parse_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid date {text!r}: expected YYYY-MM-DD") from None
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def add_store_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store", default=DEFAULT_STORE, help="local directory or s3://bucket/prefix (default: %(default)s)"
+    )
+    parser.add_argument("--region", help="AWS region of an S3 store (default: boto3's chain)")
+    parser.add_argument("--endpoint-url", help="S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL)")
+
+
+def open_store_from(args: argparse.Namespace):
+    from trader_ml.store import open_store
+
+    return open_store(args.store, region=args.region, endpoint_url=args.endpoint_url)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from trader_ml.pipeline import ingest
+    from trader_ml.sources import SourceOptions, make_source
+
+    options = SourceOptions(
+        seed=args.seed,
+        n_symbols=args.n_symbols,
+        symbols=tuple(s for s in (args.symbols or "").split(",") if s),
+        prices=tuple(args.prices or ()),
+        gdelt_query=args.gdelt_query,
+    )
+    report = ingest(make_source(args.source, options), open_store_from(args), args.start, args.end)
+    print(report.summary())
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from trader_ml.partitions import read_file, read_table
+
+    if args.files:
+        for path in args.files:
+            frame = read_file(path, args.kind)
+            print(f"{path}: ok, {len(frame)} {args.kind} rows")
+        return 0
+    store = open_store_from(args)
+    for table in ("context", "features"):
+        frame = read_table(store, table, max_days=args.max_days)
+        days = frame["date"].nunique() if len(frame) else 0
+        print(f"{store.url} {table}: ok, {len(frame)} rows over {days} days")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from trader_ml.sources import SOURCE_NAMES
+
+    parser = argparse.ArgumentParser(prog="trader-ml", description="Train, version and serve regime and health models.")
+    parser.add_argument("--version", action="version", version=f"trader-ml {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("ingest", help="fetch market data, compute features, write partitions to the store")
+    p.add_argument(
+        "--source",
+        default="sample",
+        help=f"one of {', '.join(SOURCE_NAMES)}, or several joined by commas (default: %(default)s)",
+    )
+    add_store_args(p)
+    p.add_argument(
+        "--start",
+        type=parse_date,
+        help="first day (default: the day after the newest stored day, or the source's first)",
+    )
+    p.add_argument("--end", type=parse_date, help="last day (default: the newest day the source has)")
+    p.add_argument("--seed", type=int, default=0, help="synthetic: random seed (default: %(default)s)")
+    p.add_argument(
+        "--n-symbols", type=positive_int, default=50, help="synthetic: number of stocks (default: %(default)s)"
+    )
+    p.add_argument("--symbols", help="yahoo: comma-separated tickers of the asset universe")
+    p.add_argument(
+        "--prices",
+        action="append",
+        metavar="CSV",
+        help="csv: a wide price file (Date, then one column per ticker); repeatable",
+    )
+    p.add_argument("--gdelt-query", help="gdelt: the DOC API query whose tone is averaged")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("validate", help="check parquet files or a store's partitions against the schema")
+    p.add_argument("files", nargs="*", metavar="FILE", help="parquet files to check (default: the store's partitions)")
+    p.add_argument(
+        "--kind", choices=("context", "features"), default="context", help="what FILE holds (default: %(default)s)"
+    )
+    p.add_argument("--max-days", type=positive_int, help="only partitions within N calendar days of the newest")
+    add_store_args(p)
+    p.set_defaults(func=cmd_validate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except TraderMLError as e:
+        print(f"trader-ml {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

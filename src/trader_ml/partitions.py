@@ -1,0 +1,119 @@
+"""Date-partitioned parquet tables in a store: one ``date=YYYY-MM-DD/part.parquet`` per day."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from trader_ml.errors import ValidationError
+from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, TABLE_PREFIX, partition_day, partition_key
+from trader_ml.store import Store
+from trader_ml.validation import validate_context, validate_features
+
+_FLOAT = pa.float64()
+ARROW_SCHEMAS = {
+    "context": pa.schema([("date", pa.date32()), *[(c, _FLOAT) for c in CONTEXT_FEATURES]]),
+    "features": pa.schema([("date", pa.date32()), ("symbol", pa.string()), *[(c, _FLOAT) for c in ASSET_FEATURES]]),
+    "truth_regime": pa.schema([("date", pa.date32()), ("regime", pa.string())]),
+    "truth_health": pa.schema([("date", pa.date32()), ("symbol", pa.string()), ("health_state", pa.string())]),
+}
+VALIDATORS = {"context": validate_context, "features": validate_features}
+
+
+def encode_days(table_name: str, frame: pd.DataFrame) -> list[tuple[str, bytes]]:
+    """Serialise a frame sorted by date into one parquet file per day: (key, bytes) pairs."""
+    table = pa.Table.from_pandas(frame, schema=ARROW_SCHEMAS[table_name], preserve_index=False)
+    days = frame["date"].to_numpy().astype("datetime64[D]")
+    bounds = np.flatnonzero(np.r_[True, days[1:] != days[:-1], True])
+    out = []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        buffer = io.BytesIO()
+        pq.write_table(table.slice(lo, hi - lo), buffer, compression="zstd")
+        out.append((partition_key(table_name, str(days[lo])), buffer.getvalue()))
+    return out
+
+
+def stored_days(store: Store, table_name: str) -> list[str]:
+    """Days (``YYYY-MM-DD``, ascending) that have a partition of ``table_name``."""
+    days = (partition_day(k) for k in store.list(TABLE_PREFIX[table_name]))
+    return sorted(d for d in days if d is not None)
+
+
+def select_days(
+    days: list[str],
+    max_days: int | None = None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+) -> list[str]:
+    """Days in [start, end]; with ``max_days``, only those within N calendar days of the newest.
+
+    "Within N calendar days" keeps day d when ``newest - d < N`` (N = 365 is one year).
+    """
+    chosen = [d for d in days if (start is None or d >= start.isoformat()) and (end is None or d <= end.isoformat())]
+    if max_days is not None and chosen:
+        newest = dt.date.fromisoformat(chosen[-1])
+        first = (newest - dt.timedelta(days=max_days - 1)).isoformat()
+        chosen = [d for d in chosen if d >= first]
+    return chosen
+
+
+def _decode(store: Store, key: str, data: bytes) -> pa.Table:
+    try:
+        return pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowInvalid, OSError) as e:
+        raise ValidationError(f"{store.describe(key)}: unreadable parquet ({e})") from None
+
+
+def read_table(
+    store: Store,
+    table_name: str,
+    max_days: int | None = None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    today: dt.date | None = None,
+) -> pd.DataFrame:
+    """All partitions of a table in range, concatenated and validated; empty frame if none."""
+    days = select_days(stored_days(store, table_name), max_days, start, end)
+    if not days:
+        return pd.DataFrame(columns=ARROW_SCHEMAS[table_name].names)
+    keys = [partition_key(table_name, d) for d in days]
+    tables = [_decode(store, k, b) for k, b in zip(keys, store.read_many(keys), strict=True)]
+    lengths = np.array([t.num_rows for t in tables])
+    for key, day, t in zip(keys, days, tables, strict=True):
+        if "date" in t.column_names and t.num_rows:
+            file_days = pc.unique(t["date"].cast(pa.string())).to_pylist()
+            if file_days != [day]:
+                raise ValidationError(f"{store.describe(key)}: holds rows dated {file_days[:3]}, not {day}")
+    try:
+        frame = pa.concat_tables(tables, promote_options="permissive").to_pandas(date_as_object=False)
+    except pa.ArrowInvalid as e:
+        raise ValidationError(
+            f"{store.describe(TABLE_PREFIX[table_name])}: partitions disagree on schema ({e})"
+        ) from None
+    validate = VALIDATORS.get(table_name)
+    if validate is None:
+        return frame
+    ends = np.cumsum(lengths)
+
+    def locate(i: int) -> str:
+        part = int(np.searchsorted(ends, i, side="right"))
+        return f"{store.describe(keys[part])}, row {i - (ends[part] - lengths[part])}"
+
+    return validate(frame, locate, today)
+
+
+def read_file(path: str, table_name: str, today: dt.date | None = None) -> pd.DataFrame:
+    """One parquet file holding a whole context or features table (the seed's ``--data``)."""
+    try:
+        frame = pq.read_table(path).to_pandas(date_as_object=False)
+    except FileNotFoundError:
+        raise ValidationError(f"{path}: no such file") from None
+    except (pa.ArrowInvalid, OSError) as e:
+        raise ValidationError(f"{path}: unreadable parquet ({e})") from None
+    return VALIDATORS[table_name](frame, path, today)

@@ -1,0 +1,153 @@
+"""The daily pipeline: fetch a source, compute context and feature rows, validate, write partitions.
+
+Everything is computed, validated and encoded in memory before the first write, so bad input
+leaves the store exactly as it was. Each partition is then written atomically; re-running a
+day replaces that day's partitions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from trader_ml.errors import SourceError, TraderMLError
+from trader_ml.features import LOOKBACK_CALENDAR_DAYS, context_rows, feature_rows
+from trader_ml.partitions import encode_days, stored_days
+from trader_ml.schema import CONTEXT_FEATURES, HEALTH_STATES, REGIMES, SPY
+from trader_ml.sources import Source
+from trader_ml.sources.base import RawMarket
+from trader_ml.store import Store
+from trader_ml.validation import validate_context, validate_features
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    source: str
+    store: str
+    start: dt.date | None  # first and last trading day written; None when nothing was new
+    end: dt.date | None
+    days: int
+    feature_rows: int
+    symbols: int
+    skipped_rows: int  # (day, symbol) pairs without a full feature window
+    unavailable: tuple[str, ...]  # context columns this source leaves NaN
+    seconds: float
+
+    def summary(self) -> str:
+        if not self.days:
+            return f"{self.store}: already up to date with {self.source}; nothing written"
+        lines = [
+            f"ingested {self.days} trading days {self.start} .. {self.end} from {self.source} into {self.store}",
+            f"  {self.feature_rows} feature rows for {self.symbols} symbols"
+            + (
+                f"; {self.skipped_rows} rows skipped (under 64 closes of history or a missing close)"
+                if self.skipped_rows
+                else ""
+            ),
+        ]
+        if self.unavailable:
+            lines.append(f"  unavailable from this source, left NaN: {', '.join(self.unavailable)}")
+        lines.append(f"  {self.seconds:.1f} s")
+        return "\n".join(lines)
+
+
+def _truth_frames(raw: RawMarket, days: pd.DatetimeIndex) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    if raw.truth_regime is None or raw.truth_health is None:
+        return None, None
+    regime = raw.truth_regime.reindex(days)
+    regimes = pd.DataFrame({"date": days, "regime": np.asarray(REGIMES, dtype=object)[regime.to_numpy(dtype=int)]})
+    health = raw.truth_health.reindex(days)
+    health = health[sorted(health.columns)]
+    states = np.asarray(HEALTH_STATES, dtype=object)[health.to_numpy(dtype=int)]
+    healths = pd.DataFrame(
+        {
+            "date": np.repeat(days.to_numpy(), health.shape[1]),
+            "symbol": np.tile(np.asarray(health.columns, dtype=object), len(days)),
+            "health_state": states.reshape(-1),
+        }
+    )
+    return regimes, healths
+
+
+def resolve_range(
+    source: Source, store: Store, start: dt.date | None, end: dt.date | None, today: dt.date
+) -> tuple[dt.date, dt.date, bool]:
+    """(start, end, incremental): without --start, continue from the newest stored day."""
+    default_start, default_end = source.default_range(today)
+    end = end or default_end
+    if end > today:
+        raise TraderMLError(f"--end {end} is in the future (today is {today})")
+    if start is not None:
+        if start > end:
+            raise TraderMLError(f"--start {start} is after --end {end}")
+        return start, end, False
+    days = stored_days(store, "context")
+    if days:
+        return dt.date.fromisoformat(days[-1]) + dt.timedelta(days=1), end, True
+    return default_start, end, False
+
+
+def ingest(
+    source: Source,
+    store: Store,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    today: dt.date | None = None,
+    log: Callable[[str], None] = print,
+) -> IngestReport:
+    """Fetch ``source`` for [start, end] and write its context, feature and truth partitions."""
+    began = time.perf_counter()
+    today = today or dt.date.today()
+    start, end, incremental = resolve_range(source, store, start, end, today)
+
+    def nothing_new() -> IngestReport:
+        return IngestReport(source.name, store.url, None, None, 0, 0, 0, 0, (), time.perf_counter() - began)
+
+    if start > end:
+        return nothing_new()
+    log(f"fetching {source.name} for {start} .. {end}")
+    raw = source.fetch(start - dt.timedelta(days=LOOKBACK_CALENDAR_DAYS), end)
+    if SPY not in raw.closes or raw.closes[SPY].dropna().empty:
+        raise SourceError(
+            f"{source.name} brought no {SPY} prices for {start} .. {end}; "
+            "fred and gdelt add series to a price source, e.g. --source yahoo,fred,gdelt"
+        )
+    since = pd.Timestamp(start)
+    context = context_rows(raw)
+    context = context[context["date"] >= since].reset_index(drop=True)
+    if context.empty:
+        if incremental:
+            return nothing_new()
+        raise SourceError(f"{source.name} has no trading days with 22 closes of SPY history in {start} .. {end}")
+    features, skipped = feature_rows(raw, since=since)
+    context = validate_context(context, f"context rows from {source.name}", today)
+    if not features.empty:
+        features = validate_features(features, f"feature rows from {source.name}", today)
+    days = pd.DatetimeIndex(context["date"])
+    regimes, healths = _truth_frames(raw, days)
+
+    items = encode_days("context", context)
+    if not features.empty:
+        items += encode_days("features", features)
+    if regimes is not None and healths is not None:
+        items += encode_days("truth_regime", regimes) + encode_days("truth_health", healths)
+    log(f"writing {len(items)} partitions to {store.url}")
+    store.write_many(items)
+    unavailable = tuple(c for c in CONTEXT_FEATURES if context[c].isna().all())
+    return IngestReport(
+        source=source.name,
+        store=store.url,
+        start=days[0].date(),
+        end=days[-1].date(),
+        days=len(days),
+        feature_rows=len(features),
+        symbols=int(features["symbol"].nunique()) if len(features) else 0,
+        skipped_rows=skipped,
+        unavailable=unavailable,
+        seconds=time.perf_counter() - began,
+    )

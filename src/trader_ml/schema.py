@@ -1,0 +1,79 @@
+"""Column names, regimes and store layout shared by every stage (standard library only)."""
+
+from __future__ import annotations
+
+# Context data: one row per trading day (the seed's "Context Data" columns, in model order).
+CONTEXT_FEATURES: tuple[str, ...] = (
+    "spy_return_1d",
+    "spy_return_21d",
+    "spy_vol_21d",
+    "yield_slope",
+    "credit_spread_proxy",
+    "vixy_return_21d",
+    "risk_off_proxy",
+    "gdelt_avg_tone",
+)
+CONTEXT_COLUMNS: tuple[str, ...] = ("date", *CONTEXT_FEATURES)
+# SPY is the one context input every source must provide; the rest may be NaN (unavailable).
+REQUIRED_CONTEXT_FEATURES: tuple[str, ...] = ("spy_return_1d", "spy_return_21d", "spy_vol_21d")
+
+# Features data: one row per symbol per trading day (the seed's "Features Data" columns).
+ASSET_FEATURES: tuple[str, ...] = (
+    "return_1d",
+    "return_5d",
+    "return_21d",
+    "return_63d",
+    "vol_21d",
+    "vol_63d",
+    "drawdown_21d",
+    "drawdown_63d",
+    "rel_strength_21d",
+    "rel_strength_63d",
+)
+FEATURE_COLUMNS: tuple[str, ...] = ("date", "symbol", *ASSET_FEATURES)
+
+REGIMES: tuple[str, ...] = (
+    "calm_uptrend",
+    "risk_on_trend",
+    "risk_off_trend",
+    "choppy",
+    "high_vol_panic",
+)
+VOL_BUCKETS: tuple[str, ...] = ("low", "med", "high")
+BEHAVIORS: tuple[str, ...] = ("momentum", "mean_reversion", "mixed")
+HEALTH_STATES: tuple[str, ...] = ("healthy", "neutral", "distressed")
+
+REGIME_EMBEDDING_DIM = 8
+HEALTH_LATENT_DIM = 16
+
+# Tickers that feed the context row besides the per-asset universe.
+SPY, HYG, IEF, VIXY, TLT = "SPY", "HYG", "IEF", "VIXY", "TLT"
+CONTEXT_TICKERS: tuple[str, ...] = (SPY, HYG, IEF, VIXY, TLT)
+
+# Store layout (DESIGN.md): date-partitioned tables, one parquet file per day.
+TABLES: tuple[str, ...] = ("context", "features", "truth_regime", "truth_health")
+TABLE_PREFIX = {
+    "context": "data/context/",
+    "features": "data/features/",
+    "truth_regime": "truth/regime/",
+    "truth_health": "truth/health/",
+}
+PARTITION_FILE = "part.parquet"
+MODELS_PREFIX = "models/"
+LATEST_KEY = "models/latest.json"
+REPORTS_PREFIX = "reports/"
+PREDICTIONS_PREFIX = "predictions/"
+
+
+def partition_key(table: str, day: str) -> str:
+    """Store key of one day's partition, e.g. ``data/context/date=2024-01-02/part.parquet``."""
+    return f"{TABLE_PREFIX[table]}date={day}/{PARTITION_FILE}"
+
+
+def partition_day(key: str) -> str | None:
+    """The ``YYYY-MM-DD`` a partition key names, or None when the key is not a partition."""
+    head, _, name = key.rpartition("/")
+    segment = head.rpartition("/")[2]
+    if name != PARTITION_FILE or not segment.startswith("date=") or len(segment) != 15:
+        return None
+    return segment[5:]

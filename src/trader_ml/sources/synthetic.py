@@ -1,0 +1,198 @@
+"""A seeded regime-switching market simulator with a known hidden truth.
+
+A Markov chain over the five regimes drives SPY, HYG, IEF, TLT, VIXY, the 10Y-2Y slope and
+news tone; each stock moves with SPY through its beta plus an idiosyncratic part set by its
+own hidden health state (healthy / neutral / distressed, also a Markov chain). The hidden
+paths are returned as ``truth_*`` and written to ``truth/`` by the pipeline.
+
+Every series is drawn day by day from its own random stream, so a day's values depend only
+on the seed and the day: fetching a longer span never changes the days already seen, and
+adding symbols never changes the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from trader_ml.errors import SourceError
+from trader_ml.schema import HEALTH_STATES, HYG, IEF, SPY, TLT, VIXY
+from trader_ml.sources.base import RawMarket
+
+ORIGIN = dt.date(2000, 1, 3)  # first simulated trading day (a Monday)
+DAYS_PER_YEAR = 252
+
+
+@dataclass(frozen=True)
+class SyntheticParams:
+    """Everything the simulator does, per regime in ``REGIMES`` order (annualised rates)."""
+
+    seed: int = 0
+    n_symbols: int = 50
+    # Mean regime durations in trading days: calm months, short panics.
+    regime_duration: tuple[float, ...] = (120.0, 60.0, 40.0, 45.0, 15.0)
+    # Where a regime goes when it ends (rows: from, columns: to; the diagonal is unused).
+    regime_next: tuple[tuple[float, ...], ...] = (
+        (0.00, 0.45, 0.15, 0.35, 0.05),
+        (0.45, 0.00, 0.15, 0.30, 0.10),
+        (0.15, 0.10, 0.00, 0.45, 0.30),
+        (0.35, 0.25, 0.30, 0.00, 0.10),
+        (0.05, 0.15, 0.40, 0.40, 0.00),
+    )
+    spy_drift: tuple[float, ...] = (0.15, 0.35, -0.30, 0.00, -1.20)
+    spy_vol: tuple[float, ...] = (0.09, 0.15, 0.22, 0.19, 0.50)
+    credit_drift: tuple[float, ...] = (0.02, 0.04, -0.12, -0.02, -0.50)  # HYG beyond its SPY beta
+    treasury_drift: tuple[float, ...] = (-0.02, -0.08, 0.12, 0.00, 0.30)  # TLT; flight to quality
+    vixy_drift: tuple[float, ...] = (-0.60, -0.30, 0.80, 0.10, 4.00)  # contango decay vs spikes
+    tone_mean: tuple[float, ...] = (1.0, 0.3, -1.3, -0.5, -3.5)
+    slope_target: tuple[float, ...] = (1.2, 1.0, 0.4, 0.7, 0.2)  # 10Y-2Y, percentage points
+    # Stocks: beta range, and idiosyncratic drift / vol / mean duration per health state.
+    beta_range: tuple[float, float] = (0.6, 1.4)
+    health_drift: tuple[float, ...] = (0.10, 0.00, -0.45)
+    health_vol: tuple[float, ...] = (0.18, 0.25, 0.45)
+    health_duration: tuple[float, ...] = (250.0, 150.0, 60.0)
+    health_next: tuple[tuple[float, ...], ...] = (
+        (0.00, 0.85, 0.15),
+        (0.50, 0.00, 0.50),
+        (0.30, 0.70, 0.00),
+    )
+    health_initial: tuple[float, ...] = (0.50, 0.35, 0.15)
+    tone_noise: float = 0.6
+    tone_persistence: float = 0.7
+    slope_speed: float = 0.02
+    slope_noise: float = 0.04
+
+
+def trading_days(start: dt.date, end: dt.date) -> pd.DatetimeIndex:
+    """The simulator's calendar: weekdays."""
+    return pd.bdate_range(start, end, name="date")
+
+
+def _transition_matrix(duration: tuple[float, ...], nxt: tuple[tuple[float, ...], ...]) -> np.ndarray:
+    stay = 1.0 - 1.0 / np.asarray(duration)
+    move = np.asarray(nxt, dtype=float)
+    move = move / move.sum(axis=1, keepdims=True)
+    return np.diag(stay) + (1.0 - stay)[:, None] * move
+
+
+def _markov_path(u: np.ndarray, matrix: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """States from uniforms ``u`` (days x chains); ``first`` is each chain's initial state."""
+    cumulative = np.cumsum(matrix, axis=1)
+    cumulative[:, -1] = 1.0
+    states = np.empty(u.shape, dtype=np.int8)
+    states[0] = first
+    for t in range(1, len(u)):
+        rows = cumulative[states[t - 1]]  # (chains, n_states)
+        states[t] = (u[t][:, None] > rows).sum(axis=1)
+    return states
+
+
+def _streams(seed: int, *key: int, n: int) -> list[np.random.Generator]:
+    return [np.random.default_rng(s) for s in np.random.SeedSequence([seed, *key]).spawn(n)]
+
+
+class SyntheticSource:
+    """Seeded, deterministic market with every context column filled."""
+
+    name = "synthetic"
+
+    def __init__(self, params: SyntheticParams | None = None) -> None:
+        self.params = params or SyntheticParams()
+        if self.params.n_symbols < 1:
+            raise SourceError("the synthetic source needs at least one symbol (--symbols N)")
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(f"SYN{i:03d}" for i in range(self.params.n_symbols))
+
+    def default_range(self, today: dt.date) -> tuple[dt.date, dt.date]:
+        end = today - dt.timedelta(days=1)
+        return max(ORIGIN, end.replace(year=end.year - 10)), end
+
+    def _market(self, days: pd.DatetimeIndex) -> dict[str, np.ndarray]:
+        p = self.params
+        n = len(days)
+        regime_rng, spy_rng, tlt_rng, ief_rng, credit_rng, vixy_rng, tone_rng, slope_rng = _streams(p.seed, 0, n=8)
+        regime = _markov_path(
+            regime_rng.random((n, 1)),
+            _transition_matrix(p.regime_duration, p.regime_next),
+            np.zeros(1, dtype=np.int8),  # history opens calm
+        )[:, 0]
+
+        def daily(values: tuple[float, ...]) -> np.ndarray:
+            return np.asarray(values)[regime]
+
+        root = np.sqrt(DAYS_PER_YEAR)
+        spy_vol = daily(p.spy_vol)
+        spy_shock = spy_vol / root * spy_rng.standard_normal(n)
+        spy = (daily(p.spy_drift) - 0.5 * spy_vol**2) / DAYS_PER_YEAR + spy_shock
+        tlt = daily(p.treasury_drift) / DAYS_PER_YEAR + 0.14 / root * tlt_rng.standard_normal(n)
+        ief = 0.45 * tlt + 0.01 / root * ief_rng.standard_normal(n)
+        hyg = 0.35 * spy + daily(p.credit_drift) / DAYS_PER_YEAR + 0.03 / root * credit_rng.standard_normal(n)
+        vixy = daily(p.vixy_drift) / DAYS_PER_YEAR - 2.5 * spy_shock + 0.25 / root * vixy_rng.standard_normal(n)
+        tone_noise = np.empty(n)
+        slope = np.empty(n)
+        shocks = tone_rng.standard_normal(n)
+        slope_shocks = slope_rng.standard_normal(n)
+        tone_noise[0], slope[0] = shocks[0] * p.tone_noise, p.slope_target[0]
+        target = daily(p.slope_target)
+        for t in range(1, n):
+            tone_noise[t] = p.tone_persistence * tone_noise[t - 1] + p.tone_noise * shocks[t]
+            slope[t] = slope[t - 1] + p.slope_speed * (target[t] - slope[t - 1]) + p.slope_noise * slope_shocks[t]
+        return {
+            "regime": regime,
+            "log_returns": np.column_stack([spy, hyg, ief, vixy, tlt]),
+            "tone": daily(p.tone_mean) + tone_noise,
+            "slope": slope,
+        }
+
+    def _stocks(self, days: pd.DatetimeIndex, spy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Log prices and health states, each days x symbols."""
+        p = self.params
+        n, k = len(days), p.n_symbols
+        matrix = _transition_matrix(p.health_duration, p.health_next)
+        log_prices = np.empty((n, k))
+        states = np.empty((n, k), dtype=np.int8)
+        drift, vol = np.asarray(p.health_drift), np.asarray(p.health_vol)
+        for i in range(k):
+            setup_rng, state_rng, move_rng = _streams(p.seed, 1, i, n=3)
+            beta = setup_rng.uniform(*p.beta_range)
+            start_price = 50.0 * np.exp(setup_rng.normal(0.0, 0.5))
+            first = setup_rng.choice(len(HEALTH_STATES), p=p.health_initial)
+            state = _markov_path(state_rng.random((n, 1)), matrix, np.array([first], dtype=np.int8))[:, 0]
+            idio = (drift[state] - 0.5 * vol[state] ** 2) / DAYS_PER_YEAR + vol[state] / np.sqrt(
+                DAYS_PER_YEAR
+            ) * move_rng.standard_normal(n)
+            log_ret = beta * spy + idio
+            log_ret[0] = 0.0
+            log_prices[:, i] = np.log(start_price) + np.cumsum(log_ret)
+            states[:, i] = state
+        return log_prices, states
+
+    def fetch(self, start: dt.date, end: dt.date) -> RawMarket:
+        start = max(start, ORIGIN)  # nothing is simulated before the origin
+        if end < start:
+            raise SourceError(f"--end {end} is before --start {start}")
+        days = trading_days(ORIGIN, end)
+        market = self._market(days)
+        log_returns = market["log_returns"].copy()
+        log_returns[0] = 0.0
+        etf = 100.0 * np.exp(np.cumsum(log_returns, axis=0))
+        stock_log_prices, health = self._stocks(days, log_returns[:, 0])
+        closes = pd.DataFrame(
+            np.column_stack([etf, np.exp(stock_log_prices)]),
+            index=days,
+            columns=[SPY, HYG, IEF, VIXY, TLT, *self.symbols],
+        )
+        keep = days >= pd.Timestamp(start)
+        return RawMarket(
+            closes=closes[keep],
+            symbols=self.symbols,
+            yield_slope=pd.Series(market["slope"], index=days)[keep],
+            news_tone=pd.Series(market["tone"], index=days)[keep],
+            truth_regime=pd.Series(market["regime"], index=days)[keep],
+            truth_health=pd.DataFrame(health, index=days, columns=list(self.symbols))[keep],
+        )

@@ -1,0 +1,296 @@
+"""Where data and models live: a local directory or ``s3://bucket/prefix`` behind one interface.
+
+Every write is atomic (temp file + rename locally, one PUT on S3). ``create`` writes only if
+the key is absent and ``swap`` only if the key still has the ETag the caller read, so
+versioned artifacts are never overwritten and ``latest.json`` moves by compare-and-swap.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from trader_ml.errors import NotFoundError, PreconditionFailed, StoreError
+
+S3_WORKERS = 16  # S3 latency is per request; parallel requests hide it.
+
+
+def content_etag(data: bytes) -> str:
+    """The ETag S3 gives a single-part PUT (md5 hex); the local store uses the same."""
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+class Store(ABC):
+    """A flat key -> bytes namespace; keys are ``/``-separated relative paths."""
+
+    url: str
+
+    @abstractmethod
+    def read(self, key: str) -> bytes:
+        """Bytes at ``key``; NotFoundError when absent."""
+
+    @abstractmethod
+    def read_versioned(self, key: str) -> tuple[bytes, str]:
+        """Bytes and ETag at ``key``, for a later ``swap``."""
+
+    @abstractmethod
+    def write(self, key: str, data: bytes) -> None:
+        """Atomically create or replace ``key``."""
+
+    @abstractmethod
+    def create(self, key: str, data: bytes) -> None:
+        """Write ``key`` only if absent; PreconditionFailed otherwise."""
+
+    @abstractmethod
+    def swap(self, key: str, data: bytes, expected_etag: str | None) -> str:
+        """Replace ``key`` only if its ETag is still ``expected_etag`` (None: must be absent).
+
+        Returns the new ETag; PreconditionFailed when someone else moved it first.
+        """
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def list(self, prefix: str) -> list[str]:
+        """Sorted keys starting with ``prefix``."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    def read_many(self, keys: Sequence[str]) -> list[bytes]:
+        return [self.read(k) for k in keys]
+
+    def write_many(self, items: Iterable[tuple[str, bytes]]) -> int:
+        count = 0
+        for key, data in items:
+            self.write(key, data)
+            count += 1
+        return count
+
+    def describe(self, key: str) -> str:
+        """Human-readable location of a key, for messages."""
+        return f"{self.url.rstrip('/')}/{key}"
+
+
+def _check_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise StoreError(f"invalid store key {key!r}: keys are relative paths without '..'")
+    return key
+
+
+class LocalStore(Store):
+    """A directory on disk; the embedded default."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().absolute()
+        self.url = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / _check_key(key)
+
+    def read(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundError(f"not found: {self.describe(key)}") from None
+        except OSError as e:
+            raise StoreError(f"cannot read {self.describe(key)}: {e.strerror}") from None
+
+    def read_versioned(self, key: str) -> tuple[bytes, str]:
+        data = self.read(key)
+        return data, content_etag(data)
+
+    def _write_temp(self, path: Path, data: bytes, durable: bool) -> Path:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
+            with open(tmp, "wb") as f:
+                f.write(data)
+                if durable:
+                    f.flush()
+                    os.fsync(f.fileno())
+        except OSError as e:
+            raise StoreError(f"cannot write {path}: {e.strerror}") from None
+        return tmp
+
+    def write(self, key: str, data: bytes, durable: bool = False) -> None:
+        path = self._path(key)
+        tmp = self._write_temp(path, data, durable)
+        os.replace(tmp, path)
+
+    def create(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        tmp = self._write_temp(path, data, durable=True)
+        try:
+            os.link(tmp, path)  # atomic, and fails if the name exists: an exclusive create
+        except FileExistsError:
+            raise PreconditionFailed(f"already exists: {self.describe(key)}") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def swap(self, key: str, data: bytes, expected_etag: str | None) -> str:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = path.with_name(f".{path.name}.lock")
+        with open(lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            current = content_etag(path.read_bytes()) if path.exists() else None
+            if current != expected_etag:
+                raise PreconditionFailed(
+                    f"{self.describe(key)} changed since it was read (expected ETag {expected_etag}, found {current})"
+                )
+            self.write(key, data, durable=True)
+        return content_etag(data)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str) -> list[str]:
+        base_key, _, _ = prefix.rpartition("/")
+        base = self.root / base_key if base_key else self.root
+        if not base.is_dir():
+            return []
+        keys = []
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            rel = Path(dirpath).relative_to(self.root).as_posix()
+            for name in filenames:
+                if name.startswith("."):
+                    continue  # temp files and locks
+                key = name if rel == "." else f"{rel}/{name}"
+                if key.startswith(prefix):
+                    keys.append(key)
+        return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def describe(self, key: str) -> str:
+        return str(self.root / key)
+
+
+class S3Store(Store):
+    """``s3://bucket/prefix`` through boto3 (credentials and region from boto3's usual chain).
+
+    ``endpoint_url`` (or the ``AWS_ENDPOINT_URL`` variable boto3 reads itself) points it at an
+    S3-compatible service. Throttling and 5xx answers are retried with backoff by botocore.
+    """
+
+    def __init__(self, url: str, region: str | None = None, endpoint_url: str | None = None) -> None:
+        bucket, _, prefix = url.removeprefix("s3://").partition("/")
+        if not bucket:
+            raise StoreError(f"invalid S3 URL {url!r}: expected s3://bucket[/prefix]")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.url = f"s3://{bucket}/{self.prefix}"
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            try:
+                import boto3
+                from botocore.config import Config
+            except ImportError:
+                raise StoreError("S3 stores need boto3: pip install 'trader-ml[aws]'") from None
+            config = Config(retries={"max_attempts": 8, "mode": "standard"})
+            self._client = boto3.client("s3", region_name=self.region, endpoint_url=self.endpoint_url, config=config)
+        return self._client
+
+    def _key(self, key: str) -> str:
+        return self.prefix + _check_key(key)
+
+    def _fail(self, action: str, key: str, error: Exception) -> StoreError:
+        from botocore.exceptions import ClientError
+
+        if isinstance(error, ClientError):
+            code = error.response.get("Error", {}).get("Code", "")
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in ("NoSuchKey", "404", "NotFound"):
+                return NotFoundError(f"not found: {self.describe(key)}")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict") or status == 412:
+                return PreconditionFailed(f"{self.describe(key)} exists already or changed since it was read")
+            if code == "NoSuchBucket":
+                return StoreError(f"cannot {action} {self.describe(key)}: no such bucket")
+            return StoreError(f"cannot {action} {self.describe(key)}: {code or status}")
+        return StoreError(f"cannot {action} {self.describe(key)}: {error}")
+
+    def _call(self, action: str, key: str, fn, **kwargs):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return fn(Bucket=self.bucket, Key=self._key(key), **kwargs)
+        except (ClientError, BotoCoreError) as e:
+            raise self._fail(action, key, e) from None
+
+    def read(self, key: str) -> bytes:
+        return self.read_versioned(key)[0]
+
+    def read_versioned(self, key: str) -> tuple[bytes, str]:
+        response = self._call("read", key, self.client.get_object)
+        return response["Body"].read(), response["ETag"].strip('"')
+
+    def write(self, key: str, data: bytes) -> None:
+        self._call("write", key, self.client.put_object, Body=data)
+
+    def create(self, key: str, data: bytes) -> None:
+        self._call("create", key, self.client.put_object, Body=data, IfNoneMatch="*")
+
+    def swap(self, key: str, data: bytes, expected_etag: str | None) -> str:
+        condition = {"IfNoneMatch": "*"} if expected_etag is None else {"IfMatch": f'"{expected_etag}"'}
+        response = self._call("write", key, self.client.put_object, Body=data, **condition)
+        return response["ETag"].strip('"')
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._call("check", key, self.client.head_object)
+        except NotFoundError:
+            return False
+        except StoreError as e:
+            if "404" in str(e):
+                return False
+            raise
+        return True
+
+    def list(self, prefix: str) -> list[str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        keys = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix + prefix
+            )
+            for page in pages:
+                keys.extend(obj["Key"][len(self.prefix) :] for obj in page.get("Contents", []))
+        except (ClientError, BotoCoreError) as e:
+            raise self._fail("list", prefix, e) from None
+        return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        self._call("delete", key, self.client.delete_object)
+
+    def read_many(self, keys: Sequence[str]) -> list[bytes]:
+        with ThreadPoolExecutor(S3_WORKERS) as pool:
+            return list(pool.map(self.read, keys))
+
+    def write_many(self, items: Iterable[tuple[str, bytes]]) -> int:
+        with ThreadPoolExecutor(S3_WORKERS) as pool:
+            return sum(1 for _ in pool.map(lambda kv: self.write(*kv), items))
+
+
+def open_store(url: str | os.PathLike[str], region: str | None = None, endpoint_url: str | None = None) -> Store:
+    """A store for ``s3://bucket/prefix``, ``file:///path`` or a plain directory path."""
+    text = os.fspath(url)
+    if text.startswith("s3://"):
+        return S3Store(text, region=region, endpoint_url=endpoint_url)
+    return LocalStore(text.removeprefix("file://"))

@@ -1,0 +1,129 @@
+"""Schema checks for context and features frames: each failure is one line naming where.
+
+Every frame read from a store or a user's file, and every frame about to be written, passes
+through ``validate_context`` or ``validate_features``. The message names the file (or
+partition), the column and the first bad row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from trader_ml.errors import ValidationError
+from trader_ml.schema import (
+    ASSET_FEATURES,
+    CONTEXT_COLUMNS,
+    CONTEXT_FEATURES,
+    FEATURE_COLUMNS,
+    REQUIRED_CONTEXT_FEATURES,
+)
+
+Locate = Callable[[int], str]  # row number -> "file, row k" for messages
+
+
+def _at(where: str | Locate) -> Locate:
+    if callable(where):
+        return where
+    return lambda i: f"{where}, row {i}"
+
+
+def _row_label(frame: pd.DataFrame, i: int) -> str:
+    parts = []
+    if "date" in frame and not pd.isna(frame["date"].iloc[i]):
+        parts.append(f"date {pd.Timestamp(frame['date'].iloc[i]).date()}")
+    if "symbol" in frame and not pd.isna(frame["symbol"].iloc[i]):
+        parts.append(f"symbol {frame['symbol'].iloc[i]}")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _fail(frame: pd.DataFrame, where: str | Locate, mask: np.ndarray, problem: str) -> None:
+    if mask.any():
+        i = int(np.argmax(mask))
+        raise ValidationError(f"{_at(where)(i)}{_row_label(frame, i)}: {problem}")
+
+
+def _file(where: str | Locate) -> str:
+    return where if isinstance(where, str) else _at(where)(0).rsplit(", row", 1)[0]
+
+
+def _check_columns(frame: pd.DataFrame, expected: tuple[str, ...], where: str | Locate) -> None:
+    if len(frame) == 0:
+        raise ValidationError(f"{_file(where)}: no rows")
+    missing = [c for c in expected if c not in frame.columns]
+    if missing:
+        raise ValidationError(f"{_file(where)}: missing column(s) {', '.join(missing)}")
+    extra = [str(c) for c in frame.columns if c not in expected]
+    if extra:
+        raise ValidationError(f"{_file(where)}: unexpected column(s) {', '.join(extra)}")
+
+
+def _check_dates(frame: pd.DataFrame, where: str | Locate, today: dt.date | None) -> None:
+    if not pd.api.types.is_datetime64_dtype(frame["date"]):
+        raise ValidationError(f"{_file(where)}: column date has dtype {frame['date'].dtype}; expected a date type")
+    dates = frame["date"].to_numpy()
+    _fail(frame, where, pd.isna(dates), "column date: missing value")
+    limit = np.datetime64(today or dt.date.today(), "D")
+    _fail(frame, where, dates.astype("datetime64[D]") > limit, f"column date: in the future (after {limit})")
+
+
+def _check_floats(frame: pd.DataFrame, columns: tuple[str, ...], where: str | Locate, nan_ok: set[str]) -> None:
+    for col in columns:
+        series = frame[col]
+        if not (pd.api.types.is_float_dtype(series) or pd.api.types.is_integer_dtype(series)) or (
+            pd.api.types.is_bool_dtype(series)
+        ):
+            raise ValidationError(f"{_file(where)}: column {col} has dtype {series.dtype}; expected float")
+        values = series.to_numpy(dtype=float, na_value=np.nan)
+        _fail(frame, where, np.isinf(values), f"column {col}: infinite value")
+        if col not in nan_ok:
+            _fail(frame, where, np.isnan(values), f"column {col}: NaN")
+
+
+def _normalised(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    out = frame[list(columns)].copy()
+    out["date"] = out["date"].astype("datetime64[ns]")
+    for col in columns:
+        if col not in ("date", "symbol"):
+            out[col] = out[col].astype("float64")
+    return out.reset_index(drop=True)
+
+
+def validate_context(frame: pd.DataFrame, where: str | Locate, today: dt.date | None = None) -> pd.DataFrame:
+    """Checked copy of a context frame (date as datetime64[ns], features as float64).
+
+    Context columns other than SPY's may be NaN: a source that lacks a series leaves it so.
+    """
+    _check_columns(frame, CONTEXT_COLUMNS, where)
+    _check_dates(frame, where, today)
+    dates = frame["date"].to_numpy()
+    _fail(frame, where, pd.Series(dates).duplicated().to_numpy(), "column date: duplicate date")
+    _fail(frame, where, np.r_[False, dates[1:] < dates[:-1]], "column date: not in ascending order")
+    nan_ok = set(CONTEXT_FEATURES) - set(REQUIRED_CONTEXT_FEATURES)
+    _check_floats(frame, CONTEXT_FEATURES, where, nan_ok)
+    return _normalised(frame, CONTEXT_COLUMNS)
+
+
+def validate_features(frame: pd.DataFrame, where: str | Locate, today: dt.date | None = None) -> pd.DataFrame:
+    """Checked copy of a per-asset features frame: keys unique and sorted, no NaN anywhere."""
+    _check_columns(frame, FEATURE_COLUMNS, where)
+    _check_dates(frame, where, today)
+    symbol = frame["symbol"]
+    if not (pd.api.types.is_string_dtype(symbol) or pd.api.types.is_object_dtype(symbol)):
+        raise ValidationError(f"{_file(where)}: column symbol has dtype {symbol.dtype}; expected string")
+    text = symbol.astype("string")
+    _fail(frame, where, (text.isna() | (text.str.strip() == "")).to_numpy(dtype=bool), "column symbol: missing value")
+    keys = pd.DataFrame({"date": frame["date"].to_numpy(), "symbol": text.to_numpy()})
+    _fail(frame, where, keys.duplicated().to_numpy(), "duplicate (date, symbol)")
+    dates = keys["date"].to_numpy()
+    names = keys["symbol"].to_numpy(dtype=object)
+    backwards = np.r_[False, (dates[1:] < dates[:-1]) | ((dates[1:] == dates[:-1]) & (names[1:] < names[:-1]))]
+    _fail(frame, where, backwards, "rows not sorted by (date, symbol)")
+    _check_floats(frame, ASSET_FEATURES, where, nan_ok=set())
+    out = _normalised(frame, FEATURE_COLUMNS)
+    out["symbol"] = text.to_numpy()
+    out["symbol"] = out["symbol"].astype("string")
+    return out

@@ -1,0 +1,124 @@
+"""cli: the commands as a user types them, in a fresh process each."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+
+from trader_ml.partitions import read_table
+from trader_ml.store import S3Store
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "trader_ml", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_version_and_help():
+    assert run("--version").stdout.startswith("trader-ml ")
+    assert "ingest" in run("--help").stdout
+
+
+def test_ingest_synthetic_then_validate(tmp_path):
+    store = str(tmp_path / "store")
+    result = run(
+        "ingest",
+        "--source",
+        "synthetic",
+        "--n-symbols",
+        "3",
+        "--start",
+        "2003-01-01",
+        "--end",
+        "2003-02-28",
+        "--store",
+        store,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ingested 43 trading days 2003-01-01 .. 2003-02-28 from synthetic" in result.stdout
+    result = run("validate", "--store", store)
+    assert result.returncode == 0 and "features: ok, 129 rows over 43 days" in result.stdout
+
+
+def test_bad_price_file_is_one_line_and_nothing_written(tmp_path):
+    bad = tmp_path / "prices.csv"
+    bad.write_text("Date,SPY,AAA\n2024-01-02,470,10\n2024-01-02,471,11\n")
+    store = tmp_path / "store"
+    result = run("ingest", "--source", "csv", "--prices", str(bad), "--store", str(store))
+    assert_one_line_error(result, "trader-ml ingest: error:", "prices.csv: line 3: duplicate date 2024-01-02")
+    assert not store.exists()
+
+
+def test_validate_names_file_column_and_row(tmp_path):
+    frame = pd.DataFrame({"date": pd.to_datetime(["2024-01-02", "2024-01-03"]), "symbol": ["A", "A"]})
+    for col in [
+        "return_1d",
+        "return_5d",
+        "return_21d",
+        "return_63d",
+        "vol_21d",
+        "vol_63d",
+        "drawdown_21d",
+        "drawdown_63d",
+        "rel_strength_21d",
+        "rel_strength_63d",
+    ]:
+        frame[col] = [0.1, 0.2]
+    frame.loc[1, "vol_21d"] = np.inf
+    path = tmp_path / "features.parquet"
+    frame.to_parquet(path)
+    result = run("validate", str(path), "--kind", "features")
+    assert_one_line_error(result, f"{path}, row 1 (date 2024-01-03, symbol A): column vol_21d: infinite value")
+    garbage = tmp_path / "garbage.parquet"
+    garbage.write_bytes(b"nope")
+    assert_one_line_error(run("validate", str(garbage)), f"{garbage}: unreadable parquet")
+
+
+def test_bad_flags_are_usage_errors(tmp_path):
+    result = run("ingest", "--start", "2024-13-01", "--store", str(tmp_path))
+    assert result.returncode == 2 and "invalid date '2024-13-01'" in result.stderr
+    result = run("ingest", "--source", "nasdaq", "--store", str(tmp_path))
+    assert_one_line_error(result, "unknown source 'nasdaq'")
+    result = run("ingest", "--source", "yahoo", "--store", str(tmp_path))
+    assert_one_line_error(result, "needs --symbols")
+
+
+def test_ingest_into_s3_through_the_environment(bucket, aws_env):
+    env = {"AWS_ENDPOINT_URL": aws_env, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    result = run(
+        "ingest",
+        "--source",
+        "synthetic",
+        "--n-symbols",
+        "2",
+        "--start",
+        "2003-01-01",
+        "--end",
+        "2003-01-31",
+        "--store",
+        f"s3://{bucket}/market",
+        "--region",
+        "us-east-1",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    store = S3Store(f"s3://{bucket}/market", region="us-east-1", endpoint_url=aws_env)
+    assert len(read_table(store, "context")) == 23

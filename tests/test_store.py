@@ -1,0 +1,93 @@
+"""store: local directory and S3 (moto server) behave the same."""
+
+from __future__ import annotations
+
+import pytest
+
+from trader_ml.errors import NotFoundError, PreconditionFailed, StoreError
+from trader_ml.store import LocalStore, S3Store, content_etag, open_store
+
+
+def test_write_read_list_exists_delete(any_store):
+    any_store.write("data/context/date=2024-01-02/part.parquet", b"one")
+    any_store.write("data/context/date=2024-01-03/part.parquet", b"two")
+    any_store.write("models/latest.json", b"{}")
+    assert any_store.read("data/context/date=2024-01-03/part.parquet") == b"two"
+    assert any_store.list("data/") == [
+        "data/context/date=2024-01-02/part.parquet",
+        "data/context/date=2024-01-03/part.parquet",
+    ]
+    assert any_store.list("models/lat") == ["models/latest.json"]
+    assert any_store.list("nothing/") == []
+    assert any_store.exists("models/latest.json")
+    assert not any_store.exists("models/other.json")
+    any_store.delete("models/latest.json")
+    assert not any_store.exists("models/latest.json")
+    with pytest.raises(NotFoundError, match="models/latest.json"):
+        any_store.read("models/latest.json")
+
+
+def test_write_replaces_atomically(any_store):
+    any_store.write("a/b.bin", b"first")
+    any_store.write("a/b.bin", b"second")
+    assert any_store.read("a/b.bin") == b"second"
+    assert any_store.list("") == ["a/b.bin"]  # no temp files left behind
+
+
+def test_create_never_overwrites(any_store):
+    any_store.create("models/regime_v20260130.onnx", b"model")
+    with pytest.raises(PreconditionFailed):
+        any_store.create("models/regime_v20260130.onnx", b"other")
+    assert any_store.read("models/regime_v20260130.onnx") == b"model"
+
+
+def test_swap_is_compare_and_swap(any_store):
+    key = "models/latest.json"
+    first = any_store.swap(key, b"v1", expected_etag=None)
+    assert first == content_etag(b"v1")
+    with pytest.raises(PreconditionFailed):
+        any_store.swap(key, b"v1-again", expected_etag=None)  # must be absent
+    data, etag = any_store.read_versioned(key)
+    assert (data, etag) == (b"v1", first)
+    second = any_store.swap(key, b"v2", expected_etag=etag)
+    with pytest.raises(PreconditionFailed):
+        any_store.swap(key, b"stale", expected_etag=etag)  # someone moved it since
+    assert any_store.read_versioned(key) == (b"v2", second)
+
+
+def test_read_many_write_many(any_store):
+    items = [(f"p/{i:03d}", bytes([i])) for i in range(40)]
+    assert any_store.write_many(items) == 40
+    assert any_store.read_many([k for k, _ in items]) == [v for _, v in items]
+
+
+@pytest.mark.parametrize("key", ["", "/abs", "a/../b", "a//b", "./a"])
+def test_rejects_keys_that_escape(any_store, key):
+    with pytest.raises(StoreError, match="invalid store key"):
+        any_store.write(key, b"x")
+
+
+def test_open_store_picks_backend(tmp_path):
+    assert isinstance(open_store(tmp_path), LocalStore)
+    assert isinstance(open_store(f"file://{tmp_path}"), LocalStore)
+    s3 = open_store("s3://bucket/some/prefix/")
+    assert isinstance(s3, S3Store)
+    assert (s3.bucket, s3.prefix, s3.url) == ("bucket", "some/prefix/", "s3://bucket/some/prefix/")
+    with pytest.raises(StoreError, match="invalid S3 URL"):
+        open_store("s3://")
+
+
+def test_s3_prefix_isolates_keys(s3_store, bucket, aws_env):
+    other = S3Store(f"s3://{bucket}/elsewhere", endpoint_url=aws_env)
+    s3_store.write("k", b"1")
+    assert other.list("") == []
+    assert s3_store.list("") == ["k"]
+
+
+def test_s3_unreachable_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    store = S3Store("s3://bucket", region="us-east-1", endpoint_url="http://127.0.0.1:9")
+    store.client.meta.config.retries["max_attempts"] = 1
+    with pytest.raises(StoreError, match="cannot read s3://bucket/models/latest.json"):
+        store.read("models/latest.json")
