@@ -103,3 +103,24 @@ def store_snapshot(store) -> dict[str, bytes]:
     """Every key and its bytes: two equal snapshots mean the store did not change."""
     keys = store.list("")
     return dict(zip(keys, store.read_many(keys), strict=True))
+
+
+@pytest.fixture(scope="session")
+def synthetic_context():
+    """About five years of synthetic context rows and the true regime of each row."""
+    from trader_ml.features import context_rows
+
+    raw = SyntheticSource(SyntheticParams(seed=3, n_symbols=2)).fetch(dt.date(2005, 1, 1), dt.date(2009, 12, 31))
+    context = context_rows(raw)
+    truth = raw.truth_regime.reindex(context["date"]).to_numpy()
+    return context, truth
+
+
+@pytest.fixture(scope="session")
+def spy_only_context(synthetic_context):
+    """The same days with only SPY's columns, as the bundled sample has them."""
+    context = synthetic_context[0].copy()
+    context[["yield_slope", "credit_spread_proxy", "vixy_return_21d", "risk_off_proxy", "gdelt_avg_tone"]] = float(
+        "nan"
+    )
+    return context

@@ -76,6 +76,30 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_training_args(parser: argparse.ArgumentParser, kind: str, batch_size: int) -> None:
+    """The seed's single-model flags, shared by train-regime and train-health."""
+    table = "context" if kind == "regime" else "features"
+    parser.add_argument("--data", help=f"path to a {table} parquet file (or read the store: --store, --max-days)")
+    add_store_args(parser)
+    parser.add_argument("--max-days", type=positive_int, help="with --store: only the last N calendar days")
+    parser.add_argument(
+        "--output", default=f"models/{kind}_model.pkl", help="output path; .pkl becomes .onnx (default: %(default)s)"
+    )
+    parser.add_argument("--epochs", type=positive_int, default=100, help="maximum epochs (default: %(default)s)")
+    parser.add_argument("--batch-size", type=positive_int, default=batch_size, help="batch size (default: %(default)s)")
+    parser.add_argument(
+        "--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="(default: %(default)s)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def cmd_train_regime(args: argparse.Namespace) -> int:
+    from trader_ml.training.commands import train_regime_command
+
+    return train_regime_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from trader_ml.sources import SOURCE_NAMES
 
@@ -118,7 +142,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-days", type=positive_int, help="only partitions within N calendar days of the newest")
     add_store_args(p)
     p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("train-regime", help="train the regime model alone (the seed's train_regime.py)")
+    add_training_args(p, "regime", batch_size=32)
+    p.add_argument("--model-type", default="gru", choices=("gru", "transformer"), help="(default: %(default)s)")
+    p.add_argument(
+        "--layers", type=positive_int, help="recurrent or encoder layers (default: 1 for gru, 2 for transformer)"
+    )
+    p.add_argument(
+        "--label-horizon", type=positive_int, default=10, help="trading days a label looks ahead (default: %(default)s)"
+    )
+    p.set_defaults(func=cmd_train_regime)
     return parser
+
+
+def missing_module_message(error: ModuleNotFoundError) -> str:
+    if error.name in ("torch", "onnx", "sklearn", "tqdm", "matplotlib", "scipy"):
+        return f"No module named '{error.name}': training needs the train extra: pip install 'trader-ml[train]'"
+    if error.name in ("boto3", "botocore"):
+        return f"No module named '{error.name}': S3 stores need the aws extra: pip install 'trader-ml[aws]'"
+    raise error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,6 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TraderMLError as e:
         print(f"trader-ml {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
+    except ModuleNotFoundError as e:
+        print(f"trader-ml {args.command}: error: {missing_module_message(e)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -77,3 +77,20 @@ def partition_day(key: str) -> str | None:
     if name != PARTITION_FILE or not segment.startswith("date=") or len(segment) != 15:
         return None
     return segment[5:]
+
+
+def _unit_sum(values) -> list[float]:
+    floats = [float(v) for v in values]
+    total = sum(floats)
+    return [v / total for v in floats]
+
+
+def regime_output(regime_probs, regime_embedding) -> dict:
+    """The seed's regime dict from 5 probabilities and an 8-dim embedding (any float sequences)."""
+    probs = _unit_sum(regime_probs)
+    best = max(range(len(REGIMES)), key=probs.__getitem__)
+    return {
+        "regime_label": REGIMES[best],
+        "regime_probs": dict(zip(REGIMES, probs, strict=True)),
+        "regime_embedding": [float(v) for v in regime_embedding],
+    }

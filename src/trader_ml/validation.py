@@ -78,6 +78,8 @@ def _check_floats(frame: pd.DataFrame, columns: tuple[str, ...], where: str | Lo
         ):
             raise ValidationError(f"{_file(where)}: column {col} has dtype {series.dtype}; expected float")
         values = series.to_numpy(dtype=float, na_value=np.nan)
+        if col not in nan_ok and np.isnan(values).all():
+            raise ValidationError(f"{_file(where)}: column {col} is entirely NaN")
         _fail(frame, where, np.isinf(values), f"column {col}: infinite value")
         if col not in nan_ok:
             _fail(frame, where, np.isnan(values), f"column {col}: NaN")

@@ -24,6 +24,7 @@ from trader_ml.sources.base import RawMarket
 
 ORIGIN = dt.date(2000, 1, 3)  # first simulated trading day (a Monday)
 DAYS_PER_YEAR = 252
+CHOPPY = 3  # index of "choppy" in REGIMES
 
 
 @dataclass(frozen=True)
@@ -33,21 +34,21 @@ class SyntheticParams:
     seed: int = 0
     n_symbols: int = 50
     # Mean regime durations in trading days: calm months, short panics.
-    regime_duration: tuple[float, ...] = (120.0, 60.0, 40.0, 45.0, 15.0)
+    regime_duration: tuple[float, ...] = (100.0, 60.0, 40.0, 40.0, 15.0)
     # Where a regime goes when it ends (rows: from, columns: to; the diagonal is unused).
     regime_next: tuple[tuple[float, ...], ...] = (
-        (0.00, 0.45, 0.15, 0.35, 0.05),
-        (0.45, 0.00, 0.15, 0.30, 0.10),
-        (0.15, 0.10, 0.00, 0.45, 0.30),
-        (0.35, 0.25, 0.30, 0.00, 0.10),
+        (0.00, 0.40, 0.15, 0.30, 0.15),
+        (0.40, 0.00, 0.15, 0.25, 0.20),
+        (0.10, 0.10, 0.00, 0.40, 0.40),
+        (0.30, 0.25, 0.25, 0.00, 0.20),
         (0.05, 0.15, 0.40, 0.40, 0.00),
     )
-    spy_drift: tuple[float, ...] = (0.15, 0.35, -0.30, 0.00, -1.20)
-    spy_vol: tuple[float, ...] = (0.09, 0.15, 0.22, 0.19, 0.50)
-    credit_drift: tuple[float, ...] = (0.02, 0.04, -0.12, -0.02, -0.50)  # HYG beyond its SPY beta
-    treasury_drift: tuple[float, ...] = (-0.02, -0.08, 0.12, 0.00, 0.30)  # TLT; flight to quality
-    vixy_drift: tuple[float, ...] = (-0.60, -0.30, 0.80, 0.10, 4.00)  # contango decay vs spikes
-    tone_mean: tuple[float, ...] = (1.0, 0.3, -1.3, -0.5, -3.5)
+    spy_drift: tuple[float, ...] = (0.20, 0.60, -0.60, 0.00, -1.50)
+    spy_vol: tuple[float, ...] = (0.08, 0.16, 0.22, 0.18, 0.50)
+    credit_drift: tuple[float, ...] = (0.03, 0.08, -0.20, -0.03, -0.60)  # HYG beyond its SPY beta
+    treasury_drift: tuple[float, ...] = (-0.03, -0.10, 0.20, 0.00, 0.40)  # TLT; flight to quality
+    vixy_drift: tuple[float, ...] = (-0.70, -0.40, 1.00, 0.20, 4.00)  # contango decay vs spikes
+    tone_mean: tuple[float, ...] = (0.8, 0.8, -1.5, 0.0, -3.5)
     slope_target: tuple[float, ...] = (1.2, 1.0, 0.4, 0.7, 0.2)  # 10Y-2Y, percentage points
     # Stocks: beta range, and idiosyncratic drift / vol / mean duration per health state.
     beta_range: tuple[float, float] = (0.6, 1.4)
@@ -60,6 +61,7 @@ class SyntheticParams:
         (0.30, 0.70, 0.00),
     )
     health_initial: tuple[float, ...] = (0.50, 0.35, 0.15)
+    choppy_reversion: float = 0.20  # daily pull of SPY toward its level when choppy began
     tone_noise: float = 0.6
     tone_persistence: float = 0.7
     slope_speed: float = 0.02
@@ -129,6 +131,7 @@ class SyntheticSource:
         spy_vol = daily(p.spy_vol)
         spy_shock = spy_vol / root * spy_rng.standard_normal(n)
         spy = (daily(p.spy_drift) - 0.5 * spy_vol**2) / DAYS_PER_YEAR + spy_shock
+        spy = self._range_bound(spy, regime)
         tlt = daily(p.treasury_drift) / DAYS_PER_YEAR + 0.14 / root * tlt_rng.standard_normal(n)
         ief = 0.45 * tlt + 0.01 / root * ief_rng.standard_normal(n)
         hyg = 0.35 * spy + daily(p.credit_drift) / DAYS_PER_YEAR + 0.03 / root * credit_rng.standard_normal(n)
@@ -148,6 +151,21 @@ class SyntheticSource:
             "tone": daily(p.tone_mean) + tone_noise,
             "slope": slope,
         }
+
+    def _range_bound(self, spy: np.ndarray, regime: np.ndarray) -> np.ndarray:
+        """Choppy markets go nowhere: pull SPY back toward its level when the regime began."""
+        pull = self.params.choppy_reversion
+        out = spy.copy()
+        drift_since = 0.0
+        for t in range(1, len(spy)):
+            if regime[t] != CHOPPY:
+                drift_since = 0.0
+                continue
+            if regime[t - 1] != CHOPPY:
+                drift_since = 0.0
+            out[t] = spy[t] - pull * drift_since
+            drift_since += out[t]
+        return out
 
     def _stocks(self, days: pd.DatetimeIndex, spy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Log prices and health states, each days x symbols."""

@@ -1,0 +1,43 @@
+"""Standardisation with an explicit missing-value mask, inside the network so exports carry it."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class MaskedStandardize(nn.Module):
+    """(x - mean) / scale with NaN -> 0, and the mask of present values appended.
+
+    The scaler lives in buffers, so it is saved with the weights and exported to ONNX: serving
+    feeds raw rows, NaN included. (..., F) -> (..., 2F).
+    """
+
+    def __init__(self, n_features: int, feature_dropout: float = 0.0) -> None:
+        super().__init__()
+        self.feature_dropout = feature_dropout
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("scale", torch.ones(n_features))
+
+    def fit(self, rows: np.ndarray) -> MaskedStandardize:
+        """Set the scaler from training rows (NaN ignored; a column never seen stays 0 / 1)."""
+        rows = np.asarray(rows, dtype=np.float64)
+        present = ~np.isnan(rows)
+        count = present.sum(axis=0)
+        mean = np.where(count > 0, np.where(present, rows, 0).sum(axis=0) / np.maximum(count, 1), 0.0)
+        var = np.where(present, (rows - mean) ** 2, 0).sum(axis=0) / np.maximum(count - 1, 1)
+        scale = np.where((count > 1) & (var > 1e-18), np.sqrt(var), 1.0)
+        self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        present = ~torch.isnan(x)
+        if self.training and self.feature_dropout > 0:
+            # Hide whole columns of some samples, as a missing source would: the network learns
+            # not to lean on any one input.
+            keep = torch.rand(x.shape[0], *([1] * (x.dim() - 2)), x.shape[-1], device=x.device) >= self.feature_dropout
+            present = present & keep
+        z = torch.where(present, (x - self.mean) / self.scale, torch.zeros_like(x))
+        return torch.cat([z, present.to(x.dtype)], dim=-1)

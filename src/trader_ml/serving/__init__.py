@@ -1,0 +1,1 @@
+"""Serving: ONNX models through onnxruntime, rule baselines as fallback (numpy and stdlib only)."""

@@ -1,0 +1,117 @@
+"""Trained models as ONNX files run by onnxruntime: metadata, input checks, the seed's dicts.
+
+numpy and the standard library only (onnxruntime is imported when a model is loaded), so a
+serving process never needs torch or pandas.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+
+from trader_ml.errors import TraderMLError
+from trader_ml.schema import CONTEXT_FEATURES, REGIMES, regime_output
+
+METADATA_KEY = "trader_ml"
+FORMAT_VERSION = 1
+
+
+class ArtifactError(TraderMLError):
+    """An artifact cannot be loaded or does not fit the inputs it is asked about."""
+
+
+class OnnxArtifact:
+    """One ONNX file: an inference session and the metadata trader-ml stored in it."""
+
+    def __init__(self, data: bytes, name: str = "artifact") -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise ArtifactError(f"onnxruntime is not importable ({e})") from None
+        try:
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types for bad files
+            raise ArtifactError(f"{name}: not a loadable ONNX model ({type(e).__name__})") from None
+        raw = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        if raw is None:
+            raise ArtifactError(f"{name}: no trader-ml metadata in the ONNX file")
+        self.metadata = json.loads(raw)
+        if self.metadata.get("format_version") != FORMAT_VERSION:
+            raise ArtifactError(
+                f"{name}: artifact format {self.metadata.get('format_version')} is not {FORMAT_VERSION}"
+            )
+        self.name = name
+        self.input_name = self.session.get_inputs()[0].name
+
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(None, {self.input_name: x})
+
+
+def as_matrix(rows, columns: Sequence[str], what: str) -> np.ndarray:
+    """Rows as a float matrix in ``columns`` order: a list of dicts keyed by column name, or a
+    2-d array already in that order. Missing dict keys and None become NaN (a missing source)."""
+    if len(rows) and isinstance(rows[0], dict):
+        try:
+            return np.array([[np.nan if r.get(c) is None else float(r[c]) for c in columns] for r in rows])
+        except (TypeError, ValueError) as e:
+            raise ArtifactError(f"{what}: a value is not a number ({e})") from None
+    try:
+        matrix = np.asarray(rows, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ArtifactError(f"{what}: rows are not numeric ({e})") from None
+    if matrix.ndim != 2 or matrix.shape[1] != len(columns):
+        raise ArtifactError(
+            f"{what}: expected rows of {len(columns)} values ({', '.join(columns)}), got shape {matrix.shape}"
+        )
+    return matrix
+
+
+class RegimeModel:
+    """A regime artifact: the last ``lookback`` context rows -> the seed's regime dict."""
+
+    def __init__(self, artifact: OnnxArtifact) -> None:
+        meta = artifact.metadata
+        if meta.get("kind") != "regime":
+            raise ArtifactError(f"{artifact.name}: holds a {meta.get('kind')!r} model, not a regime model")
+        if tuple(meta["feature_order"]) != CONTEXT_FEATURES or tuple(meta["regimes"]) != REGIMES:
+            raise ArtifactError(f"{artifact.name}: its features or regimes differ from this version's")
+        self.artifact = artifact
+        self.lookback = int(meta["lookback"])
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str = "regime model") -> RegimeModel:
+        return cls(OnnxArtifact(data, name))
+
+    @property
+    def metadata(self) -> dict:
+        return self.artifact.metadata
+
+    def window(self, rows) -> np.ndarray:
+        """The checked (lookback, features) window ending with the last row."""
+        matrix = as_matrix(rows, CONTEXT_FEATURES, "context rows")
+        if len(matrix) < self.lookback:
+            raise ArtifactError(
+                f"context rows: the regime model needs the last {self.lookback} trading days, got {len(matrix)}"
+            )
+        window = matrix[-self.lookback :]
+        if np.isinf(window).any():
+            raise ArtifactError("context rows: infinite value")
+        if np.isnan(window[:, :3]).any():
+            raise ArtifactError(
+                "context rows: SPY columns (spy_return_1d, spy_return_21d, spy_vol_21d) must not be missing"
+            )
+        return window
+
+    def predict_proba(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities (B, 5), embeddings (B, 8)) of raw windows (B, lookback, 8)."""
+        probs, embedding = self.artifact.run(np.ascontiguousarray(windows, dtype=np.float32))
+        return probs, embedding
+
+    def predict(self, rows) -> dict:
+        """The seed's regime dict for the day of the last row."""
+        probs, embedding = self.predict_proba(self.window(rows)[None])
+        return regime_output(probs[0], embedding[0])

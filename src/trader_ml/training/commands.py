@@ -1,0 +1,100 @@
+"""The single-model training commands (the seed's train_regime.py / train_health.py)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from trader_ml.errors import TraderMLError
+from trader_ml.partitions import read_file, read_table
+from trader_ml.schema import REGIMES, TABLE_PREFIX
+from trader_ml.store import Store, open_store
+
+
+def no_data_message(store: Store, table: str) -> str:
+    return (
+        f"No historical data found: {store.describe(TABLE_PREFIX[table])} holds no partitions. "
+        f"Ingest some first, e.g. trader-ml ingest --source sample --store {store.url}"
+    )
+
+
+def load_table(args: argparse.Namespace, table: str) -> tuple[pd.DataFrame, Store | None]:
+    """The training table from ``--data FILE`` or from ``--store URL`` (last ``--max-days``)."""
+    if args.data:
+        return read_file(args.data, table), None
+    store = open_store(args.store, region=args.region, endpoint_url=args.endpoint_url)
+    frame = read_table(store, table, max_days=args.max_days)
+    if frame.empty:
+        raise TraderMLError(no_data_message(store, table))
+    return frame, store
+
+
+def regime_truth(store: Store | None, dates: pd.Series) -> np.ndarray | None:
+    """The simulator's regime index per context day, when the store has one for every day."""
+    if store is None:
+        return None
+    truth = read_table(store, "truth_regime", start=dates.iloc[0].date(), end=dates.iloc[-1].date())
+    if truth.empty:
+        return None
+    by_day = pd.Series(
+        truth["regime"].map({r: i for i, r in enumerate(REGIMES)}).to_numpy(), index=pd.DatetimeIndex(truth["date"])
+    )
+    aligned = by_day.reindex(pd.DatetimeIndex(dates))
+    return None if aligned.isna().any() else aligned.to_numpy(dtype=np.int64)
+
+
+def artifact_path(output: str) -> Path:
+    """Where the model goes: the seed's ``.pkl`` names become ``.onnx`` (no pickles, ever)."""
+    path = Path(output)
+    if path.suffix == ".pkl":
+        path = path.with_suffix(".onnx")
+        print(f"note: models are ONNX files, not pickles: writing {path}")
+    return path
+
+
+def write_artifact(path: Path, data: bytes, metrics: dict) -> None:
+    """The model and its metrics JSON beside it, each written whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metrics_path = path.with_name(path.stem + ".metrics.json")
+    for target, payload in ((path, data), (metrics_path, json.dumps(metrics, indent=2).encode())):
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(payload)
+        os.replace(tmp, target)
+    print(f"wrote {path} (sha256 {hashlib.sha256(data).hexdigest()[:16]}...) and {metrics_path}")
+
+
+def train_regime_command(args: argparse.Namespace) -> int:
+    from trader_ml.models.regime import RegimeModelConfig
+    from trader_ml.training.loop import FitConfig
+    from trader_ml.training.metrics import regime_table
+    from trader_ml.training.regime import RegimeTrainConfig, regime_artifact, train_regime
+
+    context, store = load_table(args, "context")
+    truth = regime_truth(store, context["date"])
+    layers = args.layers or (2 if args.model_type == "transformer" else 1)
+    config = RegimeTrainConfig(
+        model=RegimeModelConfig(model_type=args.model_type, num_layers=layers),
+        fit=FitConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device=args.device),
+        label_horizon=args.label_horizon,
+    )
+    result = train_regime(context, config, truth=truth, progress=not args.quiet)
+    window = result.metrics["test_window"]
+    print(
+        f"test window {window['first_date']} .. {window['last_date']}: {window['days']} days, by label {window['days_per_regime']}"
+    )
+    columns = {
+        k: result.metrics[k]
+        for k in ("model", "baseline", "model_vs_truth", "baseline_vs_truth")
+        if k in result.metrics
+    }
+    print(regime_table(columns))
+    data, metadata = regime_artifact(result)
+    history = result.fit.history
+    write_artifact(artifact_path(args.output), data, {**result.metrics, "metadata": metadata, "history": history})
+    return 0

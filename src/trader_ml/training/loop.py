@@ -1,0 +1,148 @@
+"""The one training loop every model uses: batches, AdamW, early stopping, best-weights restore.
+
+It knows nothing about the model it trains: the caller passes a loss function of
+``(model, batch) -> scalar`` and, optionally, an ``evaluate(model) -> {name: value}`` for the
+progress bar. Data are tuples of equal-length numpy arrays, held in memory.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from trader_ml.errors import TraderMLError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+Batch = tuple[torch.Tensor, ...]
+LossFn = Callable[[nn.Module, Batch], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    epochs: int = 100  # a maximum: early stopping usually ends sooner
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 10  # epochs without a better validation loss before stopping
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
+    best_epoch: int = 0
+    stopped_early: bool = False
+    seconds: float = 0.0
+    device: str = "cpu"
+
+
+def seed_everything(seed: int) -> None:
+    """Same seed, same weights: Python, numpy and torch generators, deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then CPU; an explicit choice must be available."""
+    if name not in DEVICES:
+        raise TraderMLError(f"--device must be one of {', '.join(DEVICES)}, not {name!r}")
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if (name == "cuda" and not cuda) or (name == "mps" and not mps):
+        raise TraderMLError(f"--device {name} is not available on this machine; use --device auto or cpu")
+    return torch.device(name)
+
+
+def _batches(arrays: tuple[np.ndarray, ...], size: int, order: np.ndarray, device: torch.device):
+    for lo in range(0, len(order), size):
+        idx = order[lo : lo + size]
+        yield tuple(torch.as_tensor(a[idx]).to(device) for a in arrays)
+
+
+def mean_loss(model: nn.Module, loss_fn: LossFn, arrays: tuple[np.ndarray, ...], size: int, device) -> float:
+    """Average loss over a whole split, weighted by batch length, without gradients."""
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in _batches(arrays, size, np.arange(len(arrays[0])), device):
+            n = len(batch[0])
+            total += float(loss_fn(model, batch)) * n
+            count += n
+    return total / max(count, 1)
+
+
+def fit(
+    model: nn.Module,
+    loss_fn: LossFn,
+    train: tuple[np.ndarray, ...],
+    val: tuple[np.ndarray, ...],
+    config: FitConfig,
+    evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+    progress: bool = True,
+    desc: str = "training",
+) -> FitResult:
+    """Train ``model`` in place; on return it holds the weights of the best validation epoch."""
+    from tqdm.auto import tqdm
+
+    began = time.perf_counter()
+    device = resolve_device(config.device)
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    shuffle = np.random.default_rng(config.seed)
+    result = FitResult(device=str(device))
+    best_loss, best_state, waited = math.inf, copy.deepcopy(model.state_dict()), 0
+    bar = tqdm(range(1, config.epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=True)
+    try:
+        for epoch in bar:
+            model.train()
+            total, count = 0.0, 0
+            for batch in _batches(train, config.batch_size, shuffle.permutation(len(train[0])), device):
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(model, batch)
+                loss.backward()
+                if config.grad_clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step()
+                total += float(loss.detach()) * len(batch[0])
+                count += len(batch[0])
+            row = {"epoch": epoch, "train_loss": total / max(count, 1)}
+            row["val_loss"] = mean_loss(model, loss_fn, val, max(config.batch_size, 256), device)
+            if evaluate is not None:
+                model.eval()
+                with torch.no_grad():
+                    row.update(evaluate(model))
+            result.history.append(row)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k != "epoch"})
+            if row["val_loss"] < best_loss - 1e-6:
+                best_loss, best_state, waited = row["val_loss"], copy.deepcopy(model.state_dict()), 0
+                result.best_epoch = epoch
+            else:
+                waited += 1
+                if waited >= config.patience:
+                    result.stopped_early = True
+                    break
+    except torch.cuda.OutOfMemoryError:
+        raise TraderMLError(
+            f"CUDA out of memory with batch size {config.batch_size}: reduce it, e.g. --batch-size "
+            f"{max(config.batch_size // 2, 1)}"
+        ) from None
+    finally:
+        bar.close()
+    model.load_state_dict(best_state)
+    model.eval()
+    result.seconds = time.perf_counter() - began
+    return result

@@ -1,0 +1,76 @@
+"""Honest measures of a regime classifier on a test window, and the tables that print them."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+from trader_ml.schema import REGIMES
+
+TRADING_DAYS_PER_YEAR = 252
+
+
+def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, bins: int = 10) -> float:
+    """Gap between confidence and accuracy, averaged over equal-width confidence bins."""
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y_true
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    error = 0.0
+    for b in range(bins):
+        in_bin = which == b
+        if in_bin.any():
+            error += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+    return float(error)
+
+
+def switches_per_year(regimes: np.ndarray) -> float:
+    """How often the answer changes from one day to the next, per 252 trading days."""
+    if len(regimes) < 2:
+        return 0.0
+    return float((np.diff(regimes) != 0).sum() / (len(regimes) / TRADING_DAYS_PER_YEAR))
+
+
+def regime_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict:
+    """Accuracy, macro-F1 (over the regimes that occur in ``y_true``), per-regime F1, confusion
+    matrix (rows: truth, columns: prediction), calibration error and switches per year."""
+    y_pred = probs.argmax(axis=1)
+    present = sorted(set(int(v) for v in y_true))
+    per_class = f1_score(y_true, y_pred, labels=range(len(REGIMES)), average=None, zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "f1_macro": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+        "per_class_f1": {name: (float(per_class[i]) if i in present else None) for i, name in enumerate(REGIMES)},
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=range(len(REGIMES))).tolist(),
+        "ece": expected_calibration_error(probs, y_true),
+        "switches_per_year": switches_per_year(y_pred),
+        "days": int(len(y_true)),
+    }
+
+
+def format_table(title: str, columns: list[str], rows: dict[str, list]) -> str:
+    """A plain text table: one row per metric, one column per model."""
+
+    def cell(v) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.3f}"
+        return str(v)
+
+    width = max(len(k) for k in rows) if rows else 10
+    lines = [title, f"{'':<{width}}  " + "  ".join(f"{c:>12}" for c in columns)]
+    for name, values in rows.items():
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{cell(v):>12}" for v in values))
+    return "\n".join(lines)
+
+
+def regime_table(results: dict[str, dict]) -> str:
+    """Model and baseline side by side: {column name: regime_metrics(...)}."""
+    columns = list(results)
+    rows: dict[str, list] = {}
+    for key in ("accuracy", "f1_macro", "ece", "switches_per_year", "days"):
+        rows[key] = [results[c].get(key) for c in columns]
+    for name in REGIMES:
+        rows[f"f1 {name}"] = [results[c]["per_class_f1"][name] for c in columns]
+    return format_table("", columns, rows).lstrip("\n")

@@ -1,0 +1,206 @@
+"""models.regime, training.regime, export: fit, judge honestly, export to ONNX, serve without torch."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from trader_ml.errors import TraderMLError, ValidationError
+from trader_ml.export import PARITY_TOLERANCE, parity_gap
+from trader_ml.models.regime import RegimeExport, RegimeModelConfig, build_regime_model
+from trader_ml.schema import CONTEXT_FEATURES, REGIMES
+from trader_ml.serving.artifacts import ArtifactError, RegimeModel
+from trader_ml.training.loop import FitConfig, fit, seed_everything
+from trader_ml.training.regime import RegimeTrainConfig, predict_regimes, regime_artifact, train_regime, windows
+from trader_ml.validation import validate_context
+
+from .conftest import TODAY
+
+QUICK = FitConfig(epochs=3, batch_size=64, patience=3)
+
+
+def quick_config(model_type: str = "gru", **model) -> RegimeTrainConfig:
+    layers = 2 if model_type == "transformer" else 1
+    return RegimeTrainConfig(model=RegimeModelConfig(model_type=model_type, num_layers=layers, **model), fit=QUICK)
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_context):
+    context, truth = synthetic_context
+    return train_regime(context, quick_config(), truth=truth, progress=False)
+
+
+@pytest.fixture(scope="module")
+def artifact(trained):
+    return regime_artifact(trained)
+
+
+@pytest.mark.parametrize("model_type", ["gru", "transformer"])
+def test_overfits_a_tiny_batch(synthetic_context, model_type):
+    context, _ = synthetic_context
+    values = context[list(CONTEXT_FEATURES)].to_numpy(np.float32)
+    rng = np.random.default_rng(0)
+    ends = rng.choice(np.arange(70, len(values)), size=10, replace=False)
+    x = windows(values, ends, 63)
+    y = np.tile(np.arange(5), 2)[:, None].repeat(21, axis=1)  # every class, whole filter span
+    seed_everything(0)
+    config = RegimeModelConfig(model_type=model_type, num_layers=1, feature_dropout=0.0, dropout=0.0)
+    model = build_regime_model(config)
+    model.inputs.fit(values)
+
+    def loss_fn(net, batch):
+        logits = net.daily_logits(batch[0])
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, 5), batch[1].reshape(-1))
+
+    result = fit(
+        model,
+        loss_fn,
+        (x, y),
+        (x, y),
+        FitConfig(epochs=300, batch_size=10, learning_rate=3e-3, patience=300),
+        progress=False,
+    )
+    assert result.history[-1]["val_loss"] < 0.05
+    probs, _ = predict_regimes(model, x)
+    assert (probs.argmax(axis=1) == y[:, -1]).all()
+
+
+def test_split_is_chronological_with_a_purge_gap(trained):
+    split, horizon = trained.split, trained.config.label_horizon
+    assert split.train.max() + horizon < split.val.min()
+    assert split.val.max() + horizon < split.test.min()
+
+
+def test_scaler_sees_training_days_only(trained, synthetic_context):
+    context, _ = synthetic_context
+    rows = context[list(CONTEXT_FEATURES)].to_numpy(np.float64)[: trained.split.train[-1] + 1]
+    np.testing.assert_allclose(trained.model.inputs.mean.numpy(), rows.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(trained.model.inputs.scale.numpy(), rows.std(axis=0, ddof=1), rtol=1e-5)
+
+
+def test_prediction_for_a_day_ignores_later_rows(trained, synthetic_context):
+    context, _ = synthetic_context
+    values = context[list(CONTEXT_FEATURES)].to_numpy(np.float32)
+    days = np.arange(100, 400)
+    before, _ = predict_regimes(trained.model, windows(values[:400], days, 63))
+    appended = values.copy()
+    appended[400:] = appended[400:] * -3.0  # a wildly different future
+    after, _ = predict_regimes(trained.model, windows(appended, days, 63))
+    np.testing.assert_array_equal(before, after)
+
+
+def test_same_seed_same_weights(synthetic_context):
+    context, _ = synthetic_context
+    first = train_regime(context, quick_config(), progress=False).model.state_dict()
+    again = train_regime(context, quick_config(), progress=False).model.state_dict()
+    other_config = dataclasses.replace(quick_config(), fit=dataclasses.replace(QUICK, seed=1))
+    other = train_regime(context, other_config, progress=False).model.state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+@pytest.mark.parametrize("model_type", ["gru", "transformer"])
+def test_trains_on_spy_alone(spy_only_context, model_type):
+    result = train_regime(spy_only_context, quick_config(model_type), progress=False)
+    probs, _ = predict_regimes(result.model, result.test_windows)
+    assert np.isfinite(probs).all()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.isnan(result.test_windows[..., 3:]).all()  # the missing columns stay missing
+
+
+def test_reports_model_and_baseline_on_the_same_window(trained):
+    metrics = trained.metrics
+    for column in ("model", "baseline", "model_vs_truth", "baseline_vs_truth"):
+        m = metrics[column]
+        assert 0 <= m["accuracy"] <= 1 and 0 <= m["f1_macro"] <= 1 and 0 <= m["ece"] <= 1
+        assert m["days"] == len(trained.split.test)
+        assert np.array(m["confusion_matrix"]).sum() == len(trained.split.test)
+    assert sum(metrics["test_window"]["days_per_regime"].values()) == len(trained.split.test)
+
+
+def test_export_matches_pytorch(trained, artifact):
+    data, metadata = artifact
+    assert metadata["parity_max_abs_diff"] <= PARITY_TOLERANCE
+    for size in (1, 64):
+        batch = np.ascontiguousarray(trained.test_windows[:size])
+        assert parity_gap(RegimeExport(trained.model).eval(), data, "context_window", [batch]) <= PARITY_TOLERANCE
+    assert metadata["feature_order"] == list(CONTEXT_FEATURES) and metadata["lookback"] == 63
+
+
+def test_output_dict_matches_the_seed(trained, artifact):
+    model = RegimeModel.from_bytes(artifact[0])
+    rows = trained.test_windows[-1]
+    out = model.predict(rows)
+    assert set(out) == {"regime_label", "regime_probs", "regime_embedding"}
+    assert out["regime_label"] in REGIMES
+    assert list(out["regime_probs"]) == list(REGIMES)
+    assert all(type(p) is float and 0 <= p <= 1 for p in out["regime_probs"].values())
+    assert sum(out["regime_probs"].values()) == pytest.approx(1.0, abs=1e-9)
+    assert out["regime_label"] == max(out["regime_probs"], key=out["regime_probs"].get)
+    assert len(out["regime_embedding"]) == 8 and all(type(v) is float for v in out["regime_embedding"])
+    as_dicts = [dict(zip(CONTEXT_FEATURES, map(float, r), strict=True)) for r in rows]
+    assert model.predict(as_dicts) == out
+
+
+def test_served_model_needs_no_torch(artifact, tmp_path):
+    path = tmp_path / "regime.onnx"
+    path.write_bytes(artifact[0])
+    code = f"""
+import sys
+sys.modules["torch"] = None  # any import of torch now fails
+import numpy as np
+from trader_ml.serving.artifacts import RegimeModel
+model = RegimeModel.from_bytes(open({str(path)!r}, "rb").read())
+rows = np.zeros((63, 8)); rows[:, 2] = 0.15; rows[:, 3:] = np.nan
+print(model.predict(rows)["regime_label"])
+assert "torch" not in [m for m in sys.modules if sys.modules[m] is not None]
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() in REGIMES
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (np.zeros((10, 8)), "needs the last 63 trading days, got 10"),
+        (np.zeros((63, 7)), "expected rows of 8 values"),
+        (np.full((63, 8), np.inf), "infinite value"),
+        (np.full((63, 8), np.nan), "SPY columns"),
+        ([{"spy_return_1d": "abc"}] * 63, "not a number"),
+    ],
+)
+def test_served_model_rejects_bad_rows(artifact, rows, message):
+    with pytest.raises(ArtifactError, match=message):
+        RegimeModel.from_bytes(artifact[0]).predict(rows)
+
+
+def test_rejects_a_history_too_short(synthetic_context):
+    with pytest.raises(TraderMLError, match="too short a history: 120 trading days"):
+        train_regime(synthetic_context[0].iloc[:120], quick_config(), progress=False)
+
+
+def test_rejects_a_single_regime(synthetic_context):
+    context = synthetic_context[0].iloc[:400].copy()
+    context["spy_return_1d"] = 0.0005  # a dead-calm market: every label is calm_uptrend
+    context["spy_return_21d"], context["spy_vol_21d"] = 0.01, 0.01
+    context[["credit_spread_proxy", "vixy_return_21d", "risk_off_proxy", "gdelt_avg_tone"]] = 0.0
+    with pytest.raises(TraderMLError, match=r"single regime \(calm_uptrend\)"):
+        train_regime(context, quick_config(), progress=False)
+
+
+def test_rejects_an_all_nan_spy_column(synthetic_context):
+    context = synthetic_context[0].copy()
+    context["spy_vol_21d"] = np.nan
+    with pytest.raises(ValidationError, match="column spy_vol_21d is entirely NaN"):
+        validate_context(context, "context.parquet", TODAY)
+
+
+def test_not_an_onnx_file():
+    with pytest.raises(ArtifactError, match="not a loadable ONNX model"):
+        RegimeModel.from_bytes(b"garbage")

@@ -1,0 +1,72 @@
+"""training.commands: the seed's single-model scripts, run as a user runs them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trader_ml.pipeline import ingest
+from trader_ml.serving.artifacts import RegimeModel
+from trader_ml.sources.synthetic import SyntheticParams, SyntheticSource
+from trader_ml.store import LocalStore
+
+from .conftest import TODAY
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def script(name: str, *args: str, code: str | None = None) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(ROOT / "training" / name), *args]
+    if code is not None:  # run the script after some setup code, in the same interpreter
+        command = [
+            sys.executable,
+            "-c",
+            f"{code}\nimport runpy, sys\nsys.argv = {command[1:]!r}\nrunpy.run_path(sys.argv[0], run_name='__main__')",
+        ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ})
+
+
+@pytest.fixture(scope="module")
+def synthetic_store(tmp_path_factory):
+    store = LocalStore(tmp_path_factory.mktemp("syn"))
+    source = SyntheticSource(SyntheticParams(seed=5, n_symbols=8))
+    ingest(source, store, dt.date(2006, 1, 1), dt.date(2008, 12, 31), today=TODAY, log=lambda _: None)
+    return store
+
+
+def test_train_regime_script_writes_onnx_and_metrics(synthetic_store, tmp_path):
+    out = tmp_path / "models" / "regime.pkl"
+    result = script("train_regime.py", "--store", synthetic_store.url, "--output", str(out), "--epochs", "2", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "writing" in result.stdout and "model_vs_truth" in result.stdout
+    onnx_path = out.with_suffix(".onnx")
+    assert not out.exists() and onnx_path.exists()
+    metrics = json.loads(onnx_path.with_name("regime.metrics.json").read_text())
+    assert {"model", "baseline", "model_vs_truth", "history", "metadata"} <= set(metrics)
+    assert RegimeModel.from_bytes(onnx_path.read_bytes()).lookback == 63
+
+
+def test_empty_store_says_how_to_ingest(tmp_path):
+    result = script("train_regime.py", "--store", str(tmp_path / "empty"), "--output", str(tmp_path / "m.onnx"))
+    assert result.returncode == 2
+    assert "No historical data found" in result.stderr and "trader-ml ingest --source sample" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_torch_says_which_extra(synthetic_store, tmp_path):
+    result = script(
+        "train_regime.py",
+        "--store",
+        synthetic_store.url,
+        "--output",
+        str(tmp_path / "m.onnx"),
+        code="import sys; sys.modules['torch'] = None",
+    )
+    assert result.returncode == 2, result.stderr
+    assert "No module named 'torch'" in result.stderr and "pip install 'trader-ml[train]'" in result.stderr
