@@ -124,3 +124,17 @@ def spy_only_context(synthetic_context):
         "nan"
     )
     return context
+
+
+@pytest.fixture(scope="session")
+def synthetic_features():
+    """About two years of feature rows for 12 synthetic stocks, and each row's hidden state
+    (2 healthy, 1 neutral, 0 distressed)."""
+    from trader_ml.features import feature_rows
+
+    raw = SyntheticSource(SyntheticParams(seed=4, n_symbols=12)).fetch(dt.date(2005, 1, 1), dt.date(2006, 12, 31))
+    features, _ = feature_rows(raw, since=None)
+    states = raw.truth_health.stack().rename("state").reset_index()
+    states.columns = ["date", "symbol", "state"]
+    merged = features[["date", "symbol"]].merge(states, on=["date", "symbol"], how="left")
+    return features, 2.0 - merged["state"].to_numpy(dtype=float)

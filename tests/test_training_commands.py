@@ -70,3 +70,28 @@ def test_missing_torch_says_which_extra(synthetic_store, tmp_path):
     )
     assert result.returncode == 2, result.stderr
     assert "No module named 'torch'" in result.stderr and "pip install 'trader-ml[train]'" in result.stderr
+
+
+def test_train_health_script_writes_onnx_and_metrics(synthetic_store, tmp_path):
+    out = tmp_path / "health.pkl"
+    result = script(
+        "train_health.py",
+        "--store",
+        synthetic_store.url,
+        "--output",
+        str(out),
+        "--epochs",
+        "2",
+        "--model-type",
+        "vae",
+        "--quiet",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "truth_correlation" in result.stdout and "skipped" in result.stdout
+    metrics = json.loads(out.with_name("health.metrics.json").read_text())
+    assert metrics["metadata"]["model_config"]["model_type"] == "vae"
+    from trader_ml.serving.artifacts import HealthModel
+
+    assert HealthModel.from_bytes(out.with_suffix(".onnx").read_bytes()).vol_boundaries == tuple(
+        metrics["metadata"]["vol_boundaries"]
+    )

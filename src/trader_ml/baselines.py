@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trader_ml.schema import CONTEXT_FEATURES, REGIMES
+from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, REGIMES, VOL_BUCKETS
 
 CALM, RISK_ON, RISK_OFF, CHOPPY, PANIC = range(len(REGIMES))
 _COL = {name: i for i, name in enumerate(CONTEXT_FEATURES)}
@@ -160,3 +160,77 @@ def baseline_regime_embedding(context_row: np.ndarray) -> np.ndarray:
 def min_baseline_days(rules: RegimeRules = DEFAULT_RULES) -> int:
     """Context rows the rules need before they answer."""
     return rules.window + rules.smoothing - 1
+
+
+# --- health -----------------------------------------------------------------------------------
+
+_ASSET = {name: i for i, name in enumerate(ASSET_FEATURES)}
+
+
+@dataclass(frozen=True)
+class HealthRules:
+    """The heuristic health score, the volatility buckets and the behaviour rules."""
+
+    # score = sigmoid(prior_logit + (risk - center) / width), with
+    # risk = -(0.6 vol_63d + 0.4 vol_21d) + 0.1 drawdown_63d + 0.05 return_63d + 0.05 rel_strength_63d.
+    # Volatility dominates: it clusters, so a volatile stock is the likeliest to fall hard next.
+    vol_63d_weight: float = 0.6
+    vol_21d_weight: float = 0.4
+    drawdown_weight: float = 0.1
+    trend_weight: float = 0.05
+    strength_weight: float = 0.05
+    center: float = -0.30  # a stock with 30% volatility and no trend ...
+    prior_logit: float = 1.4  # ... scores 0.8, the base rate of not landing in the worst fifth
+    width: float = 0.08
+    # vol_21d terciles of the bundled sample (1990-2022); a trained model carries its own.
+    vol_boundaries: tuple[float, float] = (0.19, 0.31)
+    # momentum: 5-, 21- and 63-day returns share a sign and the 63-day move is at least this big
+    momentum_min_move: float = 0.05
+    # mean reversion: the 5-day return opposes the 63-day trend and is at least this many
+    # 5-day standard deviations (vol_21d * sqrt(5/252)) big
+    reversal_min_sigmas: float = 1.0
+
+
+DEFAULT_HEALTH_RULES = HealthRules()
+
+
+def baseline_health(features: np.ndarray, rules: HealthRules = DEFAULT_HEALTH_RULES) -> np.ndarray:
+    """Heuristic health score in (0, 1) of rows (n x ASSET_FEATURES)."""
+    f = np.asarray(features, dtype=float)
+    risk = (
+        -(rules.vol_63d_weight * f[:, _ASSET["vol_63d"]] + rules.vol_21d_weight * f[:, _ASSET["vol_21d"]])
+        + rules.drawdown_weight * f[:, _ASSET["drawdown_63d"]]
+        + rules.trend_weight * f[:, _ASSET["return_63d"]]
+        + rules.strength_weight * f[:, _ASSET["rel_strength_63d"]]
+    )
+    return 1.0 / (1.0 + np.exp(-(rules.prior_logit + (risk - rules.center) / rules.width)))
+
+
+def vol_buckets(vol_21d: np.ndarray, boundaries: tuple[float, float]) -> np.ndarray:
+    """'low', 'med' or 'high' by ``vol_21d`` against the two tercile boundaries."""
+    index = np.searchsorted(np.asarray(boundaries, dtype=float), np.asarray(vol_21d, dtype=float), side="right")
+    return np.asarray(VOL_BUCKETS, dtype=object)[index]
+
+
+def behaviors(features: np.ndarray, rules: HealthRules = DEFAULT_HEALTH_RULES) -> np.ndarray:
+    """'momentum', 'mean_reversion' or 'mixed' from the return horizons (see HealthRules)."""
+    f = np.asarray(features, dtype=float)
+    r5, r21, r63 = (f[:, _ASSET[c]] for c in ("return_5d", "return_21d", "return_63d"))
+    move_5d = f[:, _ASSET["vol_21d"]] * np.sqrt(5.0 / 252.0)
+    momentum = (np.sign(r5) == np.sign(r21)) & (np.sign(r21) == np.sign(r63)) & (np.abs(r63) >= rules.momentum_min_move)
+    reversal = (np.sign(r5) != np.sign(r63)) & (np.abs(r5) >= rules.reversal_min_sigmas * move_5d)
+    out = np.full(len(f), "mixed", dtype=object)
+    out[reversal] = "mean_reversion"
+    out[momentum] = "momentum"
+    return out
+
+
+# Scale of each asset feature for the baseline's latent: tanh(x / scale), then six zeros.
+LATENT_SCALES = np.array([0.02, 0.05, 0.1, 0.2, 0.3, 0.3, 0.1, 0.2, 0.1, 0.2])
+
+
+def baseline_health_latent(features: np.ndarray) -> np.ndarray:
+    """The heuristic's 16-dim latent: the ten features squashed to (-1, 1), padded with zeros
+    (a rule has no learned representation; the shape matches the trained model's)."""
+    squashed = np.tanh(np.asarray(features, dtype=float) / LATENT_SCALES)
+    return np.concatenate([squashed, np.zeros((len(squashed), 16 - squashed.shape[1]))], axis=1)

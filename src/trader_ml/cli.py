@@ -100,6 +100,12 @@ def cmd_train_regime(args: argparse.Namespace) -> int:
     return train_regime_command(args)
 
 
+def cmd_train_health(args: argparse.Namespace) -> int:
+    from trader_ml.training.commands import train_health_command
+
+    return train_health_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from trader_ml.sources import SOURCE_NAMES
 
@@ -152,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--label-horizon", type=positive_int, default=10, help="trading days a label looks ahead (default: %(default)s)"
     )
     p.set_defaults(func=cmd_train_regime)
+
+    p = sub.add_parser("train-health", help="train the health model alone (the seed's train_health.py)")
+    add_training_args(p, "health", batch_size=64)
+    p.add_argument("--model-type", default="autoencoder", choices=("autoencoder", "vae"), help="(default: %(default)s)")
+    p.set_defaults(func=cmd_train_health)
     return parser
 
 

@@ -94,3 +94,15 @@ def regime_output(regime_probs, regime_embedding) -> dict:
         "regime_probs": dict(zip(REGIMES, probs, strict=True)),
         "regime_embedding": [float(v) for v in regime_embedding],
     }
+
+
+def health_output(health_score, vol_bucket: str, behavior: str, latent) -> dict:
+    """The seed's health dict for one asset."""
+    if vol_bucket not in VOL_BUCKETS or behavior not in BEHAVIORS:
+        raise ValueError(f"unknown vol_bucket {vol_bucket!r} or behavior {behavior!r}")
+    return {
+        "health_score": min(max(float(health_score), 0.0), 1.0),
+        "vol_bucket": str(vol_bucket),
+        "behavior": str(behavior),
+        "latent": [float(v) for v in latent],
+    }

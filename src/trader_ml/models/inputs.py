@@ -11,12 +11,13 @@ class MaskedStandardize(nn.Module):
     """(x - mean) / scale with NaN -> 0, and the mask of present values appended.
 
     The scaler lives in buffers, so it is saved with the weights and exported to ONNX: serving
-    feeds raw rows, NaN included. (..., F) -> (..., 2F).
+    feeds raw rows, NaN included. (..., F) -> (..., 2F), or (..., F) without ``with_mask``.
     """
 
-    def __init__(self, n_features: int, feature_dropout: float = 0.0) -> None:
+    def __init__(self, n_features: int, feature_dropout: float = 0.0, with_mask: bool = True) -> None:
         super().__init__()
         self.feature_dropout = feature_dropout
+        self.with_mask = with_mask
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("scale", torch.ones(n_features))
 
@@ -40,4 +41,4 @@ class MaskedStandardize(nn.Module):
             keep = torch.rand(x.shape[0], *([1] * (x.dim() - 2)), x.shape[-1], device=x.device) >= self.feature_dropout
             present = present & keep
         z = torch.where(present, (x - self.mean) / self.scale, torch.zeros_like(x))
-        return torch.cat([z, present.to(x.dtype)], dim=-1)
+        return torch.cat([z, present.to(x.dtype)], dim=-1) if self.with_mask else z

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from trader_ml.baselines import behaviors, vol_buckets
 from trader_ml.errors import TraderMLError
-from trader_ml.schema import CONTEXT_FEATURES, REGIMES, regime_output
+from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, REGIMES, health_output, regime_output
 
 METADATA_KEY = "trader_ml"
 FORMAT_VERSION = 1
@@ -115,3 +116,58 @@ class RegimeModel:
         """The seed's regime dict for the day of the last row."""
         probs, embedding = self.predict_proba(self.window(rows)[None])
         return regime_output(probs[0], embedding[0])
+
+
+def asset_rows(rows) -> tuple[list[str], np.ndarray, list[str]]:
+    """(symbols, feature matrix, skipped symbols): rows are dicts with ``symbol`` and the ten
+    features, or a 2-d array in ASSET_FEATURES order (symbols are then "0", "1", ...). A row
+    with a missing or non-finite feature is skipped, never scored as NaN."""
+    if len(rows) and isinstance(rows[0], dict):
+        symbols = [str(r.get("symbol", i)) for i, r in enumerate(rows)]
+    else:
+        symbols = [str(i) for i in range(len(rows))]
+    matrix = as_matrix(rows, ASSET_FEATURES, "feature rows")
+    finite = np.isfinite(matrix).all(axis=1)
+    skipped = [s for s, ok in zip(symbols, finite, strict=True) if not ok]
+    return [s for s, ok in zip(symbols, finite, strict=True) if ok], matrix[finite], skipped
+
+
+def health_dicts(scores, latents, features: np.ndarray, boundaries) -> list[dict]:
+    """The seed's health dicts; baseline and model share the bucket and behaviour rules."""
+    buckets = vol_buckets(features[:, ASSET_FEATURES.index("vol_21d")], tuple(boundaries))
+    kinds = behaviors(features)
+    return [health_output(s, b, k, z) for s, b, k, z in zip(scores, buckets, kinds, latents, strict=True)]
+
+
+class HealthModel:
+    """A health artifact: feature rows -> the seed's health dict per asset."""
+
+    def __init__(self, artifact: OnnxArtifact) -> None:
+        meta = artifact.metadata
+        if meta.get("kind") != "health":
+            raise ArtifactError(f"{artifact.name}: holds a {meta.get('kind')!r} model, not a health model")
+        if tuple(meta["feature_order"]) != ASSET_FEATURES:
+            raise ArtifactError(f"{artifact.name}: its features differ from this version's")
+        self.artifact = artifact
+        self.vol_boundaries = tuple(meta["vol_boundaries"])
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str = "health model") -> HealthModel:
+        return cls(OnnxArtifact(data, name))
+
+    @property
+    def metadata(self) -> dict:
+        return self.artifact.metadata
+
+    def predict_proba(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(health probability (B,), latent (B, 16), reconstruction error (B,)) of raw rows."""
+        probability, latent, error = self.artifact.run(np.ascontiguousarray(features, dtype=np.float32))
+        return probability, latent, error
+
+    def predict(self, rows) -> tuple[dict[str, dict], list[str]]:
+        """({symbol: health dict}, skipped symbols) for rows of one day."""
+        symbols, matrix, skipped = asset_rows(rows)
+        if not symbols:
+            return {}, skipped
+        probability, latent, _ = self.predict_proba(matrix)
+        return dict(zip(symbols, health_dicts(probability, latent, matrix, self.vol_boundaries), strict=True)), skipped

@@ -98,3 +98,48 @@ def train_regime_command(args: argparse.Namespace) -> int:
     history = result.fit.history
     write_artifact(artifact_path(args.output), data, {**result.metrics, "metadata": metadata, "history": history})
     return 0
+
+
+HEALTH_STATE_RANK = {"distressed": 0, "neutral": 1, "healthy": 2}  # higher is healthier
+
+
+def health_truth(store: Store | None, features: pd.DataFrame) -> np.ndarray | None:
+    """The simulator's hidden health state per feature row (2 healthy .. 0 distressed), if known."""
+    if store is None:
+        return None
+    dates = features["date"]
+    truth = read_table(store, "truth_health", start=dates.iloc[0].date(), end=dates.iloc[-1].date())
+    if truth.empty:
+        return None
+    truth = truth.assign(rank=truth["health_state"].map(HEALTH_STATE_RANK), date=pd.to_datetime(truth["date"]))
+    aligned = features[["date", "symbol"]].merge(truth[["date", "symbol", "rank"]], on=["date", "symbol"], how="left")
+    return None if aligned["rank"].isna().any() else aligned["rank"].to_numpy(dtype=float)
+
+
+def train_health_command(args: argparse.Namespace) -> int:
+    from trader_ml.models.health import HealthModelConfig
+    from trader_ml.training.health import HealthTrainConfig, health_artifact, train_health
+    from trader_ml.training.loop import FitConfig
+
+    features, store = load_table(args, "features")
+    config = HealthTrainConfig(
+        model=HealthModelConfig(model_type=args.model_type),
+        fit=FitConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device=args.device),
+    )
+    result = train_health(features, config, truth=health_truth(store, features), progress=not args.quiet)
+    print_health_result(result)
+    data, metadata = health_artifact(result)
+    write_artifact(
+        artifact_path(args.output), data, {**result.metrics, "metadata": metadata, "history": result.fit.history}
+    )
+    return 0
+
+
+def print_health_result(result) -> None:
+    from trader_ml.training.metrics import health_table
+
+    window = result.metrics["test_window"]
+    if result.skipped_rows:
+        print(f"skipped {result.skipped_rows} rows without a known 21-day outcome (the last days or gaps)")
+    print(f"test window {window['first_date']} .. {window['last_date']}: {window['days']} days, {window['rows']} rows")
+    print(health_table({k: result.metrics[k] for k in ("model", "baseline", "-vol_63d", "drawdown_63d")}))

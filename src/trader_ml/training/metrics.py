@@ -74,3 +74,53 @@ def regime_table(results: dict[str, dict]) -> str:
     for name in REGIMES:
         rows[f"f1 {name}"] = [results[c]["per_class_f1"][name] for c in columns]
     return format_table("", columns, rows).lstrip("\n")
+
+
+def per_date_rank_correlation(dates: np.ndarray, score: np.ndarray, outcome: np.ndarray, min_names: int = 5) -> float:
+    """Spearman correlation of ``score`` with ``outcome`` across assets on each date, averaged
+    over the dates with at least ``min_names`` assets and some spread in both."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"date": dates, "score": score, "outcome": outcome}).dropna()
+    ranks = frame.groupby("date")[["score", "outcome"]].rank()
+    ranks["date"] = frame["date"].to_numpy()
+    grouped = ranks.groupby("date")
+    n = grouped["score"].transform("size").to_numpy()
+    s = ranks["score"] - grouped["score"].transform("mean")
+    o = ranks["outcome"] - grouped["outcome"].transform("mean")
+    stats = pd.DataFrame({"date": ranks["date"], "so": s * o, "ss": s * s, "oo": o * o})[n >= min_names]
+    sums = stats.groupby("date")[["so", "ss", "oo"]].sum()
+    sums = sums[(sums["ss"] > 0) & (sums["oo"] > 0)]
+    if sums.empty:
+        return float("nan")
+    return float((sums["so"] / np.sqrt(sums["ss"] * sums["oo"])).mean())
+
+
+def health_metrics(
+    dates: np.ndarray,
+    score: np.ndarray,
+    target: np.ndarray,
+    drawdown: np.ndarray,
+    probability: bool = True,
+    truth: np.ndarray | None = None,
+) -> dict:
+    """The seed's correlation with the forward drawdown, and AUC / Brier of the event; Brier only
+    for scores that claim to be probabilities. ``truth``: hidden health state (higher healthier)."""
+    from sklearn.metrics import roc_auc_score
+
+    out = {
+        "test_health_correlation": per_date_rank_correlation(dates, score, drawdown),
+        "auc": float(roc_auc_score(target, score)) if len(set(target.tolist())) == 2 else None,
+        "brier": float(np.mean((score - target) ** 2)) if probability else None,
+        "rows": int(len(score)),
+    }
+    if truth is not None:
+        out["truth_correlation"] = per_date_rank_correlation(dates, score, truth)
+    return out
+
+
+def health_table(results: dict[str, dict]) -> str:
+    columns = list(results)
+    keys = ["test_health_correlation", "auc", "brier", "test_recon_mse", "truth_correlation", "rows"]
+    rows = {k: [results[c].get(k) for c in columns] for k in keys if any(k in results[c] for c in columns)}
+    return format_table("", columns, rows).lstrip("\n")

@@ -1,0 +1,66 @@
+"""Health model benchmark: autoencoder and VAE on 10 synthetic years x 200 symbols and on the
+bundled sample (20 stocks, 1990-2022), next to the heuristic and two one-feature scores.
+
+    python bench/bench_health.py [--runs 3] [--skip-sample]
+
+Then the median time to train the autoencoder on 365 days x 200 symbols.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import tempfile
+import time
+
+from trader_ml.models.health import HealthModelConfig
+from trader_ml.partitions import read_table
+from trader_ml.pipeline import ingest
+from trader_ml.sources.sample import SampleSource
+from trader_ml.sources.synthetic import SyntheticParams, SyntheticSource
+from trader_ml.store import LocalStore
+from trader_ml.training.commands import health_truth, print_health_result
+from trader_ml.training.health import HealthTrainConfig, health_artifact, train_health
+
+
+def report(name: str, store: LocalStore, model_type: str, max_days: int | None = None) -> float:
+    features = read_table(store, "features", max_days=max_days)
+    config = HealthTrainConfig(model=HealthModelConfig(model_type=model_type))
+    began = time.perf_counter()
+    result = train_health(features, config, truth=health_truth(store, features), progress=False)
+    _, metadata = health_artifact(result)
+    seconds = time.perf_counter() - began
+    print(
+        f"\n== {name}, {model_type}: {seconds:.1f} s (train + export), best epoch {result.fit.best_epoch} "
+        f"of {len(result.fit.history)}, parity {metadata['parity_max_abs_diff']:.1e}"
+    )
+    print_health_result(result)
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3, help="runs of the 365-day timing")
+    parser.add_argument("--skip-sample", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        synthetic = LocalStore(f"{tmp}/synthetic")
+        source = SyntheticSource(SyntheticParams(seed=0, n_symbols=200))
+        ingest(source, synthetic, dt.date(2012, 1, 1), dt.date(2021, 12, 31), log=lambda _: None)
+        for model_type in ("autoencoder", "vae"):
+            report("synthetic 2012-2021, 200 symbols", synthetic, model_type)
+        if not args.skip_sample:
+            sample = LocalStore(f"{tmp}/sample")
+            ingest(SampleSource(), sample, log=lambda _: None)
+            for model_type in ("autoencoder", "vae"):
+                report("sample 1990-2022, 20 survivor large caps", sample, model_type)
+        times = [report("synthetic, last 365 days x 200", synthetic, "autoencoder", 365) for _ in range(args.runs)]
+        print(
+            f"\nautoencoder on 365 days x 200 symbols: median {statistics.median(times):.1f} s over "
+            f"{args.runs} runs (min {min(times):.1f}, max {max(times):.1f})"
+        )
+
+
+if __name__ == "__main__":
+    main()

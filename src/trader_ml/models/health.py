@@ -1,0 +1,98 @@
+"""Health networks: an autoencoder or a VAE over an asset's ten features, with a health head.
+
+The latent (16-dim) must both rebuild the standardised features and predict whether the asset
+avoids the worst fifth of its universe over the next 21 days; the two losses train together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from trader_ml.models.inputs import MaskedStandardize
+from trader_ml.schema import ASSET_FEATURES, HEALTH_LATENT_DIM
+
+MODEL_TYPES = ("autoencoder", "vae")
+
+
+@dataclass(frozen=True)
+class HealthModelConfig:
+    model_type: str = "autoencoder"
+    n_features: int = len(ASSET_FEATURES)
+    hidden_size: int = 64
+    latent_dim: int = HEALTH_LATENT_DIM
+    dropout: float = 0.1
+    health_weight: float = 1.0  # the health loss next to the reconstruction loss
+    kl_weight: float = 0.01  # VAE only: the KL term of the ELBO
+
+    def __post_init__(self) -> None:
+        if self.model_type not in MODEL_TYPES:
+            raise ValueError(f"model_type must be one of {MODEL_TYPES}, not {self.model_type!r}")
+
+
+class HealthParts(NamedTuple):
+    standardized: torch.Tensor  # (B, F) the input, as the reconstruction target
+    reconstruction: torch.Tensor  # (B, F)
+    latent: torch.Tensor  # (B, L) the mean latent (the VAE's mu)
+    log_var: torch.Tensor | None  # (B, L) VAE only
+    health_logit: torch.Tensor  # (B,) before calibration
+
+
+def _mlp(sizes: list[int], dropout: float) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers += [nn.GELU(), nn.Dropout(dropout)]
+    return nn.Sequential(*layers)
+
+
+class HealthNet(nn.Module):
+    """Raw features (B, F) -> reconstruction, latent and health logit; ``model_type`` picks
+    a plain autoencoder or a VAE (sampled latent while training, its mean otherwise)."""
+
+    def __init__(self, config: HealthModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        hidden, latent = config.hidden_size, config.latent_dim
+        self.inputs = MaskedStandardize(config.n_features, with_mask=False)
+        self.encoder = _mlp([config.n_features, hidden, hidden], config.dropout)
+        self.to_latent = nn.Linear(hidden, latent)
+        self.to_log_var = nn.Linear(hidden, latent) if config.model_type == "vae" else None
+        self.decoder = _mlp([latent, hidden, hidden, config.n_features], config.dropout)
+        self.health = _mlp([latent, hidden // 2, 1], config.dropout)
+        # Platt scaling of the health logit, fit on validation after training.
+        self.register_buffer("calibration", torch.tensor([1.0, 0.0]))
+
+    def parts(self, x: torch.Tensor) -> HealthParts:
+        z = self.inputs(x)
+        h = torch.nn.functional.gelu(self.encoder(z))
+        mean = self.to_latent(h)
+        log_var = self.to_log_var(h) if self.to_log_var is not None else None
+        code = mean
+        if log_var is not None and self.training:
+            code = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
+        return HealthParts(z, self.decoder(code), mean, log_var, self.health(mean).squeeze(-1))
+
+    def health_probability(self, logit: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.calibration[0] * logit + self.calibration[1])
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x (B, F) raw -> (health probability (B,), latent (B, L), reconstruction error (B,))."""
+        parts = self.parts(x)
+        error = ((parts.reconstruction - parts.standardized) ** 2).mean(dim=-1)
+        return self.health_probability(parts.health_logit), parts.latent, error
+
+
+def health_loss(net: HealthNet, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Reconstruction MSE (or the VAE's ELBO) plus the weighted health cross-entropy."""
+    parts = net.parts(x)
+    loss = ((parts.reconstruction - parts.standardized) ** 2).mean()
+    if parts.log_var is not None:
+        kl = -0.5 * (1 + parts.log_var - parts.latent**2 - parts.log_var.exp()).sum(dim=-1).mean()
+        loss = loss + net.config.kl_weight * kl
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(parts.health_logit, target)
+    return loss + net.config.health_weight * bce

@@ -1,0 +1,240 @@
+"""Fit and judge the health model: forward-looking targets, a purged split by date, the baseline.
+
+The score is worth serving only if it says something about the next 21 days, so every test
+number compares it with what happened next, beside the heuristic and two one-feature scores.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from trader_ml.baselines import DEFAULT_HEALTH_RULES, baseline_health
+from trader_ml.errors import TraderMLError
+from trader_ml.export import parity_batches, to_onnx
+from trader_ml.labels import HEALTH_HORIZON, health_targets
+from trader_ml.models.health import HealthModelConfig, HealthNet, health_loss
+from trader_ml.schema import ASSET_FEATURES, BEHAVIORS, HEALTH_LATENT_DIM, VOL_BUCKETS
+from trader_ml.training.artifact import artifact_header
+from trader_ml.training.loop import FitConfig, FitResult, fit, seed_everything
+from trader_ml.training.metrics import health_metrics
+from trader_ml.training.split import Split, chronological_split
+
+log = logging.getLogger(__name__)
+MIN_DATES = 100  # dates with a known outcome needed to train, validate and test at all
+
+
+@dataclass(frozen=True)
+class HealthTrainConfig:
+    model: HealthModelConfig = field(default_factory=HealthModelConfig)
+    fit: FitConfig = field(default_factory=lambda: FitConfig(batch_size=64))
+    horizon: int = HEALTH_HORIZON
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+
+
+@dataclass
+class HealthTrainResult:
+    model: HealthNet
+    config: HealthTrainConfig
+    fit: FitResult
+    split: Split  # date positions of each part
+    vol_boundaries: tuple[float, float]
+    metrics: dict
+    data_window: dict
+    test_rows: np.ndarray  # (rows, features) raw test inputs, for export checks
+    skipped_rows: int
+
+
+def predict_health(model: HealthNet, x: np.ndarray, batch: int = 8192) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probability, latent, reconstruction error) of raw feature rows."""
+    model.eval()
+    outs: list[list[np.ndarray]] = [[], [], []]
+    with torch.no_grad():
+        for lo in range(0, len(x), batch):
+            for store, value in zip(outs, model(torch.tensor(x[lo : lo + batch])), strict=True):
+                store.append(value.cpu().numpy())
+    return tuple(np.concatenate(o) for o in outs)  # type: ignore[return-value]
+
+
+def calibrate(model: HealthNet, x: np.ndarray, target: np.ndarray) -> None:
+    """Platt scaling on validation rows: the score becomes a calibrated probability."""
+    model.eval()
+    with torch.no_grad():
+        logits = model.parts(torch.as_tensor(x)).health_logit
+    y = torch.as_tensor(target, dtype=torch.float32)
+    params = torch.tensor([1.0, 0.0], requires_grad=True)
+    optimizer = torch.optim.LBFGS([params], max_iter=100)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(params[0] * logits + params[1], y)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    model.calibration.copy_(params.detach())
+
+
+def train_health(
+    features: pd.DataFrame,
+    config: HealthTrainConfig | None = None,
+    truth: np.ndarray | None = None,
+    progress: bool = True,
+) -> HealthTrainResult:
+    """Train on a validated features frame; ``truth`` (hidden state per row, higher healthier)
+    adds the rank correlation with the simulator's truth."""
+    config = config or HealthTrainConfig()
+    target, drawdown = health_targets(features, config.horizon)
+    known = ~np.isnan(target)
+    skipped = int((~known).sum())
+    if skipped:
+        log.info(
+            "health: %d of %d rows skipped: no known %d-day outcome (the last days, gaps, "
+            "or fewer than 5 symbols that day)",
+            skipped,
+            len(target),
+            config.horizon,
+        )
+    dates = pd.DatetimeIndex(features["date"])
+    day_index, unique_days = pd.factorize(dates, sort=True)
+    usable_days = np.unique(day_index[known])
+    if len(usable_days) < MIN_DATES:
+        raise TraderMLError(
+            f"too short a history: {len(usable_days)} trading days with a known {config.horizon}-day outcome; "
+            f"the health model needs at least {MIN_DATES} (about {MIN_DATES + config.horizon} trading days "
+            "of features for 5 or more symbols)"
+        )
+    split = chronological_split(usable_days, config.horizon, config.val_fraction, config.test_fraction)
+    values = features[list(ASSET_FEATURES)].to_numpy(dtype=np.float32)
+
+    def rows(days: np.ndarray) -> np.ndarray:
+        return np.flatnonzero(known & np.isin(day_index, days))
+
+    train, val, test = rows(split.train), rows(split.val), rows(split.test)
+    if len(set(target[train].tolist())) < 2:
+        raise TraderMLError("the training rows hold a single outcome: more symbols or a longer window are needed")
+    seed_everything(config.fit.seed)
+    model = HealthNet(config.model)
+    model.inputs.fit(values[train])  # the scaler sees training rows only
+    boundaries = tuple(float(b) for b in np.quantile(values[train, ASSET_FEATURES.index("vol_21d")], [1 / 3, 2 / 3]))
+    y = target.astype(np.float32)
+
+    def evaluate(net) -> dict[str, float]:
+        probability, _, _ = predict_health(net, values[val])
+        return {
+            "val_auc": health_metrics(unique_days[day_index[val]], probability, target[val], drawdown[val])["auc"]
+            or 0.0
+        }
+
+    result = fit(
+        model,
+        lambda net, batch: health_loss(net, *batch),
+        (values[train], y[train]),
+        (values[val], y[val]),
+        config.fit,
+        evaluate=evaluate,
+        progress=progress,
+        desc=f"health {config.model.model_type}",
+    )
+    model.cpu()
+    calibrate(model, values[val], y[val])
+
+    test_dates = unique_days[day_index[test]]
+    truth_test = None if truth is None else np.asarray(truth, dtype=float)[test]
+    probability, _, error = predict_health(model, values[test])
+
+    def judge(score: np.ndarray, is_probability: bool) -> dict:
+        return health_metrics(test_dates, score, target[test], drawdown[test], is_probability, truth_test)
+
+    column = {name: values[test, ASSET_FEATURES.index(name)] for name in ("vol_63d", "drawdown_63d")}
+    metrics = {
+        "model": {**judge(probability, True), "test_recon_mse": float(error.mean())},
+        "baseline": judge(baseline_health(values[test].astype(np.float64)), True),
+        "-vol_63d": judge(-column["vol_63d"], False),
+        "drawdown_63d": judge(column["drawdown_63d"], False),
+        "test_window": {
+            "first_date": str(test_dates.min().date()),
+            "last_date": str(test_dates.max().date()),
+            "days": int(len(split.test)),
+            "rows": int(len(test)),
+            "event_rate": float(1.0 - target[test].mean()),
+        },
+        "split": {
+            "train_days": int(len(split.train)),
+            "val_days": int(len(split.val)),
+            "test_days": int(len(split.test)),
+        },
+        "skipped_rows": skipped,
+    }
+    return HealthTrainResult(
+        model=model,
+        config=config,
+        fit=result,
+        split=split,
+        vol_boundaries=boundaries,  # type: ignore[arg-type]
+        metrics=metrics,
+        data_window={
+            "first_date": str(dates.min().date()),
+            "last_date": str(dates.max().date()),
+            "rows": len(features),
+            "symbols": int(features["symbol"].nunique()),
+        },
+        test_rows=values[test],
+        skipped_rows=skipped,
+    )
+
+
+def health_summary(metrics: dict) -> dict:
+    """The seed's latest.json fields, plus the baseline's on the same window."""
+    model, baseline = metrics["model"], metrics["baseline"]
+    out = {
+        "test_recon_mse": model["test_recon_mse"],
+        "test_health_correlation": model["test_health_correlation"],
+        "test_auc": model["auc"],
+        "test_brier": model["brier"],
+        "baseline_test_health_correlation": baseline["test_health_correlation"],
+        "baseline_test_auc": baseline["auc"],
+        "baseline_test_brier": baseline["brier"],
+    }
+    if "truth_correlation" in model:
+        out["truth_correlation"] = model["truth_correlation"]
+        out["baseline_truth_correlation"] = baseline["truth_correlation"]
+    return out
+
+
+def health_artifact(result: HealthTrainResult) -> tuple[bytes, dict]:
+    """(ONNX bytes, metadata) of a trained health model, parity-checked on real test rows."""
+    model = result.model
+    metadata = {
+        **artifact_header("health"),
+        "input_name": "features",
+        "output_names": ["health_probability", "latent", "reconstruction_error"],
+        "feature_order": list(ASSET_FEATURES),
+        "latent_dim": HEALTH_LATENT_DIM,
+        "horizon": result.config.horizon,
+        "vol_buckets": list(VOL_BUCKETS),
+        "vol_boundaries": list(result.vol_boundaries),
+        "behaviors": list(BEHAVIORS),
+        "rules": asdict(DEFAULT_HEALTH_RULES),
+        "model_config": asdict(result.config.model),
+        "fit_config": asdict(result.config.fit),
+        "scaler": {"mean": model.inputs.mean.tolist(), "scale": model.inputs.scale.tolist()},
+        "calibration": model.calibration.tolist(),
+        "data_window": result.data_window,
+        "test_window": result.metrics["test_window"],
+        "metrics": health_summary(result.metrics),
+    }
+    data, gap = to_onnx(
+        model,
+        result.test_rows[:2],
+        metadata["input_name"],
+        metadata["output_names"],
+        metadata,
+        parity_batches(result.test_rows),
+    )
+    return data, {**metadata, "parity_max_abs_diff": gap}

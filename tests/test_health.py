@@ -1,0 +1,187 @@
+"""models.health, training.health, labels (health), baselines (health): targets, fit, export, serve."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from trader_ml.baselines import DEFAULT_HEALTH_RULES, baseline_health, behaviors, vol_buckets
+from trader_ml.errors import TraderMLError
+from trader_ml.export import PARITY_TOLERANCE, parity_gap
+from trader_ml.labels import forward_drawdown, health_targets
+from trader_ml.models.health import HealthModelConfig, HealthNet, health_loss
+from trader_ml.schema import ASSET_FEATURES, BEHAVIORS, VOL_BUCKETS
+from trader_ml.serving.artifacts import HealthModel, asset_rows
+from trader_ml.training.health import HealthTrainConfig, health_artifact, predict_health, train_health
+from trader_ml.training.loop import FitConfig, fit, seed_everything
+
+QUICK = FitConfig(epochs=3, batch_size=256, patience=3)
+
+
+def quick(model_type: str = "autoencoder", seed: int = 0) -> HealthTrainConfig:
+    return HealthTrainConfig(model=HealthModelConfig(model_type=model_type), fit=dataclasses.replace(QUICK, seed=seed))
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_features):
+    features, truth = synthetic_features
+    return train_health(features, quick(), truth=truth, progress=False)
+
+
+@pytest.fixture(scope="module")
+def artifact(trained):
+    return health_artifact(trained)
+
+
+def test_forward_drawdown_by_hand():
+    days = pd.bdate_range("2024-01-01", periods=30)
+    returns = {"UP": 0.01, "DOWN": -0.01, "DIP": 0.0}
+    rows = [(d, s, r) for d in days for s, r in sorted(returns.items())]
+    frame = pd.DataFrame(rows, columns=["date", "symbol", "return_1d"])
+    frame.loc[(frame["symbol"] == "DIP") & (frame["date"] == days[5]), "return_1d"] = -0.10
+    drawdown = pd.Series(forward_drawdown(frame), index=pd.MultiIndex.from_frame(frame[["date", "symbol"]]))
+    assert drawdown[(days[0], "UP")] == 0.0  # never below today's close
+    assert drawdown[(days[0], "DOWN")] == pytest.approx(0.99**21 - 1)
+    assert drawdown[(days[0], "DIP")] == pytest.approx(-0.10)  # day 5 is within the next 21
+    assert drawdown[(days[5], "DIP")] == 0.0  # the dip is today's, not ahead
+    assert np.isnan(drawdown[(days[9], "UP")])  # fewer than 21 days left
+
+
+def test_targets_mark_the_worst_fifth(synthetic_features):
+    features, _ = synthetic_features
+    target, drawdown = health_targets(features)
+    known = ~np.isnan(target)
+    assert 0.74 <= np.mean(target[known]) <= 0.84  # 12 names: a fifth is 2.4, so 2 or 3 a day
+    worst = drawdown[known][target[known] == 0]
+    best = drawdown[known][target[known] == 1]
+    assert worst.mean() < best.mean()
+    last_days = features["date"] > features["date"].unique()[-22]
+    assert np.isnan(target[last_days.to_numpy()]).all()
+
+
+@pytest.mark.parametrize("model_type", ["autoencoder", "vae"])
+def test_overfits_a_tiny_batch(synthetic_features, model_type):
+    features, _ = synthetic_features
+    x = features[list(ASSET_FEATURES)].to_numpy(np.float32)[:32]
+    y = np.tile([0.0, 1.0], 16).astype(np.float32)
+    seed_everything(0)
+    model = HealthNet(HealthModelConfig(model_type=model_type, dropout=0.0, kl_weight=1e-4))
+    model.inputs.fit(x)
+    fit(
+        model,
+        lambda net, b: health_loss(net, *b),
+        (x, y),
+        (x, y),
+        FitConfig(epochs=400, batch_size=32, learning_rate=3e-3, patience=400),
+        progress=False,
+    )
+    probability, _, error = predict_health(model, x)
+    assert ((probability > 0.5) == (y > 0.5)).all()
+    assert error.mean() < 0.1
+
+
+def test_same_seed_same_weights(synthetic_features):
+    features, _ = synthetic_features
+    first = train_health(features, quick(), progress=False).model.state_dict()
+    again = train_health(features, quick(), progress=False).model.state_dict()
+    other = train_health(features, quick(seed=1), progress=False).model.state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+def test_split_by_date_with_a_21_day_purge(trained):
+    split = trained.split
+    assert split.train.max() + 21 < split.val.min() and split.val.max() + 21 < split.test.min()
+
+
+def test_bucket_boundaries_come_from_training_days_only(synthetic_features, trained):
+    features, _ = synthetic_features
+    days = np.sort(features["date"].unique())
+    train_days = days[trained.split.train]
+    in_train = features["date"].isin(train_days).to_numpy() & ~np.isnan(health_targets(features)[0])
+    expected = np.quantile(features.loc[in_train, "vol_21d"], [1 / 3, 2 / 3])
+    np.testing.assert_allclose(trained.vol_boundaries, expected, rtol=1e-6)
+    wild = features.copy()
+    later = ~wild["date"].isin(train_days)
+    wild.loc[later, "vol_21d"] *= 10  # a wildly different future
+    again = train_health(wild, quick(), progress=False)
+    np.testing.assert_allclose(again.vol_boundaries, trained.vol_boundaries)
+
+
+def test_vae_trains_and_reports(synthetic_features):
+    features, truth = synthetic_features
+    result = train_health(features, quick("vae"), truth=truth, progress=False)
+    for column in ("model", "baseline", "-vol_63d", "drawdown_63d"):
+        m = result.metrics[column]
+        assert -1 <= m["test_health_correlation"] <= 1 and 0 <= m["auc"] <= 1
+        assert -1 <= m["truth_correlation"] <= 1
+    assert result.metrics["model"]["brier"] < 0.25 and result.metrics["-vol_63d"]["brier"] is None
+
+
+def test_export_matches_pytorch(trained, artifact):
+    data, metadata = artifact
+    assert metadata["parity_max_abs_diff"] <= PARITY_TOLERANCE
+    for size in (1, 64):
+        assert (
+            parity_gap(trained.model, data, "features", [np.ascontiguousarray(trained.test_rows[:size])])
+            <= PARITY_TOLERANCE
+        )
+    assert metadata["vol_boundaries"] == list(trained.vol_boundaries)
+
+
+def test_output_dict_matches_the_seed(trained, artifact):
+    model = HealthModel.from_bytes(artifact[0])
+    rows = [
+        dict(zip(ASSET_FEATURES, map(float, r), strict=True), symbol=f"S{i}")
+        for i, r in enumerate(trained.test_rows[:5])
+    ]
+    results, skipped = model.predict(rows)
+    assert skipped == [] and list(results) == [f"S{i}" for i in range(5)]
+    for out in results.values():
+        assert set(out) == {"health_score", "vol_bucket", "behavior", "latent"}
+        assert type(out["health_score"]) is float and 0.0 <= out["health_score"] <= 1.0
+        assert out["vol_bucket"] in VOL_BUCKETS and out["behavior"] in BEHAVIORS
+        assert len(out["latent"]) == 16 and all(type(v) is float for v in out["latent"])
+
+
+def test_rows_with_nan_features_are_skipped_and_counted(artifact):
+    good = dict(zip(ASSET_FEATURES, [0.0, 0.01, 0.02, 0.05, 0.2, 0.2, -0.02, -0.05, 0.0, 0.01], strict=True))
+    rows = [
+        {**good, "symbol": "OK"},
+        {**good, "symbol": "NEW", "vol_63d": float("nan")},
+        {**good, "symbol": "GAP", "return_5d": None},
+    ]
+    results, skipped = HealthModel.from_bytes(artifact[0]).predict(rows)
+    assert list(results) == ["OK"] and skipped == ["NEW", "GAP"]
+    assert asset_rows(rows)[2] == ["NEW", "GAP"]
+
+
+def test_too_little_history_is_a_clear_error(synthetic_features):
+    features, _ = synthetic_features
+    short = features[features["date"] < features["date"].unique()[110]]
+    with pytest.raises(TraderMLError, match="too short a history: .* trading days with a known 21-day outcome"):
+        train_health(short, quick(), progress=False)
+
+
+def test_heuristic_prefers_calm_stocks_and_maps_to_unit_interval():
+    base = np.array([[0.0, 0.0, 0.0, 0.0, 0.30, 0.30, 0.0, 0.0, 0.0, 0.0]])  # 30% vol, no trend
+    calm, wild = base.copy(), base.copy()
+    calm[0, 4:6] = 0.12
+    wild[0, 4:6] = 0.70
+    scores = baseline_health(np.vstack([calm, base, wild]))
+    assert scores[0] > scores[1] > scores[2] and ((scores > 0) & (scores < 1)).all()
+    assert scores[1] == pytest.approx(0.8, abs=0.05)
+
+
+def test_buckets_and_behaviors():
+    assert list(vol_buckets(np.array([0.1, 0.25, 0.5]), DEFAULT_HEALTH_RULES.vol_boundaries)) == ["low", "med", "high"]
+    rows = np.zeros((3, 10))
+    rows[:, 4] = 0.2
+    rows[0, [1, 2, 3]] = [0.02, 0.05, 0.12]  # up on every horizon, 12% in 63 days
+    rows[1, [1, 2, 3]] = [-0.06, 0.01, 0.10]  # a sharp week against a rising quarter
+    rows[2, [1, 2, 3]] = [0.001, -0.01, 0.01]
+    assert list(behaviors(rows)) == ["momentum", "mean_reversion", "mixed"]
