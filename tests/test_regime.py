@@ -204,3 +204,13 @@ def test_rejects_an_all_nan_spy_column(synthetic_context):
 def test_not_an_onnx_file():
     with pytest.raises(ArtifactError, match="not a loadable ONNX model"):
         RegimeModel.from_bytes(b"garbage")
+
+
+def test_transformer_export_matches_pytorch(synthetic_context):
+    context, _ = synthetic_context
+    result = train_regime(context, quick_config("transformer"), progress=False)
+    data, metadata = regime_artifact(result)
+    assert metadata["parity_max_abs_diff"] <= PARITY_TOLERANCE
+    assert metadata["model_config"]["model_type"] == "transformer"
+    out = RegimeModel.from_bytes(data).predict(result.test_windows[-1])
+    assert out["regime_label"] in REGIMES

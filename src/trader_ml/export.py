@@ -53,18 +53,23 @@ def to_onnx(
     module = module.eval().cpu()
     buffer = io.BytesIO()
     axes = {name: {0: "batch"} for name in (input_name, *output_names)}
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter announces its own deprecation
-        torch.onnx.export(
-            module,
-            (torch.as_tensor(example),),
-            buffer,
-            input_names=[input_name],
-            output_names=list(output_names),
-            dynamic_axes=axes,
-            opset_version=OPSET,
-            dynamo=False,
-        )
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)  # the fused encoder kernel has no ONNX form
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter announces its own deprecation
+            torch.onnx.export(
+                module,
+                (torch.as_tensor(example),),
+                buffer,
+                input_names=[input_name],
+                output_names=list(output_names),
+                dynamic_axes=axes,
+                opset_version=OPSET,
+                dynamo=False,
+            )
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
     proto = onnx.load_from_string(buffer.getvalue())
     onnx.checker.check_model(proto)
     entry = proto.metadata_props.add()
