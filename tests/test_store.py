@@ -87,7 +87,6 @@ def test_s3_prefix_isolates_keys(s3_store, bucket, aws_env):
 def test_s3_unreachable_is_one_clear_error(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
-    store = S3Store("s3://bucket", region="us-east-1", endpoint_url="http://127.0.0.1:9")
-    store.client.meta.config.retries["max_attempts"] = 1
+    store = S3Store("s3://bucket", region="us-east-1", endpoint_url="http://127.0.0.1:9", max_attempts=1)
     with pytest.raises(StoreError, match="cannot read s3://bucket/models/latest.json"):
         store.read("models/latest.json")

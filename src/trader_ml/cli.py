@@ -106,6 +106,36 @@ def cmd_train_health(args: argparse.Namespace) -> int:
     return train_health_command(args)
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from trader_ml.training.orchestrate import TrainOptions, run_training
+
+    store = args.store or (f"s3://{args.bucket}" if args.bucket else DEFAULT_STORE)
+    options = TrainOptions(
+        store=store,
+        region=args.region,
+        endpoint_url=args.endpoint_url,
+        max_days=args.max_days,
+        regime_type=args.regime_type,
+        health_type=args.health_type,
+        epochs=args.epochs,
+        skip_upload=args.skip_upload,
+        output_dir=args.output_dir,
+        force=args.force,
+        tolerance=args.tolerance,
+        device=args.device,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    run_training(options)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from trader_ml import registry_commands
+
+    return registry_commands.run(args, open_store_from(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from trader_ml.sources import SOURCE_NAMES
 
@@ -163,6 +193,37 @@ def build_parser() -> argparse.ArgumentParser:
     add_training_args(p, "health", batch_size=64)
     p.add_argument("--model-type", default="autoencoder", choices=("autoencoder", "vae"), help="(default: %(default)s)")
     p.set_defaults(func=cmd_train_health)
+
+    p = sub.add_parser("train", help="train, judge, export and register both models (the seed's train.py)")
+    p.add_argument("--store", help=f"local directory or s3://bucket/prefix (default: {DEFAULT_STORE}, or s3://BUCKET)")
+    p.add_argument("--bucket", help="S3 bucket: the store is s3://BUCKET")
+    p.add_argument("--region", help="AWS region (default: boto3's chain)")
+    p.add_argument("--endpoint-url", help="S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL)")
+    p.add_argument("--max-days", type=positive_int, default=365, help="days of history to use (default: %(default)s)")
+    p.add_argument("--regime-type", default="gru", choices=("gru", "transformer"), help="(default: %(default)s)")
+    p.add_argument(
+        "--health-type", default="autoencoder", choices=("autoencoder", "vae"), help="(default: %(default)s)"
+    )
+    p.add_argument("--epochs", type=positive_int, default=100, help="maximum epochs (default: %(default)s)")
+    p.add_argument("--skip-upload", action="store_true", help="write only to --output-dir, nothing to the store")
+    p.add_argument("--output-dir", default="/tmp/models", help="local output directory (default: %(default)s)")
+    p.add_argument("--force", action="store_true", help="promote even if the gate says no")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.02,
+        help="how much worse than the champion still passes (default: %(default)s)",
+    )
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("models", help="list, show, promote or roll back model versions")
+    p.add_argument("action", choices=("list", "show", "promote", "rollback"))
+    p.add_argument("version", nargs="?", help="for show and promote: a version such as 20260130 or 20260130-2")
+    add_store_args(p)
+    p.set_defaults(func=cmd_models)
     return parser
 
 

@@ -184,7 +184,9 @@ class S3Store(Store):
     S3-compatible service. Throttling and 5xx answers are retried with backoff by botocore.
     """
 
-    def __init__(self, url: str, region: str | None = None, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self, url: str, region: str | None = None, endpoint_url: str | None = None, max_attempts: int = 8
+    ) -> None:
         bucket, _, prefix = url.removeprefix("s3://").partition("/")
         if not bucket:
             raise StoreError(f"invalid S3 URL {url!r}: expected s3://bucket[/prefix]")
@@ -193,6 +195,7 @@ class S3Store(Store):
         self.url = f"s3://{bucket}/{self.prefix}"
         self.region = region
         self.endpoint_url = endpoint_url
+        self.max_attempts = max_attempts
         self._client = None
 
     @property
@@ -203,7 +206,7 @@ class S3Store(Store):
                 from botocore.config import Config
             except ImportError:
                 raise StoreError("S3 stores need boto3: pip install 'trader-ml[aws]'") from None
-            config = Config(retries={"max_attempts": 8, "mode": "standard"})
+            config = Config(retries={"max_attempts": self.max_attempts, "mode": "standard"})
             self._client = boto3.client("s3", region_name=self.region, endpoint_url=self.endpoint_url, config=config)
         return self._client
 

@@ -47,6 +47,7 @@ class HealthTrainResult:
     metrics: dict
     data_window: dict
     test_rows: np.ndarray  # (rows, features) raw test inputs, for export checks
+    test_index: np.ndarray  # their row numbers in the features frame
     skipped_rows: int
 
 
@@ -185,6 +186,7 @@ def train_health(
             "symbols": int(features["symbol"].nunique()),
         },
         test_rows=values[test],
+        test_index=test,
         skipped_rows=skipped,
     )
 

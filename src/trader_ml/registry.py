@@ -1,0 +1,215 @@
+"""Model versions in a store: immutable artifacts, a manifest per version, and ``latest.json``.
+
+A version ``YYYYMMDD`` (``YYYYMMDD-2``, ``-3`` ... for more runs that day) owns
+``models/regime_vV.onnx``, ``models/health_vV.onnx`` and ``models/manifest_vV.json``, all
+created only if absent. ``models/latest.json`` keeps the seed's keys, adds checksums, data
+window, baselines and history, and moves only by compare-and-swap. numpy-free, torch-free.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Callable
+
+from trader_ml.errors import NotFoundError, PreconditionFailed, StoreError, TraderMLError
+from trader_ml.schema import LATEST_KEY, MODELS_PREFIX
+from trader_ml.store import Store
+
+SEED_KEYS = ("version", "timestamp", "regime_model", "health_model", "regime_metrics", "health_metrics")
+HISTORY_LENGTH = 50
+VERSION = re.compile(r"^\d{8}(-\d+)?$")
+
+
+class RegistryError(TraderMLError):
+    """The registry's objects are missing, damaged or inconsistent."""
+
+
+class LostRace(TraderMLError):
+    """latest.json moved while this process was deciding."""
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def artifact_key(kind: str, version: str) -> str:
+    return f"{MODELS_PREFIX}{kind}_v{version}.onnx"
+
+
+def manifest_key(version: str) -> str:
+    return f"{MODELS_PREFIX}manifest_v{version}.json"
+
+
+def _version_order(version: str) -> tuple[str, int]:
+    day, _, run = version.partition("-")
+    return day, int(run or 1)
+
+
+def versions(store: Store) -> list[str]:
+    """Every version with a manifest, oldest first."""
+    found = []
+    for key in store.list(f"{MODELS_PREFIX}manifest_v"):
+        version = key.removeprefix(f"{MODELS_PREFIX}manifest_v").removesuffix(".json")
+        if VERSION.match(version):
+            found.append(version)
+    return sorted(found, key=_version_order)
+
+
+def candidate_versions(store: Store, day: dt.date):
+    """``YYYYMMDD``, then ``YYYYMMDD-2``, ``-3``, ... skipping names any object already uses."""
+    stem = day.strftime("%Y%m%d")
+    taken = {k for k in store.list(f"{MODELS_PREFIX}") if stem in k}
+    run = 1
+    while True:
+        version = stem if run == 1 else f"{stem}-{run}"
+        if not any(f"_v{version}." in k for k in taken):
+            yield version
+        run += 1
+
+
+def check_pointer(pointer: object, where: str) -> dict:
+    """A latest.json that has the seed's keys and points inside models/."""
+    if not isinstance(pointer, dict):
+        raise RegistryError(f"{where}: expected a JSON object")
+    missing = [k for k in SEED_KEYS if k not in pointer]
+    if missing:
+        raise RegistryError(f"{where}: missing key(s) {', '.join(missing)}")
+    for kind in ("regime_model", "health_model"):
+        path = pointer[kind]
+        if not isinstance(path, str) or not path.startswith(MODELS_PREFIX) or ".." in path.split("/"):
+            raise RegistryError(f"{where}: {kind} {path!r} points outside {MODELS_PREFIX}")
+    return pointer
+
+
+def read_latest(store: Store) -> tuple[dict | None, str | None]:
+    """(pointer, ETag), or (None, None) when no model was ever promoted."""
+    try:
+        data, etag = store.read_versioned(LATEST_KEY)
+    except NotFoundError:
+        return None, None
+    where = store.describe(LATEST_KEY)
+    try:
+        pointer = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise RegistryError(
+            f"{where} is not valid JSON (truncated or damaged); fix it with trader-ml models promote VERSION"
+        ) from None
+    return check_pointer(pointer, where), etag
+
+
+def read_manifest(store: Store, version: str) -> dict:
+    if not VERSION.match(version):
+        raise RegistryError(f"invalid version {version!r}: expected YYYYMMDD or YYYYMMDD-N")
+    try:
+        return json.loads(store.read(manifest_key(version)))
+    except NotFoundError:
+        known = ", ".join(versions(store)[-5:]) or "none"
+        raise RegistryError(f"no version {version} in {store.url} (latest versions: {known})") from None
+
+
+def read_artifact(store: Store, key: str, expected_sha256: str) -> bytes:
+    """An artifact's bytes, refused unless they hash to what the registry recorded."""
+    data = store.read(key)
+    actual = sha256(data)
+    if actual != expected_sha256:
+        raise RegistryError(
+            f"{store.describe(key)}: sha256 {actual[:12]}... does not match the recorded {expected_sha256[:12]}..."
+        )
+    return data
+
+
+def publish(
+    store: Store,
+    day: dt.date,
+    artifacts: dict[str, bytes],
+    describe: Callable[[str], dict],
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Store a new version: its artifacts, then its manifest ``describe(version)``, each created
+    only if absent. A version taken by a concurrent run moves to the next name. Returns the
+    manifest. On failure, says which objects were written; latest.json is never touched."""
+    written: list[str] = []
+    try:
+        for version in candidate_versions(store, day):
+            first, *rest = sorted(artifacts)
+            try:
+                store.create(artifact_key(first, version), artifacts[first])  # claims the version
+            except PreconditionFailed:
+                continue
+            written.append(artifact_key(first, version))
+            for kind in rest:
+                store.create(artifact_key(kind, version), artifacts[kind])
+                written.append(artifact_key(kind, version))
+            manifest = describe(version)
+            store.create(manifest_key(version), json.dumps(manifest, indent=2).encode())
+            written.append(manifest_key(version))
+            log(f"stored version {version}: {', '.join(written)}")
+            return manifest
+    except StoreError as e:
+        done = ", ".join(written) or "nothing"
+        raise StoreError(f"upload failed ({e}); written before the failure: {done}; latest.json is unchanged") from None
+    raise AssertionError("unreachable")
+
+
+def pointer_for(manifest: dict, previous: dict | None, now: dt.datetime | None = None) -> dict:
+    """The latest.json that makes ``manifest``'s version current."""
+    history = [v for v in (previous or {}).get("history", []) if v != manifest["version"]]
+    history = (history + [manifest["version"]])[-HISTORY_LENGTH:]
+    pointer = {key: manifest[key] for key in SEED_KEYS}
+    pointer.update(
+        {
+            "regime_sha256": manifest["regime_sha256"],
+            "health_sha256": manifest["health_sha256"],
+            "data_window": manifest["data_window"],
+            "package_version": manifest["package_version"],
+            "baseline_metrics": manifest["baseline_metrics"],
+            "previous_version": history[-2] if len(history) > 1 else None,
+            "history": history,
+            "promoted_at": (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
+        }
+    )
+    return pointer
+
+
+def swap_latest(store: Store, pointer: dict, expected_etag: str | None) -> str:
+    """Move latest.json from the version read (``expected_etag``) to ``pointer``; LostRace if it
+    moved meanwhile."""
+    data = json.dumps(pointer, indent=2).encode()
+    try:
+        return store.swap(LATEST_KEY, data, expected_etag)
+    except PreconditionFailed:
+        now, _ = read_latest(store)
+        current = now["version"] if now else "nothing"
+        raise LostRace(
+            f"{LATEST_KEY} moved while this run was deciding (it now points to version {current}); "
+            f"version {pointer['version']} stays stored but not current: compare with trader-ml models list, "
+            f"then trader-ml models promote {pointer['version']} if it should win"
+        ) from None
+
+
+def promote(store: Store, version: str) -> dict:
+    """Make a stored version current (a user's decision: no gate)."""
+    manifest = read_manifest(store, version)
+    for kind in ("regime", "health"):
+        read_artifact(store, manifest[f"{kind}_model"], manifest[f"{kind}_sha256"])
+    previous, etag = read_latest(store)
+    pointer = pointer_for(manifest, previous)
+    swap_latest(store, pointer, etag)
+    return pointer
+
+
+def rollback(store: Store) -> dict:
+    """Make the previous version in latest.json's history current again."""
+    previous, etag = read_latest(store)
+    if previous is None:
+        raise RegistryError(f"no {LATEST_KEY} in {store.url}: nothing to roll back")
+    history = previous.get("history", [])
+    if len(history) < 2:
+        raise RegistryError(f"{LATEST_KEY} has no previous version to roll back to")
+    target = read_manifest(store, history[-2])
+    pointer = pointer_for(target, {**previous, "history": history[:-2]})
+    swap_latest(store, pointer, etag)
+    return pointer

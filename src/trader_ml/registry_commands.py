@@ -1,0 +1,69 @@
+"""``trader-ml models list|show|promote|rollback``: the registry as a user sees it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from trader_ml import registry
+from trader_ml.errors import TraderMLError
+from trader_ml.store import Store
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def list_versions(store: Store) -> None:
+    current, _ = registry.read_latest(store)
+    current_version = current["version"] if current else None
+    rows = [("", "version", "created", "regime f1 (baseline)", "health corr (baseline)", "gate")]
+    for version in registry.versions(store):
+        m = registry.read_manifest(store, version)
+        rm, hm, base = m["regime_metrics"], m["health_metrics"], m["baseline_metrics"]
+        gate = "passed" if m.get("gate", {}).get("promoted") else "held back"
+        rows.append(
+            (
+                "*" if version == current_version else "",
+                version,
+                m["timestamp"],
+                f"{_fmt(rm['test_f1_macro'])} ({_fmt(base['regime']['test_f1_macro'])})",
+                f"{_fmt(hm['test_health_correlation'])} ({_fmt(base['health']['test_health_correlation'])})",
+                gate,
+            )
+        )
+    if len(rows) == 1:
+        print(f"no model versions in {store.url}: train some with trader-ml train --store {store.url}")
+        return
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    print(f"* current (models/latest.json); {len(rows) - 1} versions in {store.url}")
+
+
+def show(store: Store, version: str) -> None:
+    manifest = registry.read_manifest(store, version)
+    checks = {}
+    for kind in ("regime", "health"):
+        try:
+            registry.read_artifact(store, manifest[f"{kind}_model"], manifest[f"{kind}_sha256"])
+            checks[kind] = "sha256 ok"
+        except TraderMLError as e:
+            checks[kind] = f"BROKEN: {e}"
+    print(json.dumps({**manifest, "artifact_checks": checks}, indent=2))
+
+
+def run(args: argparse.Namespace, store: Store) -> int:
+    if args.action in ("show", "promote") and not args.version:
+        raise TraderMLError(f"models {args.action} needs a VERSION (see trader-ml models list)")
+    if args.action == "list":
+        list_versions(store)
+    elif args.action == "show":
+        show(store, args.version)
+    elif args.action == "promote":
+        pointer = registry.promote(store, args.version)
+        print(f"promoted {pointer['version']}; previous: {pointer['previous_version']}")
+    else:
+        pointer = registry.rollback(store)
+        print(f"rolled back to {pointer['version']}; previous: {pointer['previous_version']}")
+    return 0

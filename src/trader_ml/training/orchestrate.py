@@ -1,0 +1,333 @@
+"""The monthly job: read the store, train both models, judge them, export, publish, maybe promote.
+
+Stages: read -> regime -> health -> gate -> write --output-dir -> publish (unless --skip-upload).
+Every candidate is compared, on its own test window, with its baseline and with the current
+champion (run from the champion's ONNX files); only a candidate that passes both gates moves
+latest.json, and only by compare-and-swap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from trader_ml import __version__, registry
+from trader_ml.baselines import baseline_health, baseline_regimes
+from trader_ml.errors import TraderMLError
+from trader_ml.gate import DEFAULT_TOLERANCE, GateDecision, decide, health_comparison, regime_comparison
+from trader_ml.labels import health_targets, regime_labels
+from trader_ml.models.health import HealthModelConfig
+from trader_ml.models.regime import RegimeModelConfig
+from trader_ml.partitions import read_table
+from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES
+from trader_ml.serving.artifacts import ArtifactError, HealthModel, RegimeModel
+from trader_ml.store import Store, open_store
+from trader_ml.training.commands import health_truth, no_data_message, regime_truth
+from trader_ml.training.health import (
+    HealthTrainConfig,
+    HealthTrainResult,
+    health_artifact,
+    health_summary,
+    train_health,
+)
+from trader_ml.training.loop import FitConfig
+from trader_ml.training.metrics import format_table
+from trader_ml.training.regime import (
+    RegimeTrainConfig,
+    RegimeTrainResult,
+    regime_artifact,
+    regime_summary,
+    train_regime,
+)
+from trader_ml.training.regime import windows as regime_windows
+
+STAGES = 6
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    store: str = "./store"
+    region: str | None = None
+    endpoint_url: str | None = None
+    max_days: int | None = 365
+    regime_type: str = "gru"
+    health_type: str = "autoencoder"
+    epochs: int = 100
+    regime_batch_size: int = 32
+    health_batch_size: int = 64
+    skip_upload: bool = False
+    output_dir: str = "/tmp/models"
+    force: bool = False
+    tolerance: float = DEFAULT_TOLERANCE
+    device: str = "auto"
+    seed: int = 0
+    progress: bool = True
+    today: dt.date | None = None
+
+
+@dataclass
+class Candidate:
+    """What the job learned, before it is stored."""
+
+    regime: RegimeTrainResult
+    health: HealthTrainResult
+    regime_onnx: bytes
+    health_onnx: bytes
+    regime_meta: dict
+    health_meta: dict
+
+
+@dataclass
+class Outcome:
+    version: str | None  # None with --skip-upload
+    promoted: bool
+    decisions: dict[str, GateDecision]
+    manifest: dict
+    output_files: list[Path]
+
+
+class Stages:
+    """Prints ``[n/6] what`` with the time each stage took."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log, self.n, self.began = log, 0, time.perf_counter()
+
+    def __call__(self, text: str) -> None:
+        self.n += 1
+        self.log(f"[{self.n}/{STAGES}] {text} ({time.perf_counter() - self.began:.0f} s)")
+
+
+def load_data(store: Store, max_days: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    context = read_table(store, "context", max_days=max_days)
+    if context.empty:
+        raise TraderMLError(no_data_message(store, "context"))
+    features = read_table(store, "features", max_days=max_days)
+    if features.empty:
+        raise TraderMLError(no_data_message(store, "features"))
+    return context, features
+
+
+def train_candidate(
+    options: TrainOptions, store: Store, context: pd.DataFrame, features: pd.DataFrame, stage: Stages
+) -> Candidate:
+    fit = FitConfig(epochs=options.epochs, seed=options.seed, device=options.device)
+    layers = 2 if options.regime_type == "transformer" else 1
+    regime_config = RegimeTrainConfig(
+        model=RegimeModelConfig(model_type=options.regime_type, num_layers=layers),
+        fit=dataclasses.replace(fit, batch_size=options.regime_batch_size),
+    )
+    stage(f"training the regime model ({options.regime_type}) on {len(context)} days")
+    regime = train_regime(context, regime_config, regime_truth(store, context["date"]), options.progress)
+    regime_onnx, regime_meta = regime_artifact(regime)
+    health_config = HealthTrainConfig(
+        model=HealthModelConfig(model_type=options.health_type),
+        fit=dataclasses.replace(fit, batch_size=options.health_batch_size),
+    )
+    stage(f"training the health model ({options.health_type}) on {len(features)} rows")
+    health = train_health(features, health_config, health_truth(store, features), options.progress)
+    health_onnx, health_meta = health_artifact(health)
+    return Candidate(regime, health, regime_onnx, health_onnx, regime_meta, health_meta)
+
+
+def load_champion(store: Store, pointer: dict | None, log: Callable[[str], None]):
+    """(regime model, health model) of the current version, or Nones if there is none usable."""
+    if pointer is None:
+        return None, None
+    try:
+        regime = RegimeModel.from_bytes(
+            registry.read_artifact(store, pointer["regime_model"], pointer["regime_sha256"])
+        )
+        health = HealthModel.from_bytes(
+            registry.read_artifact(store, pointer["health_model"], pointer["health_sha256"])
+        )
+        return regime, health
+    except (TraderMLError, KeyError) as e:
+        log(f"  champion {pointer.get('version')} cannot be evaluated ({e}); judging against the baseline only")
+        return None, None
+
+
+def judge(
+    candidate: Candidate, context: pd.DataFrame, features: pd.DataFrame, champion, tolerance: float
+) -> dict[str, GateDecision]:
+    """Candidate vs baseline vs champion, each model on the candidate's own test window."""
+    regime, health = candidate.regime, candidate.health
+    values = context[list(CONTEXT_FEATURES)].to_numpy(dtype=np.float64)
+    rows = regime.split.test
+    labels = regime_labels(context, regime.config.label_horizon)[rows]
+
+    def regime_predictions(model: RegimeModel) -> np.ndarray:
+        return model.predict_proba(regime_windows(values, rows, model.lookback))[0].argmax(axis=1)
+
+    own = RegimeModel.from_bytes(candidate.regime_onnx)
+    regime_pred = regime_predictions(own)
+    baseline_pred = baseline_regimes(values)[0][rows]
+    champion_regime, champion_health = champion
+    decisions = {}
+    vs_champion = None
+    if champion_regime is not None:
+        try:
+            vs_champion = regime_comparison(labels, regime_pred, regime_predictions(champion_regime))
+        except (ArtifactError, IndexError) as e:
+            raise TraderMLError(f"the champion regime model cannot read this data: {e}") from None
+    decisions["regime"] = decide(
+        regime_comparison(labels, regime_pred, baseline_pred), vs_champion, len(rows), tolerance
+    )
+
+    index = health.test_index
+    x = features[list(ASSET_FEATURES)].to_numpy(dtype=np.float64)[index]
+    _, drawdown = health_targets(features, health.config.horizon)
+    day_index = pd.factorize(pd.DatetimeIndex(features["date"].iloc[index]), sort=True)[0]
+    score = HealthModel.from_bytes(candidate.health_onnx).predict_proba(x)[0]
+    vs_champion = None
+    if champion_health is not None:
+        vs_champion = health_comparison(day_index, drawdown[index], score, champion_health.predict_proba(x)[0])
+    vs_baseline = health_comparison(day_index, drawdown[index], score, baseline_health(x))
+    decisions["health"] = decide(vs_baseline, vs_champion, int(day_index.max()) + 1, tolerance)
+    return decisions
+
+
+def describe(
+    version: str,
+    candidate: Candidate,
+    context: pd.DataFrame,
+    features: pd.DataFrame,
+    decisions: dict[str, GateDecision],
+    champion_version: str | None,
+    options: TrainOptions,
+) -> dict:
+    """The manifest of a version; its first six keys are latest.json's seed keys."""
+    regime_m, health_m = candidate.regime.metrics, candidate.health.metrics
+    regime_summary_ = regime_summary(regime_m)
+    health_summary_ = health_summary(health_m)
+    promoted = options.force or all(d.promote for d in decisions.values())
+    return {
+        "version": version,
+        "timestamp": dt.datetime.now().isoformat(timespec="seconds"),
+        "regime_model": registry.artifact_key("regime", version),
+        "health_model": registry.artifact_key("health", version),
+        "regime_metrics": {
+            "test_accuracy": regime_summary_["test_accuracy"],
+            "test_f1_macro": regime_summary_["test_f1_macro"],
+            "model_type": options.regime_type,
+            **{k: v for k, v in regime_summary_.items() if k not in ("test_accuracy", "test_f1_macro")},
+        },
+        "health_metrics": {
+            "test_recon_mse": health_summary_["test_recon_mse"],
+            "test_health_correlation": health_summary_["test_health_correlation"],
+            "model_type": options.health_type,
+            **{k: v for k, v in health_summary_.items() if k not in ("test_recon_mse", "test_health_correlation")},
+        },
+        "regime_sha256": registry.sha256(candidate.regime_onnx),
+        "health_sha256": registry.sha256(candidate.health_onnx),
+        "data_window": {
+            "first_date": str(min(context["date"].min(), features["date"].min()).date()),
+            "last_date": str(max(context["date"].max(), features["date"].max()).date()),
+            "rows": int(len(context)),
+            "feature_rows": int(len(features)),
+            "symbols": int(features["symbol"].nunique()),
+            "max_days": options.max_days,
+        },
+        "package_version": __version__,
+        "baseline_metrics": {
+            "regime": {
+                "test_accuracy": regime_m["baseline"]["accuracy"],
+                "test_f1_macro": regime_m["baseline"]["f1_macro"],
+            },
+            "health": {k: health_m["baseline"][k] for k in ("test_health_correlation", "auc", "brier")},
+        },
+        "test_windows": {"regime": regime_m["test_window"], "health": health_m["test_window"]},
+        "gate": {
+            "promoted": promoted,
+            "forced": options.force,
+            "tolerance": options.tolerance,
+            "champion_version": champion_version,
+            **{kind: d.to_dict() for kind, d in decisions.items()},
+        },
+    }
+
+
+def write_outputs(output_dir: str, version: str, candidate: Candidate, manifest: dict) -> list[Path]:
+    """The artifacts and the manifest in the local output directory (nothing else)."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        out / f"regime_v{version}.onnx": candidate.regime_onnx,
+        out / f"health_v{version}.onnx": candidate.health_onnx,
+        out / f"manifest_v{version}.json": json.dumps(manifest, indent=2).encode(),
+    }
+    for path, data in files.items():
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return list(files)
+
+
+def summary_table(decisions: dict[str, GateDecision], champion_version: str | None) -> str:
+    columns = ["candidate", "baseline", f"champion {champion_version}" if champion_version else "champion"]
+    rows = {}
+    for kind, d in decisions.items():
+        champion = d.vs_champion.other if d.vs_champion else None
+        rows[f"{kind} {d.vs_baseline.metric}"] = [d.vs_baseline.candidate, d.vs_baseline.other, champion]
+    return format_table("", columns, rows).lstrip("\n")
+
+
+def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> Outcome:
+    stage = Stages(log)
+    store = open_store(options.store, region=options.region, endpoint_url=options.endpoint_url)
+    today = options.today or dt.date.today()
+    stage(f"reading the last {options.max_days or 'all'} days of data from {store.url}")
+    context, features = load_data(store, options.max_days)
+    pointer, etag = registry.read_latest(store)
+    candidate = train_candidate(options, store, context, features, stage)
+    champion_version = pointer["version"] if pointer else None
+    stage(f"judging against the baselines and the champion ({champion_version or 'none yet'})")
+    decisions = judge(candidate, context, features, load_champion(store, pointer, log), options.tolerance)
+    regime_window = candidate.regime.metrics["test_window"]
+    log(
+        f"  test window {regime_window['first_date']} .. {regime_window['last_date']}: {regime_window['days']} days; "
+        f"days per regime (labels): {regime_window['days_per_regime']}"
+    )
+    log(
+        f"  health test window: {candidate.health.metrics['test_window']['days']} days, "
+        f"{candidate.health.metrics['test_window']['rows']} rows"
+    )
+    for kind, d in decisions.items():
+        log(f"  {kind}: {'passes' if d.promote else 'fails'}: {d.reason}")
+
+    planned = next(registry.candidate_versions(store, today))
+    stage(f"writing version {planned} to {options.output_dir}")
+    manifest = describe(planned, candidate, context, features, decisions, champion_version, options)
+    files = write_outputs(options.output_dir, planned, candidate, manifest)
+    promoted = manifest["gate"]["promoted"]
+    if options.skip_upload:
+        stage("--skip-upload: nothing written to the store")
+        log(summary_table(decisions, champion_version))
+        return Outcome(None, False, decisions, manifest, files)
+
+    stage(f"publishing to {store.url}")
+    stored = registry.publish(
+        store,
+        today,
+        {"regime": candidate.regime_onnx, "health": candidate.health_onnx},
+        lambda version: describe(version, candidate, context, features, decisions, champion_version, options),
+        log=lambda text: log(f"  {text}"),
+    )
+    version = stored["version"]
+    if promoted:
+        registry.swap_latest(store, registry.pointer_for(stored, pointer), etag)
+        log(f"  promoted {version}: models/latest.json now points to it" + (" (--force)" if options.force else ""))
+    else:
+        log(
+            f"  version {version} is stored but not promoted; latest.json still points to {champion_version or 'nothing'} "
+            f"(trader-ml models promote {version} to override)"
+        )
+    log(summary_table(decisions, champion_version))
+    return Outcome(version, promoted, decisions, stored, files)

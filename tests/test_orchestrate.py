@@ -1,0 +1,173 @@
+"""training.orchestrate: the seed's train.py end to end against moto's S3 server, and the gate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trader_ml import registry
+from trader_ml.gate import GateDecision
+from trader_ml.pipeline import ingest
+from trader_ml.schema import LATEST_KEY
+from trader_ml.sources.synthetic import SyntheticParams, SyntheticSource
+from trader_ml.store import S3Store
+
+from .conftest import FAKE_AWS, TODAY, store_snapshot
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = SyntheticSource(SyntheticParams(seed=9, n_symbols=6))
+
+
+def fill(store) -> None:
+    ingest(SOURCE, store, dt.date(2007, 1, 1), dt.date(2008, 6, 30), today=TODAY, log=lambda _: None)
+
+
+@pytest.fixture
+def market_bucket(bucket, aws_env):
+    fill(S3Store(f"s3://{bucket}", region="us-east-1", endpoint_url=aws_env))
+    return bucket
+
+
+def train_py(*args: str, endpoint: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **FAKE_AWS, "AWS_ENDPOINT_URL": endpoint}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "training" / "train.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+
+
+def test_seed_train_py_against_s3(market_bucket, aws_env, tmp_path):
+    result = train_py(
+        "--bucket",
+        market_bucket,
+        "--region",
+        "us-east-1",
+        "--max-days",
+        "600",
+        "--epochs",
+        "2",
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--force",
+        "--quiet",
+        endpoint=aws_env,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "[6/6] publishing to s3://" in result.stdout and "promoted" in result.stdout
+    store = S3Store(f"s3://{market_bucket}", region="us-east-1", endpoint_url=aws_env)
+    latest = json.loads(store.read(LATEST_KEY))
+    version = latest["version"]
+    assert list(latest)[:6] == [
+        "version",
+        "timestamp",
+        "regime_model",
+        "health_model",
+        "regime_metrics",
+        "health_metrics",
+    ]
+    assert set(latest) == set(registry.SEED_KEYS) | {
+        "regime_sha256",
+        "health_sha256",
+        "data_window",
+        "package_version",
+        "baseline_metrics",
+        "previous_version",
+        "history",
+        "promoted_at",
+    }
+    assert re.fullmatch(r"\d{8}(-\d+)?", version) and version.startswith(dt.date.today().strftime("%Y%m%d"))
+    assert dt.datetime.fromisoformat(latest["timestamp"])
+    assert latest["regime_model"] == f"models/regime_v{version}.onnx"
+    assert latest["health_model"] == f"models/health_v{version}.onnx"
+    for kind in ("regime", "health"):
+        assert latest[f"{kind}_sha256"] == hashlib.sha256(store.read(latest[f"{kind}_model"])).hexdigest()
+    regime, health = latest["regime_metrics"], latest["health_metrics"]
+    assert regime["model_type"] == "gru" and 0 <= regime["test_accuracy"] <= 1 and 0 <= regime["test_f1_macro"] <= 1
+    assert health["model_type"] == "autoencoder" and health["test_recon_mse"] >= 0
+    assert -1 <= health["test_health_correlation"] <= 1
+    window = latest["data_window"]
+    assert window["last_date"] == "2008-06-30" and window["symbols"] == 6 and window["rows"] > 300
+    assert latest["package_version"] and latest["previous_version"] is None and latest["history"] == [version]
+    assert set(latest["baseline_metrics"]) == {"regime", "health"}
+    local = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert local == [f"health_v{version}.onnx", f"manifest_v{version}.json", f"regime_v{version}.onnx"]
+
+
+def test_skip_upload_writes_only_the_output_dir(market_bucket, aws_env, tmp_path):
+    store = S3Store(f"s3://{market_bucket}", region="us-east-1", endpoint_url=aws_env)
+    before = store_snapshot(store)
+    result = train_py(
+        "--bucket",
+        market_bucket,
+        "--max-days",
+        "600",
+        "--epochs",
+        "1",
+        "--skip-upload",
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--quiet",
+        endpoint=aws_env,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "--skip-upload: nothing written to the store" in result.stdout
+    assert store_snapshot(store) == before
+    assert len(list((tmp_path / "out").glob("*.onnx"))) == 2
+
+
+def test_gate_holds_back_unless_forced(local_store, tmp_path, monkeypatch):
+    from trader_ml.gate import Comparison
+    from trader_ml.training import orchestrate
+
+    fill(local_store)
+    refuse = Comparison("m", 0.4, 0.5, -0.1, -0.2, 0.0)
+    monkeypatch.setattr(orchestrate, "decide", lambda *a, **k: GateDecision(False, "worse", refuse, None, 10))
+    options = orchestrate.TrainOptions(
+        store=local_store.url, max_days=600, epochs=1, output_dir=str(tmp_path / "o"), progress=False
+    )
+    lines: list[str] = []
+    held = orchestrate.run_training(options, log=lines.append)
+    assert not held.promoted and registry.read_latest(local_store) == (None, None)
+    assert any("stored but not promoted" in line for line in lines)
+    forced = orchestrate.run_training(orchestrate.TrainOptions(**{**options.__dict__, "force": True}), log=lines.append)
+    assert forced.promoted and forced.version != held.version
+    assert registry.read_latest(local_store)[0]["version"] == forced.version
+    assert registry.versions(local_store) == [held.version, forced.version]
+
+
+def test_models_commands(local_store, tmp_path, monkeypatch):
+    from tests.test_registry import store_version
+
+    v1, v2 = store_version(local_store, b"1"), store_version(local_store, b"2")
+
+    def models(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "trader_ml", "models", *args, "--store", local_store.url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert f"promoted {v1}" in models("promote", v1).stdout
+    assert f"promoted {v2}; previous: {v1}" in models("promote", v2).stdout
+    listing = models("list").stdout
+    assert f"* {v2}" in listing.replace("*  ", "* ") or re.search(rf"\*\s+{re.escape(v2)}", listing)
+    shown = json.loads(models("show", v1).stdout)
+    assert shown["artifact_checks"] == {"regime": "sha256 ok", "health": "sha256 ok"}
+    assert f"rolled back to {v1}" in models("rollback").stdout
+    local_store.write(LATEST_KEY, b'{"trunc')
+    broken = models("list")
+    assert broken.returncode == 2 and "not valid JSON" in broken.stderr and len(broken.stderr.strip().splitlines()) == 1
+    missing = models("show", "20990101")
+    assert missing.returncode == 2 and "no version 20990101" in missing.stderr
