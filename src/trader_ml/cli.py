@@ -136,6 +136,29 @@ def cmd_models(args: argparse.Namespace) -> int:
     return registry_commands.run(args, open_store_from(args))
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from trader_ml.serving.handler import daily_answer
+    from trader_ml.serving.predictor import Predictor
+
+    model = Predictor.from_store(args.store, region=args.region, endpoint_url=args.endpoint_url)
+    answer = daily_answer(model, args.date.isoformat() if args.date else None, write=args.write)
+    print(json.dumps(answer, indent=2))
+    return 0
+
+
+def cmd_lambda_bundle(args: argparse.Namespace) -> int:
+    from trader_ml.bundle import build_bundle
+
+    size = build_bundle(args.output, args.arch, args.python, args.wheels_dir)
+    print(
+        f"wrote {args.output}: {size / 2**20:.1f} MB unzipped (Lambda allows 250 MB), {args.arch}, Python {args.python}"
+    )
+    print("handler: trader_ml.serving.handler.handler; deploy with deploy/template.yaml (see docs/serving.md)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from trader_ml.sources import SOURCE_NAMES
 
@@ -224,6 +247,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("version", nargs="?", help="for show and promote: a version such as 20260130 or 20260130-2")
     add_store_args(p)
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("predict", help="predict a stored day with the current models (the Lambda's answer)")
+    add_store_args(p)
+    p.add_argument("--date", type=parse_date, help="the day to predict (default: the newest stored day)")
+    p.add_argument(
+        "--write", action="store_true", help="also write predictions/date=D/ to the store, as the schedule does"
+    )
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("lambda-bundle", help="build the AWS Lambda zip: serving code, numpy and onnxruntime")
+    p.add_argument("--output", default="build/lambda.zip", help="(default: %(default)s)")
+    p.add_argument("--arch", default="x86_64", choices=("x86_64", "arm64"), help="(default: %(default)s)")
+    p.add_argument(
+        "--python", default="3.11", choices=("3.11", "3.12", "3.13"), help="Lambda runtime (default: %(default)s)"
+    )
+    p.add_argument("--wheels-dir", help="take the wheels from this folder instead of the package registry")
+    p.set_defaults(func=cmd_lambda_bundle)
     return parser
 
 

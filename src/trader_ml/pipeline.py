@@ -8,6 +8,7 @@ day replaces that day's partitions.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import pandas as pd
 from trader_ml.errors import SourceError, TraderMLError
 from trader_ml.features import LOOKBACK_CALENDAR_DAYS, context_rows, feature_rows
 from trader_ml.partitions import encode_days, stored_days
-from trader_ml.schema import CONTEXT_FEATURES, HEALTH_STATES, REGIMES, SPY
+from trader_ml.schema import CONTEXT_FEATURES, HEALTH_STATES, REGIMES, SPY, daily_key
 from trader_ml.sources import Source
 from trader_ml.sources.base import RawMarket
 from trader_ml.store import Store
@@ -72,6 +73,23 @@ def _truth_frames(raw: RawMarket, days: pd.DatetimeIndex) -> tuple[pd.DataFrame 
         }
     )
     return regimes, healths
+
+
+def daily_json(context: pd.DataFrame, features: pd.DataFrame) -> list[tuple[str, bytes]]:
+    """Each day's context row and feature rows as JSON files (NaN as null), for serving."""
+
+    def records(frame: pd.DataFrame) -> list[dict]:
+        body = frame.drop(columns="date").astype(object)
+        return body.where(body.notna(), None).to_dict(orient="records")
+
+    feature_days = dict(iter(features.groupby("date", sort=False))) if len(features) else {}
+    out = []
+    for row, day in zip(records(context), context["date"], strict=True):
+        text = day.strftime("%Y-%m-%d")
+        rows = records(feature_days[day]) if day in feature_days else []
+        out.append((daily_key(text, "context.json"), json.dumps({"date": text, **row}).encode()))
+        out.append((daily_key(text, "features.json"), json.dumps({"date": text, "rows": rows}).encode()))
+    return out
 
 
 def resolve_range(
@@ -134,6 +152,7 @@ def ingest(
     items = encode_days("context", context)
     if not features.empty:
         items += encode_days("features", features)
+    items += daily_json(context, features)
     if regimes is not None and healths is not None:
         items += encode_days("truth_regime", regimes) + encode_days("truth_health", healths)
     log(f"writing {len(items)} partitions to {store.url}")

@@ -59,10 +59,18 @@ TABLE_PREFIX = {
     "truth_health": "truth/health/",
 }
 PARTITION_FILE = "part.parquet"
+# Each day's context row and feature rows also as small JSON files: what serving reads, so a
+# Lambda needs no parquet reader (pyarrow alone would break its 250 MB limit).
+DAILY_PREFIX = "data/daily/"
+DAILY_FILES = ("context.json", "features.json")
 MODELS_PREFIX = "models/"
 LATEST_KEY = "models/latest.json"
 REPORTS_PREFIX = "reports/"
 PREDICTIONS_PREFIX = "predictions/"
+
+
+def predictions_key(day: str) -> str:
+    return f"{PREDICTIONS_PREFIX}date={day}/predictions.json"
 
 
 def partition_key(table: str, day: str) -> str:
@@ -70,11 +78,16 @@ def partition_key(table: str, day: str) -> str:
     return f"{TABLE_PREFIX[table]}date={day}/{PARTITION_FILE}"
 
 
+def daily_key(day: str, name: str) -> str:
+    """Store key of one day's JSON rows, e.g. ``data/daily/date=2024-01-02/context.json``."""
+    return f"{DAILY_PREFIX}date={day}/{name}"
+
+
 def partition_day(key: str) -> str | None:
     """The ``YYYY-MM-DD`` a partition key names, or None when the key is not a partition."""
     head, _, name = key.rpartition("/")
     segment = head.rpartition("/")[2]
-    if name != PARTITION_FILE or not segment.startswith("date=") or len(segment) != 15:
+    if name not in (PARTITION_FILE, *DAILY_FILES) or not segment.startswith("date=") or len(segment) != 15:
         return None
     return segment[5:]
 

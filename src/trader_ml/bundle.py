@@ -1,0 +1,129 @@
+"""``trader-ml lambda-bundle``: the Lambda deployment zip, code plus numpy and onnxruntime.
+
+The dependencies come as wheels for the Lambda platform (manylinux, x86_64 or arm64) from the
+package registry, or from ``--wheels-dir`` when offline. Only the modules serving needs are
+copied: no training code, no torch, no pandas, no pyarrow.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from importlib.resources import files
+from pathlib import Path
+
+from trader_ml import __version__
+from trader_ml.errors import TraderMLError
+
+LAMBDA_LIMIT_BYTES = 250 * 1024 * 1024  # code plus layers, unzipped
+DEPENDENCIES = ("numpy", "onnxruntime")  # onnxruntime's other requirements serve no inference
+SERVING_MODULES = (
+    "__init__.py",
+    "errors.py",
+    "schema.py",
+    "store.py",
+    "registry.py",
+    "baselines.py",
+    "serving/__init__.py",
+    "serving/artifacts.py",
+    "serving/daily.py",
+    "serving/handler.py",
+    "serving/predictor.py",
+)
+ARCHES = {"x86_64": "x86_64", "arm64": "aarch64"}
+
+
+def platform_tags(arch: str, python: str) -> list[str]:
+    """Wheel platforms the runtime's glibc can load: Python 3.11 runs on Amazon Linux 2
+    (glibc 2.26, so manylinux2014 only); 3.12 and newer on Amazon Linux 2023 (glibc 2.34)."""
+    machine = ARCHES[arch]
+    tags = [f"manylinux2014_{machine}"]
+    if python != "3.11":
+        tags.append(f"manylinux_2_28_{machine}")
+    return tags
+
+
+def requirements(python: str) -> list[str]:
+    # On Amazon Linux 2 the newest onnxruntime is 1.16, built against numpy 1.
+    return ["numpy<2", "onnxruntime"] if python == "3.11" else list(DEPENDENCIES)
+
+
+def install_dependencies(target: Path, arch: str, python: str, wheels_dir: str | None) -> None:
+    platforms = [arg for tag in platform_tags(arch, python) for arg in ("--platform", tag)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-deps",
+        "--target",
+        str(target),
+        *platforms,
+        "--implementation",
+        "cp",
+        "--python-version",
+        python,
+        "--only-binary=:all:",
+        *requirements(python),
+    ]
+    if wheels_dir:
+        command += ["--no-index", "--find-links", wheels_dir]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["pip failed"])[-1]
+        raise TraderMLError(f"cannot get {', '.join(DEPENDENCIES)} wheels for {arch} / Python {python}: {last}")
+
+
+def copy_package(target: Path) -> None:
+    source = Path(str(files("trader_ml")))
+    for module in SERVING_MODULES:
+        destination = target / "trader_ml" / module
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / module, destination)
+    # importlib.metadata finds the version here, as it would in a normal install.
+    info = target / f"trader_ml-{__version__}.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: trader-ml\nVersion: {__version__}\n")
+
+
+def prune(target: Path) -> None:
+    """Drop what a running function never reads: caches, test suites, headers, pip's records."""
+    for pattern in ("**/__pycache__", "numpy/**/tests", "numpy/_core/include", "bin"):
+        for path in list(target.glob(pattern)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def tree_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def build_bundle(output: str, arch: str = "x86_64", python: str = "3.11", wheels_dir: str | None = None) -> int:
+    """Write the zip; returns its unzipped size in bytes (refused above Lambda's 250 MB)."""
+    if arch not in ARCHES:
+        raise TraderMLError(f"--arch must be one of {', '.join(ARCHES)}, not {arch!r}")
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "bundle"
+        install_dependencies(target, arch, python, wheels_dir)
+        copy_package(target)
+        prune(target)
+        size = tree_size(target)
+        if size > LAMBDA_LIMIT_BYTES:
+            raise TraderMLError(f"the bundle is {size / 2**20:.0f} MB unzipped, over Lambda's 250 MB")
+        out = Path(output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name(f".{out.name}.partial")
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(target.rglob("*")):
+                if path.is_file():
+                    info = zipfile.ZipInfo.from_file(path, path.relative_to(target).as_posix())
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    info.external_attr = (0o755 if os.access(path, os.X_OK) else 0o644) << 16
+                    with open(path, "rb") as f:
+                        archive.writestr(info, f.read())
+        partial.replace(out)
+    return size

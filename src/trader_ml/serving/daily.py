@@ -1,0 +1,58 @@
+"""A day's inputs for serving, read from the store's JSON views (``data/daily/``), and where
+its predictions are written (``predictions/``). Standard library only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+from trader_ml.errors import NotFoundError, TraderMLError
+from trader_ml.schema import DAILY_PREFIX, daily_key, partition_day, predictions_key
+from trader_ml.store import Store
+
+HISTORY_DAYS = 252  # the regime rules judge news tone against its last year
+
+
+@dataclass(frozen=True)
+class DayInputs:
+    date: str
+    context_rows: list[dict]  # oldest first, the day's own row last
+    feature_rows: list[dict]  # the day's rows, each with its symbol
+
+
+def stored_days(store: Store) -> list[str]:
+    return sorted({d for d in (partition_day(k) for k in store.list(DAILY_PREFIX)) if d})
+
+
+def load_day(store: Store, day: str | None = None, history: int = HISTORY_DAYS) -> DayInputs:
+    """The inputs of ``day`` (default: the newest stored day) and the context rows before it."""
+    days = stored_days(store)
+    if day is not None:
+        try:
+            dt.date.fromisoformat(day)
+        except ValueError:
+            raise TraderMLError(f"invalid date {day!r}: expected YYYY-MM-DD") from None
+        days = [d for d in days if d <= day]
+        if not days or days[-1] != day:
+            raise TraderMLError(f"no data for {day} in {store.describe(DAILY_PREFIX)}: ingest it first")
+    if not days:
+        raise TraderMLError(
+            f"No historical data found in {store.describe(DAILY_PREFIX)}: run trader-ml ingest --store {store.url}"
+        )
+    window = days[-history:]
+    try:
+        contexts = [json.loads(b) for b in store.read_many([daily_key(d, "context.json") for d in window])]
+        features = json.loads(store.read(daily_key(window[-1], "features.json")))
+    except (NotFoundError, ValueError) as e:
+        raise TraderMLError(
+            f"the daily rows in {store.describe(DAILY_PREFIX)} are incomplete or damaged: {e}"
+        ) from None
+    rows = [{k: v for k, v in c.items() if k != "date"} for c in contexts]
+    return DayInputs(window[-1], rows, features["rows"])
+
+
+def write_predictions(store: Store, answer: dict) -> str:
+    key = predictions_key(answer["date"])
+    store.write(key, json.dumps(answer, indent=2).encode())
+    return key

@@ -1,0 +1,100 @@
+"""AWS Lambda entry point: ``trader_ml.serving.handler.handler``.
+
+The predictor is built once per container, at init, from ``TRADER_ML_STORE`` (for example
+``s3://investment-system-data``); ``TRADER_ML_MODEL_TTL_SECONDS`` sets how often it looks for a
+new version (default 600). Two event shapes:
+
+- a direct invoke ``{"context_rows": [...], "feature_rows": [...]}`` (either or both) returns
+  the predictions;
+- an EventBridge scheduled event reads the newest day (or ``detail.date``) from the store's
+  ``data/daily/`` and writes ``predictions/date=YYYY-MM-DD/predictions.json``.
+
+Every answer is a JSON object with ``ok``; a bad event gets ``{"ok": false, "error": ...}``,
+never a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from trader_ml.errors import TraderMLError
+from trader_ml.serving.daily import load_day, write_predictions
+from trader_ml.serving.predictor import DEFAULT_TTL_SECONDS, Predictor
+
+STORE_ENV = "TRADER_ML_STORE"
+TTL_ENV = "TRADER_ML_MODEL_TTL_SECONDS"
+log = logging.getLogger("trader_ml.serving")
+logging.getLogger().setLevel(logging.INFO)
+
+_predictor: Predictor | None = None
+
+
+def predictor() -> Predictor:
+    """The container's predictor, built on first use from the environment."""
+    global _predictor
+    if _predictor is None:
+        url = os.environ.get(STORE_ENV)
+        if not url:
+            raise TraderMLError(f"{STORE_ENV} is not set: it names the store holding models/ and data/")
+        _predictor = Predictor.from_store(url, ttl_seconds=float(os.environ.get(TTL_ENV, DEFAULT_TTL_SECONDS)))
+    return _predictor
+
+
+def daily_answer(model: Predictor, day: str | None = None, write: bool = False) -> dict:
+    """Predictions for a stored day: what the schedule writes and ``trader-ml predict`` prints."""
+    if model.store is None:
+        raise TraderMLError(f"the store cannot be opened ({model.problem})")
+    inputs = load_day(model.store, day)
+    health, skipped = model.predict_health(inputs.feature_rows)
+    answer = {
+        "ok": True,
+        "date": inputs.date,
+        "regime": model.predict_regime(inputs.context_rows),
+        "health": health,
+        "skipped": skipped,
+        "written": [],
+    }
+    if write:
+        answer["written"] = [write_predictions(model.store, {k: v for k, v in answer.items() if k != "written"})]
+    return answer
+
+
+def is_scheduled(event: dict) -> bool:
+    return event.get("source") == "aws.events" or event.get("detail-type") == "Scheduled Event"
+
+
+def handle(event: object, model: Predictor) -> dict:
+    if not isinstance(event, dict):
+        return {"ok": False, "error": "the event must be a JSON object"}
+    if is_scheduled(event):
+        detail = event.get("detail") or {}
+        return daily_answer(model, detail.get("date") if isinstance(detail, dict) else None, write=True)
+    if "context_rows" not in event and "feature_rows" not in event:
+        return {"ok": False, "error": "unrecognised event: send context_rows and/or feature_rows, or a scheduled event"}
+    answer: dict = {"ok": True}
+    for key in ("context_rows", "feature_rows"):
+        if key in event and not isinstance(event[key], list):
+            return {"ok": False, "error": f"{key} must be a list of rows"}
+    if "context_rows" in event:
+        answer["regime"] = model.predict_regime(event["context_rows"])
+    if "feature_rows" in event:
+        answer["health"], answer["skipped"] = model.predict_health(event["feature_rows"])
+    return answer
+
+
+def handler(event, context=None) -> dict:
+    try:
+        return handle(event, predictor())
+    except TraderMLError as e:
+        return {"ok": False, "error": str(e)}
+    except Exception as e:  # a bug: log it, answer without a stack trace
+        log.exception("unexpected error")
+        return {"ok": False, "error": f"internal error ({type(e).__name__}); see the function's logs"}
+
+
+if os.environ.get(STORE_ENV):  # load the models at init, once per container
+    try:
+        predictor()
+    except TraderMLError as e:
+        log.warning("predictor not ready at init: %s", e)

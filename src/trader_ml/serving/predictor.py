@@ -1,0 +1,197 @@
+"""The predictor: current models from a store, re-checked after a TTL, baselines when it must.
+
+It reads ``models/latest.json`` when created, verifies each artifact's sha256 and loads it with
+onnxruntime. Every ``ttl_seconds`` it looks at latest.json again: a new version goes live with
+no redeploy, and a new pointer that cannot be loaded leaves the last good models serving. When
+no trained model can answer, the rule baselines do, with the same dicts. Every answer says
+which model produced it (``model_source``, ``model_version``) and why a fallback happened
+(``fallback_reason``). numpy, onnxruntime and the standard library only (boto3 for S3).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from trader_ml import __version__, registry
+from trader_ml.baselines import (
+    DEFAULT_HEALTH_RULES,
+    baseline_health,
+    baseline_health_latent,
+    baseline_regime_embedding,
+    baseline_regimes,
+    min_baseline_days,
+)
+from trader_ml.errors import TraderMLError
+from trader_ml.schema import CONTEXT_FEATURES, regime_output
+from trader_ml.serving.artifacts import ArtifactError, HealthModel, RegimeModel, as_matrix, asset_rows, health_dicts
+from trader_ml.store import Store, open_store
+
+log = logging.getLogger("trader_ml.serving")
+DEFAULT_TTL_SECONDS = 600.0
+BASELINE_VERSION = f"baseline-{__version__}"
+
+
+class InputError(TraderMLError):
+    """The rows given cannot be answered, not even by the baselines."""
+
+
+@dataclass
+class Loaded:
+    """Models of one version, all or nothing."""
+
+    version: str
+    etag: str
+    regime: RegimeModel
+    health: HealthModel
+
+
+class Predictor:
+    def __init__(
+        self, store: Store | None, ttl_seconds: float = DEFAULT_TTL_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.store = store
+        self.ttl_seconds = ttl_seconds
+        self.clock = clock
+        self.loaded: Loaded | None = None
+        self.problem: str | None = None  # why the trained models are not serving, if they are not
+        self.checked_at = -float("inf")
+        self.refresh(force=True)
+
+    @classmethod
+    def from_store(
+        cls,
+        url: str,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Predictor:
+        try:
+            store = open_store(url, region=region, endpoint_url=endpoint_url)
+        except TraderMLError as e:
+            log.warning("serving baselines: %s", e)
+            predictor = cls(None, ttl_seconds, clock)
+            predictor.problem = str(e)
+            return predictor
+        return cls(store, ttl_seconds, clock)
+
+    # --- models ---------------------------------------------------------------------------
+
+    def refresh(self, force: bool = False) -> None:
+        """Look at latest.json again if the TTL has passed; load a new version if it moved."""
+        now = self.clock()
+        if not force and now - self.checked_at < self.ttl_seconds:
+            return
+        self.checked_at = now
+        if self.store is None:
+            return
+        try:
+            pointer, etag = registry.read_latest(self.store)
+            if pointer is None:
+                self._keep_or_fall_back(f"no trained model: {self.store.describe('models/latest.json')} does not exist")
+                return
+            if self.loaded is not None and self.loaded.etag == etag:
+                return
+            self.loaded = self._load(pointer, etag)
+            self.problem = None
+            log.info("serving version %s", pointer["version"])
+        except (TraderMLError, KeyError, ValueError) as e:
+            self._keep_or_fall_back(f"{type(e).__name__}: {e}")
+
+    def _load(self, pointer: dict, etag: str) -> Loaded:
+        regime_bytes = registry.read_artifact(self.store, pointer["regime_model"], pointer["regime_sha256"])
+        health_bytes = registry.read_artifact(self.store, pointer["health_model"], pointer["health_sha256"])
+        return Loaded(
+            version=pointer["version"],
+            etag=etag,
+            regime=RegimeModel.from_bytes(regime_bytes, pointer["regime_model"]),
+            health=HealthModel.from_bytes(health_bytes, pointer["health_model"]),
+        )
+
+    def _keep_or_fall_back(self, reason: str) -> None:
+        if self.loaded is not None:
+            log.warning("keeping version %s: the new pointer cannot be served (%s)", self.loaded.version, reason)
+        else:
+            log.warning("serving baselines: %s", reason)
+            self.problem = reason
+
+    @property
+    def version(self) -> str:
+        return self.loaded.version if self.loaded else BASELINE_VERSION
+
+    # --- answers --------------------------------------------------------------------------
+
+    def _tag(self, answer: dict, trained: bool, reason: str | None) -> dict:
+        answer["model_source"] = "trained" if trained else "baseline"
+        answer["model_version"] = self.loaded.version if trained and self.loaded else BASELINE_VERSION
+        if not trained:
+            answer["fallback_reason"] = reason or self.problem or "no trained model"
+        return answer
+
+    def predict_regime(self, context_rows) -> dict:
+        """The seed's regime dict for the last of ``context_rows`` (oldest first; dicts keyed by
+        column or rows in CONTEXT_FEATURES order), plus where it came from."""
+        self.refresh()
+        reason = None
+        if self.loaded is not None:
+            try:
+                return self._tag(self.loaded.regime.predict(context_rows), True, None)
+            except ArtifactError as e:
+                reason = f"the trained regime model cannot read these rows: {e}"
+                log.warning("regime falls back to the baseline: %s", reason)
+        return self._tag(baseline_regime(context_rows), False, reason)
+
+    def predict_health(self, feature_rows) -> tuple[dict[str, dict], list[str]]:
+        """({symbol: the seed's health dict plus where it came from}, skipped symbols) for one
+        day's feature rows. Rows with a missing or non-finite feature are skipped and counted."""
+        self.refresh()
+        reason = None
+        if self.loaded is not None:
+            try:
+                answers, skipped = self.loaded.health.predict(feature_rows)
+                _log_skipped(skipped)
+                return {s: self._tag(a, True, None) for s, a in answers.items()}, skipped
+            except ArtifactError as e:
+                reason = f"the trained health model cannot read these rows: {e}"
+                log.warning("health falls back to the baseline: %s", reason)
+        answers, skipped = baseline_health_answers(feature_rows)
+        _log_skipped(skipped)
+        return {s: self._tag(a, False, reason) for s, a in answers.items()}, skipped
+
+
+def _log_skipped(skipped: list[str]) -> None:
+    if skipped:
+        log.warning("skipped %d symbols with missing or non-finite features: %s", len(skipped), ", ".join(skipped[:20]))
+
+
+def baseline_regime(context_rows) -> dict:
+    """The rule baseline's regime dict for the last row."""
+    try:
+        matrix = as_matrix(context_rows, CONTEXT_FEATURES, "context rows")
+    except ArtifactError as e:
+        raise InputError(str(e)) from None
+    need = min_baseline_days()
+    if len(matrix) < need:
+        raise InputError(f"context rows: the rules need the last {need} trading days, got {len(matrix)}")
+    if not np.isfinite(matrix[:, :3]).all():
+        raise InputError("context rows: SPY columns (spy_return_1d, spy_return_21d, spy_vol_21d) must be finite")
+    _, probs = baseline_regimes(matrix)
+    return regime_output(probs[-1], baseline_regime_embedding(matrix[-1]))
+
+
+def baseline_health_answers(feature_rows) -> tuple[dict[str, dict], list[str]]:
+    try:
+        symbols, matrix, skipped = asset_rows(feature_rows)
+    except ArtifactError as e:
+        raise InputError(str(e)) from None
+    if not symbols:
+        return {}, skipped
+    dicts = health_dicts(
+        baseline_health(matrix), baseline_health_latent(matrix), matrix, DEFAULT_HEALTH_RULES.vol_boundaries
+    )
+    return dict(zip(symbols, dicts, strict=True)), skipped

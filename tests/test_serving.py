@@ -1,0 +1,349 @@
+"""serving: the predictor, its fallback chain, the Lambda handler, the bundle and the template."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from trader_ml import registry
+from trader_ml.pipeline import ingest
+from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, LATEST_KEY, REGIMES
+from trader_ml.serving.daily import load_day
+from trader_ml.serving.handler import daily_answer, handle
+from trader_ml.serving.predictor import BASELINE_VERSION, InputError, Predictor
+from trader_ml.sources.synthetic import SyntheticParams, SyntheticSource
+from trader_ml.store import LocalStore, S3Store
+
+from .conftest import FAKE_AWS, TODAY, store_snapshot
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED_REGIME = {"regime_label", "regime_probs", "regime_embedding"}
+SEED_HEALTH = {"health_score", "vol_bucket", "behavior", "latent"}
+
+
+@pytest.fixture(scope="module")
+def trained_store(tmp_path_factory) -> LocalStore:
+    """A store with 18 months of synthetic data and a promoted version (1 epoch: fast, not good)."""
+    from trader_ml.training.orchestrate import TrainOptions, run_training
+
+    store = LocalStore(tmp_path_factory.mktemp("served"))
+    ingest(
+        SyntheticSource(SyntheticParams(seed=11, n_symbols=8)),
+        store,
+        dt.date(2007, 1, 1),
+        dt.date(2008, 6, 30),
+        today=TODAY,
+        log=lambda _: None,
+    )
+    run_training(
+        TrainOptions(
+            store=store.url,
+            max_days=600,
+            epochs=1,
+            force=True,
+            progress=False,
+            output_dir=str(tmp_path_factory.mktemp("out")),
+        ),
+        log=lambda _: None,
+    )
+    return store
+
+
+@pytest.fixture
+def store(trained_store, tmp_path) -> LocalStore:
+    """A private copy, for tests that damage it."""
+    shutil.copytree(trained_store.root, tmp_path / "copy")
+    return LocalStore(tmp_path / "copy")
+
+
+@pytest.fixture(scope="module")
+def day(trained_store):
+    return load_day(trained_store)
+
+
+def check_regime(answer: dict, source: str) -> None:
+    assert set(answer) >= SEED_REGIME and answer["regime_label"] in REGIMES
+    assert sum(answer["regime_probs"].values()) == pytest.approx(1.0) and len(answer["regime_embedding"]) == 8
+    assert answer["model_source"] == source
+    assert ("fallback_reason" in answer) == (source == "baseline")
+
+
+def check_health(answers: dict, source: str) -> None:
+    assert answers
+    for answer in answers.values():
+        assert set(answer) >= SEED_HEALTH and 0 <= answer["health_score"] <= 1 and len(answer["latent"]) == 16
+        assert answer["model_source"] == source
+
+
+def test_serves_the_promoted_version(trained_store, day):
+    predictor = Predictor.from_store(trained_store.url)
+    version = registry.read_latest(trained_store)[0]["version"]
+    regime = predictor.predict_regime(day.context_rows)
+    check_regime(regime, "trained")
+    assert regime["model_version"] == version
+    health, skipped = predictor.predict_health(day.feature_rows)
+    check_health(health, "trained")
+    assert skipped == [] and set(health) == {r["symbol"] for r in day.feature_rows}
+
+
+def fallback(predictor: Predictor, day, reason: str) -> None:
+    regime = predictor.predict_regime(day.context_rows)
+    check_regime(regime, "baseline")
+    assert reason in regime["fallback_reason"] and regime["model_version"] == BASELINE_VERSION
+    health, _ = predictor.predict_health(day.feature_rows)
+    check_health(health, "baseline")
+    assert all(reason in a["fallback_reason"] for a in health.values())
+
+
+def test_no_latest_json(store, day):
+    store.delete(LATEST_KEY)
+    fallback(Predictor.from_store(store.url), day, "latest.json does not exist")
+
+
+def test_checksum_mismatch(store, day):
+    pointer, _ = registry.read_latest(store)
+    store.write(pointer["health_model"], store.read(pointer["health_model"]) + b"\0")
+    fallback(Predictor.from_store(store.url), day, "does not match the recorded")
+
+
+def test_artifact_missing(store, day):
+    store.delete(registry.read_latest(store)[0]["regime_model"])
+    fallback(Predictor.from_store(store.url), day, "not found")
+
+
+def test_artifact_unreadable(store, day):
+    pointer, _ = registry.read_latest(store)
+    garbage = b"not an onnx model"
+    store.write(pointer["regime_model"], garbage)
+    store.write(LATEST_KEY, json.dumps({**pointer, "regime_sha256": registry.sha256(garbage)}).encode())
+    fallback(Predictor.from_store(store.url), day, "not a loadable ONNX model")
+
+
+def test_metadata_that_does_not_fit_the_columns(store, day):
+    import onnx
+
+    pointer, _ = registry.read_latest(store)
+    model = onnx.load_from_string(store.read(pointer["regime_model"]))
+    meta = json.loads(model.metadata_props[0].value)
+    model.metadata_props[0].value = json.dumps({**meta, "feature_order": list(reversed(meta["feature_order"]))})
+    data = model.SerializeToString()
+    store.write(pointer["regime_model"], data)
+    store.write(LATEST_KEY, json.dumps({**pointer, "regime_sha256": registry.sha256(data)}).encode())
+    fallback(Predictor.from_store(store.url), day, "features or regimes differ")
+
+
+def test_too_few_rows_for_the_model_but_enough_for_the_rules(trained_store, day):
+    answer = Predictor.from_store(trained_store.url).predict_regime(day.context_rows[-40:])
+    check_regime(answer, "baseline")
+    assert "needs the last 63 trading days, got 40" in answer["fallback_reason"]
+    with pytest.raises(InputError, match="the rules need the last 35 trading days, got 20"):
+        Predictor.from_store(trained_store.url).predict_regime(day.context_rows[-20:])
+
+
+def test_store_unreachable(day, monkeypatch):
+    for key, value in FAKE_AWS.items():
+        monkeypatch.setenv(key, value)
+    store = S3Store("s3://nowhere", region="us-east-1", endpoint_url="http://127.0.0.1:9", max_attempts=1)
+    predictor = Predictor(store)
+    fallback(predictor, day, "StoreError")
+
+
+def test_onnxruntime_missing(trained_store):
+    code = f"""
+import sys
+sys.modules["onnxruntime"] = None
+from trader_ml.serving.daily import load_day
+from trader_ml.serving.predictor import Predictor
+from trader_ml.store import LocalStore
+day = load_day(LocalStore({str(trained_store.root)!r}))
+answer = Predictor.from_store({str(trained_store.root)!r}).predict_regime(day.context_rows)
+print(answer["model_source"], "|", answer["fallback_reason"])
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("baseline | ") and "onnxruntime is not importable" in result.stdout
+
+
+def test_new_version_goes_live_after_the_ttl_and_a_bad_one_does_not(store, day):
+    now = [0.0]
+    predictor = Predictor.from_store(store.url, ttl_seconds=600, clock=lambda: now[0])
+    first = predictor.version
+    pointer, etag = registry.read_latest(store)
+    manifest = registry.read_manifest(store, first)
+    artifacts = {k: store.read(manifest[f"{k}_model"]) for k in ("regime", "health")}
+    second = registry.publish(
+        store,
+        dt.date(2030, 1, 2),
+        artifacts,
+        lambda v: {
+            **manifest,
+            "version": v,
+            "regime_model": registry.artifact_key("regime", v),
+            "health_model": registry.artifact_key("health", v),
+        },
+        log=lambda _: None,
+    )
+    registry.promote(store, second["version"])
+    now[0] = 599.0
+    assert predictor.predict_regime(day.context_rows)["model_version"] == first  # within the TTL
+    now[0] = 601.0
+    assert predictor.predict_regime(day.context_rows)["model_version"] == second["version"]
+    store.write(LATEST_KEY, b'{"truncated')  # a bad new pointer
+    now[0] = 1300.0
+    answer = predictor.predict_regime(day.context_rows)
+    assert answer["model_source"] == "trained" and answer["model_version"] == second["version"]
+
+
+def test_serving_imports_no_torch_pandas_or_training(store):
+    code = f"""
+import sys
+from trader_ml.serving.handler import daily_answer, handle
+from trader_ml.serving.predictor import Predictor
+answer = handle({{"source": "aws.events", "detail-type": "Scheduled Event"}}, Predictor.from_store({str(store.root)!r}))
+heavy = [m for m in sys.modules if m.split(".")[0] in ("torch", "pandas", "pyarrow", "sklearn", "scipy", "onnx")
+         or m.startswith("trader_ml.training") or m == "trader_ml.models"]
+print(answer["ok"], answer["regime"]["model_source"], heavy)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True trained []"
+
+
+def test_direct_invoke(trained_store, day):
+    predictor = Predictor.from_store(trained_store.url)
+    rows = [dict(r) for r in day.feature_rows]
+    rows[0] = {**rows[0], "vol_63d": None}
+    answer = handle({"context_rows": day.context_rows, "feature_rows": rows}, predictor)
+    assert answer["ok"] is True
+    check_regime(answer["regime"], "trained")
+    check_health(answer["health"], "trained")
+    assert answer["skipped"] == [rows[0]["symbol"]] and rows[0]["symbol"] not in answer["health"]
+
+
+def test_scheduled_event_writes_predictions(store):
+    before = set(store.list(""))
+    answer = handle(
+        {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}, Predictor.from_store(store.url)
+    )
+    assert answer["ok"] and answer["date"] == "2008-06-30"
+    assert set(store.list("")) - before == {"predictions/date=2008-06-30/predictions.json"}
+    written = json.loads(store.read("predictions/date=2008-06-30/predictions.json"))
+    assert written["regime"]["model_version"] == registry.read_latest(store)[0]["version"]
+    assert set(written["health"]) == {f"SYN{i:03d}" for i in range(8)}
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ([1, 2], "must be a JSON object"),
+        ({"hello": 1}, "unrecognised event"),
+        ({"context_rows": "abc"}, "context_rows must be a list"),
+        ({"context_rows": [{"spy_return_1d": 0.1}] * 5}, "the rules need the last 35 trading days"),
+        ({"feature_rows": [{"symbol": "A", "return_1d": "x"}]}, "not a number"),
+        ({"source": "aws.events", "detail": {"date": "2001-13-01"}}, "invalid date"),
+        ({"source": "aws.events", "detail": {"date": "1999-01-04"}}, "no data for 1999-01-04"),
+    ],
+)
+def test_bad_events_get_a_clear_error(trained_store, event, message, monkeypatch):
+    from trader_ml.serving import handler as module
+
+    monkeypatch.setattr(module, "_predictor", Predictor.from_store(trained_store.url))
+    answer = module.handler(event, None)
+    assert answer["ok"] is False and message in answer["error"] and "Traceback" not in answer["error"]
+
+
+def test_handler_on_s3(bucket, aws_env, trained_store, monkeypatch):
+    s3 = S3Store(f"s3://{bucket}", region="us-east-1", endpoint_url=aws_env)
+    keys = [k for k in trained_store.list("") if k.startswith(("models/", "data/daily/"))]
+    s3.write_many((k, trained_store.read(k)) for k in keys)
+    from trader_ml.serving import handler as module
+
+    monkeypatch.setenv("TRADER_ML_STORE", f"s3://{bucket}")
+    monkeypatch.setattr(module, "_predictor", None)
+    answer = module.handler({"source": "aws.events", "detail-type": "Scheduled Event"}, None)
+    assert answer["ok"] and answer["regime"]["model_source"] == "trained"
+    assert s3.exists("predictions/date=2008-06-30/predictions.json")
+
+
+def test_cli_predict_prints_what_the_handler_returns(trained_store):
+    before = store_snapshot(trained_store)
+    result = subprocess.run(
+        [sys.executable, "-m", "trader_ml", "predict", "--store", trained_store.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert store_snapshot(trained_store) == before  # predict without --write writes nothing
+    expected = daily_answer(Predictor.from_store(trained_store.url))
+    assert json.loads(result.stdout) == json.loads(json.dumps(expected))
+    assert expected["written"] == [] and expected["ok"] is True
+
+
+WHEELHOUSE = ROOT / ".wheelhouse"
+
+
+def test_bundle_runs_alone_in_an_empty_folder(trained_store, tmp_path, day):
+    if not any(WHEELHOUSE.glob("onnxruntime-*.whl")):
+        pytest.fail(f"no Lambda wheels in {WHEELHOUSE}: .ci/run downloads them (pip download ... -d .wheelhouse)")
+    bundle = tmp_path / "lambda.zip"
+    result = subprocess.run(
+        [sys.executable, "-m", "trader_ml", "lambda-bundle", "--output", str(bundle), "--wheels-dir", str(WHEELHOUSE)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    unpacked = tmp_path / "task"
+    with zipfile.ZipFile(bundle) as archive:
+        archive.extractall(unpacked)
+        names = archive.namelist()
+    size = sum(p.stat().st_size for p in unpacked.rglob("*") if p.is_file())
+    assert size < 250 * 2**20
+    assert not any(n.startswith(("torch/", "pandas/", "pyarrow/", "trader_ml/training/")) for n in names)
+    event = {"context_rows": day.context_rows, "feature_rows": day.feature_rows}
+    code = f"""
+import json, sys
+sys.path[:0] = [{str(unpacked)!r}]
+from trader_ml.serving.handler import daily_answer, handler
+answer = handler(json.loads(sys.stdin.read()), None)
+print(json.dumps({{"ok": answer["ok"], "source": answer["regime"]["model_source"], "n": len(answer["health"]),
+                  "paths": sorted({{p.split("/site-packages")[0] for p in sys.path if "site-packages" in p}})}}))
+"""
+    env = {"PATH": "/usr/bin:/bin", "TRADER_ML_STORE": str(trained_store.root)}
+    # -I: isolated (no user site, no PYTHON* variables); -S: not even the interpreter's site-packages.
+    run = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code],
+        input=json.dumps(event),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out == {"ok": True, "source": "trained", "n": 8, "paths": []}
+
+
+def test_sam_template_is_valid():
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    result = subprocess.run(
+        [str(cfn_lint), str(ROOT / "deploy" / "template.yaml")], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = (ROOT / "deploy" / "template.yaml").read_text()
+    assert "Handler: trader_ml.serving.handler.handler" in text and "arn:aws:s3:::${BucketName}/predictions/*" in text
+
+
+def test_feature_and_context_orders_are_the_contract():
+    assert CONTEXT_FEATURES[0] == "spy_return_1d" and ASSET_FEATURES[-1] == "rel_strength_63d"
+    assert os.path.exists(ROOT / "deploy" / "template.yaml")
