@@ -138,3 +138,32 @@ def synthetic_features():
     states.columns = ["date", "symbol", "state"]
     merged = features[["date", "symbol"]].merge(states, on=["date", "symbol"], how="left")
     return features, 2.0 - merged["state"].to_numpy(dtype=float)
+
+
+@pytest.fixture(scope="session")
+def trained_store(tmp_path_factory) -> LocalStore:
+    """A store with 18 months of synthetic data and a promoted version (1 epoch: fast, not good)."""
+    from trader_ml.pipeline import ingest
+    from trader_ml.training.orchestrate import TrainOptions, run_training
+
+    store = LocalStore(tmp_path_factory.mktemp("served"))
+    ingest(
+        SyntheticSource(SyntheticParams(seed=11, n_symbols=8)),
+        store,
+        dt.date(2007, 1, 1),
+        dt.date(2008, 6, 30),
+        today=TODAY,
+        log=lambda _: None,
+    )
+    run_training(
+        TrainOptions(
+            store=store.url,
+            max_days=600,
+            epochs=1,
+            force=True,
+            progress=False,
+            output_dir=str(tmp_path_factory.mktemp("out")),
+        ),
+        log=lambda _: None,
+    )
+    return store

@@ -14,47 +14,17 @@ from pathlib import Path
 import pytest
 
 from trader_ml import registry
-from trader_ml.pipeline import ingest
 from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, LATEST_KEY, REGIMES
 from trader_ml.serving.daily import load_day
 from trader_ml.serving.handler import daily_answer, handle
 from trader_ml.serving.predictor import BASELINE_VERSION, InputError, Predictor
-from trader_ml.sources.synthetic import SyntheticParams, SyntheticSource
 from trader_ml.store import LocalStore, S3Store
 
-from .conftest import FAKE_AWS, TODAY, store_snapshot
+from .conftest import FAKE_AWS, store_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_REGIME = {"regime_label", "regime_probs", "regime_embedding"}
 SEED_HEALTH = {"health_score", "vol_bucket", "behavior", "latent"}
-
-
-@pytest.fixture(scope="module")
-def trained_store(tmp_path_factory) -> LocalStore:
-    """A store with 18 months of synthetic data and a promoted version (1 epoch: fast, not good)."""
-    from trader_ml.training.orchestrate import TrainOptions, run_training
-
-    store = LocalStore(tmp_path_factory.mktemp("served"))
-    ingest(
-        SyntheticSource(SyntheticParams(seed=11, n_symbols=8)),
-        store,
-        dt.date(2007, 1, 1),
-        dt.date(2008, 6, 30),
-        today=TODAY,
-        log=lambda _: None,
-    )
-    run_training(
-        TrainOptions(
-            store=store.url,
-            max_days=600,
-            epochs=1,
-            force=True,
-            progress=False,
-            output_dir=str(tmp_path_factory.mktemp("out")),
-        ),
-        log=lambda _: None,
-    )
-    return store
 
 
 @pytest.fixture
@@ -205,7 +175,7 @@ def test_new_version_goes_live_after_the_ttl_and_a_bad_one_does_not(store, day):
 def test_serving_imports_no_torch_pandas_or_training(store):
     code = f"""
 import sys
-from trader_ml.serving.handler import daily_answer, handle
+from trader_ml.serving.handler import handle
 from trader_ml.serving.predictor import Predictor
 answer = handle({{"source": "aws.events", "detail-type": "Scheduled Event"}}, Predictor.from_store({str(store.root)!r}))
 heavy = [m for m in sys.modules if m.split(".")[0] in ("torch", "pandas", "pyarrow", "sklearn", "scipy", "onnx")
@@ -313,7 +283,7 @@ def test_bundle_runs_alone_in_an_empty_folder(trained_store, tmp_path, day):
     code = f"""
 import json, sys
 sys.path[:0] = [{str(unpacked)!r}]
-from trader_ml.serving.handler import daily_answer, handler
+from trader_ml.serving.handler import handler
 answer = handler(json.loads(sys.stdin.read()), None)
 print(json.dumps({{"ok": answer["ok"], "source": answer["regime"]["model_source"], "n": len(answer["health"]),
                   "paths": sorted({{p.split("/site-packages")[0] for p in sys.path if "site-packages" in p}})}}))

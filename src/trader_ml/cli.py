@@ -107,6 +107,12 @@ def cmd_train_health(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.first_trading_day_only:
+        from trader_ml.schedule import is_first_trading_day
+
+        if not is_first_trading_day(dt.date.today()):
+            print(f"{dt.date.today()} is not the first trading day of the month: nothing to do")
+            return 0
     from trader_ml.training.orchestrate import TrainOptions, run_training
 
     store = args.store or (f"s3://{args.bucket}" if args.bucket else DEFAULT_STORE)
@@ -128,6 +134,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     run_training(options)
     return 0
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from trader_ml import schedule
+
+    home = schedule.home_dir()
+    backend = args.backend or schedule.default_backend()
+    if args.action == "uninstall":
+        schedule.uninstall(args.job, backend, home)
+        return 0
+    extra = args.extra
+    job = schedule.make_job(args.job, args.store, extra, args.time, home)
+    if args.action == "show":
+        print(schedule.describe(job, backend, home))
+    else:
+        schedule.install(job, backend, home)
+    return 0
+
+
+def parse_time(text: str) -> dt.time:
+    try:
+        return dt.time.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid time {text!r}: expected HH:MM") from None
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -156,6 +186,18 @@ def cmd_lambda_bundle(args: argparse.Namespace) -> int:
         f"wrote {args.output}: {size / 2**20:.1f} MB unzipped (Lambda allows 250 MB), {args.arch}, Python {args.python}"
     )
     print("handler: trader_ml.serving.handler.handler; deploy with deploy/template.yaml (see docs/serving.md)")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from trader_ml.report_command import locate_report
+
+    path = locate_report(open_store_from(args), args.version)
+    print(path)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(path.as_uri())
     return 0
 
 
@@ -240,13 +282,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="(default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--first-trading-day-only",
+        action="store_true",
+        help="do nothing unless today is the month's first trading day (used by the schedule)",
+    )
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("schedule", help="install, remove or show the monthly training / daily ingest job")
+    p.add_argument("action", choices=("install", "uninstall", "show"))
+    p.add_argument("--job", required=True, choices=("train", "ingest"))
+    p.add_argument(
+        "--backend",
+        choices=("launchd", "systemd", "cron"),
+        help="(default: launchd on macOS, a systemd user timer where available, else cron)",
+    )
+    p.add_argument("--store", default=DEFAULT_STORE, help="the store the job uses (default: %(default)s)")
+    p.add_argument(
+        "--time", type=parse_time, help="HH:MM local (default: 07:00 for train; 16:30 New York time for ingest)"
+    )
+    p.epilog = "Options after -- go to the job, e.g. -- --source yahoo,fred,gdelt --symbols AAPL"
+    p.set_defaults(func=cmd_schedule)
 
     p = sub.add_parser("models", help="list, show, promote or roll back model versions")
     p.add_argument("action", choices=("list", "show", "promote", "rollback"))
     p.add_argument("version", nargs="?", help="for show and promote: a version such as 20260130 or 20260130-2")
     add_store_args(p)
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("report", help="the path of a version's training report (and open it with --open)")
+    p.add_argument("version", nargs="?", help="a version (default: the current one, else the newest)")
+    p.add_argument("--open", action="store_true", help="open it in the default browser")
+    add_store_args(p)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("predict", help="predict a stored day with the current models (the Lambda's answer)")
     add_store_args(p)
@@ -276,7 +344,10 @@ def missing_module_message(error: ModuleNotFoundError) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []  # options for a scheduled job
+    args = build_parser().parse_args(argv[: len(argv) - len(extra) - (1 if extra or "--" in argv else 0)])
+    args.extra = extra
     try:
         return args.func(args)
     except TraderMLError as e:

@@ -270,6 +270,48 @@ def write_outputs(output_dir: str, version: str, candidate: Candidate, manifest:
     return list(files)
 
 
+def report_html(
+    manifest: dict,
+    candidate: Candidate,
+    context: pd.DataFrame,
+    features: pd.DataFrame,
+    decisions: dict[str, GateDecision],
+) -> bytes:
+    from trader_ml.report import HealthView, RegimeView, render
+    from trader_ml.training.health import predict_health
+    from trader_ml.training.regime import predict_regimes
+
+    regime, health = candidate.regime, candidate.health
+    rows = regime.split.test
+    regime_view = RegimeView(
+        dates=pd.DatetimeIndex(context["date"].iloc[rows]),
+        spy_return_1d=context["spy_return_1d"].to_numpy()[rows],
+        labels=regime_labels(context, regime.config.label_horizon)[rows],
+        probs=predict_regimes(regime.model, regime.test_windows)[0],
+        history=regime.fit.history,
+    )
+    target, drawdown = health_targets(features, health.config.horizon)
+    health_view = HealthView(
+        probability=predict_health(health.model, health.test_rows)[0],
+        target=target[health.test_index],
+        drawdown=drawdown[health.test_index],
+        history=health.fit.history,
+    )
+    page = render(
+        manifest,
+        regime.metrics,
+        health.metrics,
+        {k: d.to_dict() for k, d in decisions.items()},
+        regime_view,
+        health_view,
+    )
+    return page.encode()
+
+
+def report_key(version: str) -> str:
+    return f"reports/v{version}/index.html"
+
+
 def summary_table(decisions: dict[str, GateDecision], champion_version: str | None) -> str:
     columns = ["candidate", "baseline", f"champion {champion_version}" if champion_version else "champion"]
     rows = {}
@@ -306,6 +348,9 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> O
     stage(f"writing version {planned} to {options.output_dir}")
     manifest = describe(planned, candidate, context, features, decisions, champion_version, options)
     files = write_outputs(options.output_dir, planned, candidate, manifest)
+    report = Path(options.output_dir) / f"report_v{planned}.html"
+    report.write_bytes(report_html(manifest, candidate, context, features, decisions))
+    files.append(report)
     promoted = manifest["gate"]["promoted"]
     if options.skip_upload:
         stage("--skip-upload: nothing written to the store")
@@ -321,6 +366,8 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> O
         log=lambda text: log(f"  {text}"),
     )
     version = stored["version"]
+    store.create(report_key(version), report_html(stored, candidate, context, features, decisions))
+    log(f"  report: {store.describe(report_key(version))} (trader-ml report {version} --store {store.url})")
     if promoted:
         registry.swap_latest(store, registry.pointer_for(stored, pointer), etag)
         log(f"  promoted {version}: models/latest.json now points to it" + (" (--force)" if options.force else ""))

@@ -1,0 +1,205 @@
+"""A training run's report: one self-contained HTML page (images inline, nothing fetched)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: render to memory
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from trader_ml.schema import REGIMES  # noqa: E402
+
+COLORS = ["#2e7d32", "#1565c0", "#ef6c00", "#757575", "#c62828"]  # one per regime, in REGIMES order
+
+
+@dataclass
+class RegimeView:
+    """The regime model on its test window."""
+
+    dates: pd.DatetimeIndex
+    spy_return_1d: np.ndarray
+    labels: np.ndarray
+    probs: np.ndarray
+    history: list[dict]
+
+
+@dataclass
+class HealthView:
+    """The health model on its test rows."""
+
+    probability: np.ndarray
+    target: np.ndarray
+    drawdown: np.ndarray
+    history: list[dict]
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def regime_timeline(view: RegimeView) -> str:
+    """SPY over the test window, shaded by predicted regime (top strip) and label (bottom)."""
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    spy = np.cumprod(1.0 + view.spy_return_1d)
+    x = np.arange(len(spy))
+    ax.plot(x, spy, color="black", linewidth=1.2, label="SPY (start = 1)")
+    low, high = spy.min(), spy.max()
+    pad = (high - low) * 0.25 + 1e-9
+    for regimes, (bottom, top) in ((view.probs.argmax(axis=1), (high, high + pad)), (view.labels, (low - pad, low))):
+        for i, regime in enumerate(regimes):
+            ax.fill_between([i - 0.5, i + 0.5], bottom, top, color=COLORS[regime], linewidth=0)
+    ax.set_ylim(low - pad, high + pad)
+    ticks = np.linspace(0, len(x) - 1, min(6, len(x))).astype(int)
+    ax.set_xticks(ticks, [view.dates[i].strftime("%Y-%m-%d") for i in ticks])
+    ax.set_title("Test window: predicted regime (top band) and label (bottom band)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in COLORS]
+    ax.legend(handles, REGIMES, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    return _png(fig)
+
+
+def confusion(view: RegimeView) -> str:
+    k = len(REGIMES)
+    matrix = np.bincount(view.labels * k + view.probs.argmax(axis=1), minlength=k * k).reshape(k, k)
+    fig, ax = plt.subplots(figsize=(5, 4.2))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), n in np.ndenumerate(matrix):
+        ax.text(j, i, str(n), ha="center", va="center", color="black" if n < matrix.max() / 2 else "white")
+    ax.set_xticks(range(k), REGIMES, rotation=35, ha="right", fontsize=8)
+    ax.set_yticks(range(k), REGIMES, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("label")
+    ax.set_title("Confusion matrix (test window)")
+    return _png(fig)
+
+
+def _reliability(ax, confidence: np.ndarray, outcome: np.ndarray, label: str, bins: int = 10) -> None:
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    xs, ys = [], []
+    for b in range(bins):
+        if (which == b).any():
+            xs.append(confidence[which == b].mean())
+            ys.append(outcome[which == b].mean())
+    ax.plot(xs, ys, marker="o", label=label)
+
+
+def calibration(regime: RegimeView, health: HealthView) -> str:
+    fig, ax = plt.subplots(figsize=(5, 4.2))
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
+    _reliability(
+        ax,
+        regime.probs.max(axis=1),
+        (regime.probs.argmax(axis=1) == regime.labels).astype(float),
+        "regime: confidence vs accuracy",
+    )
+    _reliability(ax, health.probability, health.target, "health: score vs share not in worst fifth")
+    ax.set_xlabel("predicted probability")
+    ax.set_ylabel("observed frequency")
+    ax.set_title("Calibration (test window)")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def loss_curves(regime: RegimeView, health: HealthView) -> str:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for ax, (name, history) in zip(axes, (("regime", regime.history), ("health", health.history)), strict=True):
+        epochs = [h["epoch"] for h in history]
+        ax.plot(epochs, [h["train_loss"] for h in history], label="training")
+        ax.plot(epochs, [h["val_loss"] for h in history], label="validation")
+        best = int(np.argmin([h["val_loss"] for h in history]))
+        ax.axvline(epochs[best], color="grey", linestyle=":", label=f"best epoch {epochs[best]}")
+        ax.set_title(f"{name} model loss")
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def health_scores(view: HealthView) -> str:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    axes[0].hist(view.probability, bins=30, color="#1565c0")
+    axes[0].set_title("health_score distribution (test rows)")
+    deciles = pd.qcut(view.probability, 10, labels=False, duplicates="drop")
+    means = pd.Series(view.drawdown).groupby(deciles).mean()
+    axes[1].bar(means.index, means.to_numpy(), color="#c62828")
+    axes[1].set_title("mean forward 21-day drawdown by score decile")
+    axes[1].set_xlabel("score decile (0 = least healthy)")
+    return _png(fig)
+
+
+def _table(title: str, columns: list[str], rows: dict[str, list]) -> str:
+    def cell(v) -> str:
+        return "-" if v is None else f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
+
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["", *columns])
+    body = "".join(
+        f"<tr><th>{html.escape(k)}</th>{''.join(f'<td>{cell(v)}</td>' for v in vals)}</tr>" for k, vals in rows.items()
+    )
+    return f"<h2>{html.escape(title)}</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render(
+    manifest: dict, regime_metrics: dict, health_metrics: dict, decisions: dict, regime: RegimeView, health: HealthView
+) -> str:
+    """The page: headline, gate, metric tables against baselines and champion, five figures."""
+    champion = manifest["gate"].get("champion_version")
+    regime_cols = [c for c in ("model", "baseline", "model_vs_truth", "baseline_vs_truth") if c in regime_metrics]
+    regime_rows = {
+        k: [regime_metrics[c].get(k) for c in regime_cols]
+        for k in ("accuracy", "f1_macro", "ece", "switches_per_year", "days")
+    }
+    health_cols = [c for c in ("model", "baseline", "-vol_63d", "drawdown_63d") if c in health_metrics]
+    health_keys = [
+        k
+        for k in ("test_health_correlation", "auc", "brier", "test_recon_mse", "truth_correlation", "rows")
+        if any(k in health_metrics[c] for c in health_cols)
+    ]
+    health_rows = {k: [health_metrics[c].get(k) for c in health_cols] for k in health_keys}
+    gate_rows = {
+        f"{kind}: {d['vs_baseline']['metric']}": [
+            d["vs_baseline"]["candidate"],
+            d["vs_baseline"]["other"],
+            d["vs_champion"]["other"] if d.get("vs_champion") else None,
+            "passes" if d["promote"] else "fails",
+        ]
+        for kind, d in decisions.items()
+    }
+    reasons = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(d['reason'])}</li>" for k, d in decisions.items())
+    window = manifest["data_window"]
+    figures = [
+        ("SPY and regimes", regime_timeline(regime)),
+        ("Confusion matrix", confusion(regime)),
+        ("Calibration", calibration(regime, health)),
+        ("Loss curves", loss_curves(regime, health)),
+        ("Health scores", health_scores(health)),
+    ]
+    images = "".join(
+        f'<figure><img alt="{html.escape(t)}" src="{src}"><figcaption>{html.escape(t)}</figcaption></figure>'
+        for t, src in figures
+    )
+    verdict = "promoted" if manifest["gate"]["promoted"] else "stored, not promoted"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>trader-ml report v{html.escape(manifest["version"])}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}}
+table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{border:1px solid #ccc;padding:.3em .7em;text-align:right}}
+thead th{{background:#f3f3f3}}figure{{margin:1em 0}}img{{max-width:100%}}</style></head><body>
+<h1>Training report, version {html.escape(manifest["version"])}</h1>
+<p>{html.escape(manifest["timestamp"])}; data {html.escape(window["first_date"])} .. {html.escape(window["last_date"])}
+({window["rows"]} trading days, {window["symbols"]} symbols); <b>{verdict}</b>{" (forced)" if manifest["gate"]["forced"] else ""}.</p>
+{_table("Gate: candidate, baseline, champion " + (champion or "(none)"), ["candidate", "baseline", "champion", "verdict"], gate_rows)}
+<ul>{reasons}</ul>
+{_table("Regime model on its test window", regime_cols, regime_rows)}
+{_table("Health model on its test window", health_cols, health_rows)}
+{images}
+</body></html>
+"""

@@ -1,0 +1,34 @@
+"""``trader-ml report``: find a version's training report, fetching it from S3 if need be."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from trader_ml import registry
+from trader_ml.errors import NotFoundError, TraderMLError
+from trader_ml.store import LocalStore, Store
+
+
+def locate_report(store: Store, version: str | None) -> Path:
+    """A local path to the report of ``version`` (default: the current version, else the newest)."""
+    if version is None:
+        pointer, _ = registry.read_latest(store)
+        known = registry.versions(store)
+        version = pointer["version"] if pointer else (known[-1] if known else None)
+        if version is None:
+            raise TraderMLError(f"no model versions in {store.url}: run trader-ml train --store {store.url} first")
+    key = f"reports/v{version}/index.html"
+    if isinstance(store, LocalStore):
+        path = store.root / key
+        if not path.is_file():
+            raise TraderMLError(f"no report for version {version}: {path} does not exist")
+        return path
+    try:
+        data = store.read(key)
+    except NotFoundError:
+        raise TraderMLError(f"no report for version {version}: {store.describe(key)} does not exist") from None
+    path = Path(tempfile.gettempdir()) / "trader-ml-reports" / f"v{version}" / "index.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path

@@ -1,0 +1,222 @@
+"""``trader-ml schedule``: monthly training and daily ingest as launchd, systemd or cron jobs.
+
+The installed job runs the same command a user would type (this Python, ``-m trader_ml``, the
+store and options given at install time) and appends its output to
+``~/.trader-ml/logs/JOB.log``. ``show`` prints what would be installed and touches nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import plistlib
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from trader_ml.errors import TraderMLError
+
+JOBS = ("train", "ingest")
+BACKENDS = ("launchd", "systemd", "cron")
+TRAIN_TIME = dt.time(7, 0)  # monthly training: the morning of the first trading day
+US_CLOSE = dt.time(16, 30)  # New York: daily ingest runs after the close has settled
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def is_first_trading_day(day: dt.date) -> bool:
+    """The month's first weekday that is not New Year's Day (other holidays are not known)."""
+    first = dt.date(day.year, day.month, 1)
+    while first.weekday() >= 5 or (first.month == 1 and first.day == 1):
+        first += dt.timedelta(days=1)
+    return day == first
+
+
+def default_ingest_time(today: dt.date | None = None) -> dt.time:
+    """16:30 in New York, in this machine's local time."""
+    moment = dt.datetime.combine(today or dt.date.today(), US_CLOSE, NEW_YORK).astimezone()
+    return moment.time().replace(second=0, microsecond=0, tzinfo=None)
+
+
+def default_backend() -> str:
+    if sys.platform == "darwin":
+        return "launchd"
+    if shutil.which("systemctl") and Path("/run/systemd/system").is_dir():
+        return "systemd"
+    return "cron"
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    command: list[str]
+    at: dt.time
+    log: Path
+
+    @property
+    def monthly(self) -> bool:
+        return self.name == "train"
+
+
+def make_job(name: str, store: str, extra: list[str], at: dt.time | None, home: Path) -> Job:
+    if name not in JOBS:
+        raise TraderMLError(f"--job must be one of {', '.join(JOBS)}, not {name!r}")
+    store = store if store.startswith("s3://") else str(Path(store).expanduser().absolute())
+    command = [sys.executable, "-m", "trader_ml", name, "--store", store, *extra]
+    if name == "train":
+        # Fires on days 1-3 of each month; the command works only on the first trading day.
+        command.append("--first-trading-day-only")
+    return Job(
+        name,
+        command,
+        at or (TRAIN_TIME if name == "train" else default_ingest_time()),
+        home / ".trader-ml" / "logs" / f"{name}.log",
+    )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Files to write, and commands that activate (or deactivate) them."""
+
+    files: dict[Path, str]
+    activate: list[list[str]]
+    deactivate: list[list[str]]
+
+
+def launchd_plan(job: Job, home: Path) -> Plan:
+    label = f"com.trader-ml.{job.name}"
+    path = home / "Library" / "LaunchAgents" / f"{label}.plist"
+    if job.monthly:
+        calendar = [{"Day": d, "Hour": job.at.hour, "Minute": job.at.minute} for d in (1, 2, 3)]
+    else:
+        calendar = [{"Weekday": d, "Hour": job.at.hour, "Minute": job.at.minute} for d in range(1, 6)]
+    plist = {
+        "Label": label,
+        "ProgramArguments": job.command,
+        "StartCalendarInterval": calendar,
+        "StandardOutPath": str(job.log),
+        "StandardErrorPath": str(job.log),
+        "RunAtLoad": False,
+    }
+    text = plistlib.dumps(plist).decode()
+    return Plan({path: text}, [["launchctl", "load", "-w", str(path)]], [["launchctl", "unload", "-w", str(path)]])
+
+
+def systemd_plan(job: Job, home: Path) -> Plan:
+    unit = f"trader-ml-{job.name}"
+    folder = home / ".config" / "systemd" / "user"
+    when = f"*-*-01..03 {job.at:%H:%M}:00" if job.monthly else f"Mon..Fri *-*-* {job.at:%H:%M}:00"
+    service = (
+        f"[Unit]\nDescription=trader-ml {job.name}\n\n[Service]\nType=oneshot\n"
+        f"ExecStart={shlex.join(job.command)}\nStandardOutput=append:{job.log}\nStandardError=append:{job.log}\n"
+    )
+    timer = (
+        f"[Unit]\nDescription=trader-ml {job.name} schedule\n\n[Timer]\nOnCalendar={when}\nPersistent=true\n\n"
+        "[Install]\nWantedBy=timers.target\n"
+    )
+    return Plan(
+        {folder / f"{unit}.service": service, folder / f"{unit}.timer": timer},
+        [["systemctl", "--user", "daemon-reload"], ["systemctl", "--user", "enable", "--now", f"{unit}.timer"]],
+        [["systemctl", "--user", "disable", "--now", f"{unit}.timer"], ["systemctl", "--user", "daemon-reload"]],
+    )
+
+
+def cron_line(job: Job) -> str:
+    days = "1-3 * *" if job.monthly else "* * 1-5"
+    return f"{job.at.minute} {job.at.hour} {days} {shlex.join(job.command)} >> {shlex.quote(str(job.log))} 2>&1"
+
+
+def _markers(name: str) -> tuple[str, str]:
+    return f"# >>> trader-ml {name} >>>", f"# <<< trader-ml {name} <<<"
+
+
+def without_block(crontab: str, name: str) -> str:
+    start, end = _markers(name)
+    out, inside = [], False
+    for line in crontab.splitlines():
+        if line == start:
+            inside = True
+        elif line == end:
+            inside = False
+        elif not inside:
+            out.append(line)
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def read_crontab() -> str:
+    result = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
+    return result.stdout if result.returncode == 0 else ""  # no crontab yet
+
+
+def write_crontab(text: str) -> None:
+    result = subprocess.run(["crontab", "-"], input=text, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise TraderMLError(f"crontab refused the new table: {result.stderr.strip()}")
+
+
+def _run(commands: list[list[str]], say) -> None:
+    for command in commands:
+        if shutil.which(command[0]) is None:
+            say(f"  {command[0]} is not available here; run it yourself: {shlex.join(command)}")
+            continue
+        result = subprocess.run(command, capture_output=True, text=True)
+        say(
+            f"  $ {shlex.join(command)}"
+            + (f"  (exit {result.returncode}: {result.stderr.strip()})" if result.returncode else "")
+        )
+
+
+def describe(job: Job, backend: str, home: Path) -> str:
+    when = (
+        f"on days 1-3 of each month at {job.at:%H:%M}, working only on the first trading day"
+        if job.monthly
+        else f"Monday to Friday at {job.at:%H:%M} local time"
+    )
+    lines = [f"{job.name} via {backend}, {when}; log: {job.log}", f"command: {shlex.join(job.command)}"]
+    if backend == "cron":
+        start, end = _markers(job.name)
+        lines += ["crontab block:", start, cron_line(job), end]
+    else:
+        plan = launchd_plan(job, home) if backend == "launchd" else systemd_plan(job, home)
+        for path, text in plan.files.items():
+            lines += [f"--- {path}", text.rstrip()]
+    return "\n".join(lines)
+
+
+def install(job: Job, backend: str, home: Path, say=print) -> None:
+    job.log.parent.mkdir(parents=True, exist_ok=True)
+    if backend == "cron":
+        start, end = _markers(job.name)
+        table = without_block(read_crontab(), job.name) + f"{start}\n{cron_line(job)}\n{end}\n"
+        write_crontab(table)
+        say(f"installed the {job.name} job in your crontab; log: {job.log}")
+        return
+    plan = launchd_plan(job, home) if backend == "launchd" else systemd_plan(job, home)
+    for path, text in plan.files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        say(f"wrote {path}")
+    _run(plan.activate, say)
+    say(f"installed the {job.name} job ({backend}); log: {job.log}")
+
+
+def uninstall(name: str, backend: str, home: Path, say=print) -> None:
+    if backend == "cron":
+        table = read_crontab()
+        write_crontab(without_block(table, name))
+        say(f"removed the {name} job from your crontab")
+        return
+    job = Job(name, [], TRAIN_TIME, home)
+    plan = launchd_plan(job, home) if backend == "launchd" else systemd_plan(job, home)
+    _run(plan.deactivate, say)
+    for path in plan.files:
+        if path.exists():
+            path.unlink()
+            say(f"removed {path}")
+
+
+def home_dir() -> Path:
+    return Path(os.environ.get("HOME") or Path.home())

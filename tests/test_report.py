@@ -1,0 +1,144 @@
+"""report and report_command: the training report exists, and renders in a real headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from trader_ml import registry
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def report_path(store) -> Path:
+    version = registry.read_latest(store)[0]["version"]
+    return store.root / f"reports/v{version}/index.html"
+
+
+def test_every_run_writes_a_self_contained_report(trained_store):
+    page = report_path(trained_store).read_text()
+    assert page.count('src="data:image/png;base64,') == 5
+    assert not re.search(r"(src|href)=\"https?://", page)  # nothing fetched from the network
+    assert "Gate: candidate, baseline, champion" in page and "Regime model on its test window" in page
+
+
+def test_report_command_prints_the_path(trained_store):
+    result = subprocess.run(
+        [sys.executable, "-m", "trader_ml", "report", "--store", trained_store.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()) == report_path(trained_store)
+    missing = subprocess.run(
+        [sys.executable, "-m", "trader_ml", "report", "20990101", "--store", trained_store.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 2 and "no report for version 20990101" in missing.stderr
+
+
+class DevTools:
+    """Just enough of the Chrome DevTools protocol: commands, and the events seen meanwhile."""
+
+    def __init__(self, url: str) -> None:
+        import websocket
+
+        self.socket = websocket.create_connection(url, timeout=30)
+        self.next_id = 0
+        self.events: list[dict] = []
+
+    def call(self, method: str, **params) -> dict:
+        self.next_id += 1
+        self.socket.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.socket.recv())
+            if message.get("id") == self.next_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message.get("result", {})
+            self.events.append(message)
+
+    def wait_for(self, method: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(e.get("method") == method for e in self.events):
+            if time.monotonic() > deadline:
+                raise TimeoutError(method)
+            self.events.append(json.loads(self.socket.recv()))
+
+
+@pytest.fixture
+def chromium(tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed here (.ci/run installs Debian's chromium package)")
+    process = subprocess.Popen(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--remote-debugging-address=127.0.0.1",
+            "--remote-debugging-port=0",
+            "--window-size=1200,1600",
+            "about:blank",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    port = None
+    deadline = time.monotonic() + 30
+    while port is None and time.monotonic() < deadline:
+        line = process.stderr.readline()
+        found = re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", line)
+        port = found and int(found.group(1))
+    assert port, "Chromium did not open its DevTools port"
+    targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
+    page = next(t for t in targets if t["type"] == "page")
+    tools = DevTools(page["webSocketDebuggerUrl"])
+    yield tools
+    tools.socket.close()
+    process.kill()
+    process.wait(10)
+
+
+def test_report_renders_in_chromium(trained_store, chromium, tmp_path):
+    for domain in ("Page", "Runtime", "Log"):
+        chromium.call(f"{domain}.enable")
+    chromium.call("Page.navigate", url=report_path(trained_store).as_uri())
+    chromium.wait_for("Page.loadEventFired")
+    images = chromium.call(
+        "Runtime.evaluate",
+        expression="JSON.stringify([...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight]))",
+        returnByValue=True,
+    )["result"]["value"]
+    shot = chromium.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    png = base64.b64decode(shot["data"])
+    (tmp_path / "report.png").write_bytes(png)
+    errors = [
+        e
+        for e in chromium.events
+        if e.get("method") == "Runtime.exceptionThrown"
+        or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")
+        or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
+    ]
+    assert errors == []
+    decoded = json.loads(images)
+    assert len(decoded) == 5 and all(complete and w > 0 and h > 0 for complete, w, h in decoded)
+    assert png.startswith(b"\x89PNG") and len(png) > 20_000

@@ -1,0 +1,169 @@
+"""schedule: launchd, systemd and cron jobs, installed into a temporary home with stand-in tools."""
+
+from __future__ import annotations
+
+import configparser
+import datetime as dt
+import os
+import plistlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trader_ml.schedule import default_ingest_time, is_first_trading_day
+
+# Stand-ins for crontab, launchctl and systemctl: they record their calls and keep the crontab
+# in a file, so nothing on this machine is touched.
+FAKE_TOOL = """#!/bin/sh
+echo "$(basename "$0") $*" >> "$HOME/calls.log"
+if [ "$(basename "$0")" = crontab ]; then
+  if [ "$1" = "-l" ]; then [ -f "$HOME/crontab" ] && cat "$HOME/crontab" && exit 0; echo "no crontab for you" >&2; exit 1; fi
+  if [ "$1" = "-" ]; then cat > "$HOME/crontab"; exit 0; fi
+fi
+"""
+
+
+@pytest.fixture
+def home(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("crontab", "launchctl", "systemctl"):
+        (bin_dir / tool).write_text(FAKE_TOOL)
+        (bin_dir / tool).chmod(0o755)
+    (tmp_path / "home").mkdir()
+    return tmp_path
+
+
+def schedule(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HOME": str(home / "home"), "PATH": f"{home / 'bin'}:{os.environ['PATH']}"}
+    result = subprocess.run(
+        [sys.executable, "-m", "trader_ml", "schedule", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=home,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def calls(home: Path) -> list[str]:
+    log = home / "home" / "calls.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_launchd_plist_means_monthly(home):
+    schedule(home, "install", "--job", "train", "--backend", "launchd", "--store", "./mystore")
+    path = home / "home" / "Library" / "LaunchAgents" / "com.trader-ml.train.plist"
+    plist = plistlib.loads(path.read_bytes())
+    calendar = plist["StartCalendarInterval"]
+    assert sorted(c["Day"] for c in calendar) == [1, 2, 3]
+    assert all(set(c) == {"Day", "Hour", "Minute"} and (c["Hour"], c["Minute"]) == (7, 0) for c in calendar)
+    args = plist["ProgramArguments"]
+    assert args[:4] == [sys.executable, "-m", "trader_ml", "train"]
+    assert args[4:] == ["--store", str(home / "mystore"), "--first-trading-day-only"]
+    assert plist["StandardOutPath"] == str(home / "home" / ".trader-ml" / "logs" / "train.log")
+    assert calls(home) == [f"launchctl load -w {path}"]
+    schedule(home, "uninstall", "--job", "train", "--backend", "launchd")
+    assert not path.exists() and calls(home)[-1] == f"launchctl unload -w {path}"
+
+
+def test_cron_lines_keep_the_users_own(home):
+    (home / "home" / "crontab").write_text("0 3 * * * backup.sh\n")
+    schedule(
+        home,
+        "install",
+        "--job",
+        "ingest",
+        "--backend",
+        "cron",
+        "--time",
+        "22:30",
+        "--store",
+        "s3://bucket/x",
+        "--",
+        "--source",
+        "yahoo,fred,gdelt",
+        "--symbols",
+        "AAPL,MSFT",
+    )
+    schedule(home, "install", "--job", "ingest", "--backend", "cron", "--time", "22:45", "--store", "s3://bucket/x")
+    table = (home / "home" / "crontab").read_text()
+    assert table.startswith("0 3 * * * backup.sh\n")
+    jobs = [line for line in table.splitlines() if "trader_ml" in line]
+    assert len(jobs) == 1  # installing again replaces, never duplicates
+    assert re.fullmatch(
+        rf"45 22 \* \* 1-5 {re.escape(sys.executable)} -m trader_ml ingest --store s3://bucket/x "
+        rf">> \S+/\.trader-ml/logs/ingest\.log 2>&1",
+        jobs[0],
+    )
+    schedule(home, "install", "--job", "train", "--backend", "cron")
+    train = next(line for line in (home / "home" / "crontab").read_text().splitlines() if "trader_ml train" in line)
+    assert train.startswith("0 7 1-3 * * ") and "--first-trading-day-only" in train
+    schedule(home, "uninstall", "--job", "ingest", "--backend", "cron")
+    table = (home / "home" / "crontab").read_text()
+    assert "backup.sh" in table and "trader_ml ingest" not in table and "trader_ml train" in table
+
+
+def test_systemd_units(home):
+    schedule(home, "install", "--job", "ingest", "--backend", "systemd", "--time", "23:00")
+    folder = home / "home" / ".config" / "systemd" / "user"
+    timer, service = configparser.ConfigParser(), configparser.ConfigParser(interpolation=None)
+    timer.read(folder / "trader-ml-ingest.timer")
+    service.read(folder / "trader-ml-ingest.service")
+    assert timer["Timer"]["OnCalendar"] == "Mon..Fri *-*-* 23:00:00" and timer["Timer"]["Persistent"] == "true"
+    assert timer["Install"]["WantedBy"] == "timers.target"
+    assert service["Service"]["Type"] == "oneshot"
+    assert service["Service"]["ExecStart"] == f"{sys.executable} -m trader_ml ingest --store {home / 'store'}"
+    assert service["Service"]["StandardOutput"].startswith("append:") and service["Service"]["StandardOutput"].endswith(
+        "ingest.log"
+    )
+    assert calls(home) == ["systemctl --user daemon-reload", "systemctl --user enable --now trader-ml-ingest.timer"]
+    schedule(home, "uninstall", "--job", "ingest", "--backend", "systemd")
+    assert not list(folder.iterdir())
+
+
+def test_show_touches_nothing(home):
+    out = schedule(home, "show", "--job", "train", "--backend", "systemd").stdout
+    assert "OnCalendar=*-*-01..03 07:00:00" in out and "first trading day" in out
+    assert (
+        calls(home) == [] and not (home / "home" / ".config").exists() and not (home / "home" / ".trader-ml").exists()
+    )
+
+
+@pytest.mark.parametrize(
+    ("day", "first"),
+    [
+        ("2026-11-02", True),
+        ("2026-11-03", False),
+        ("2026-08-03", True),
+        ("2026-08-01", False),
+        ("2027-01-04", True),
+        ("2027-01-01", False),
+        ("2026-06-01", True),
+    ],
+)
+def test_first_trading_day(day, first):
+    assert is_first_trading_day(dt.date.fromisoformat(day)) is first
+
+
+def test_ingest_runs_after_the_new_york_close():
+    local = dt.datetime.combine(dt.date(2026, 1, 15), default_ingest_time(dt.date(2026, 1, 15))).astimezone()
+    assert local.astimezone(dt.timezone(dt.timedelta(hours=-5))).time() == dt.time(16, 30)
+
+
+def test_train_outside_the_first_trading_day_does_nothing(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "trader_ml", "train", "--store", str(tmp_path / "empty"), "--first-trading-day-only"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if is_first_trading_day(dt.date.today()):
+        assert result.returncode == 2 and "No historical data found" in result.stderr
+    else:
+        assert result.returncode == 0 and "not the first trading day" in result.stdout
