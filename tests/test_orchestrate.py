@@ -101,7 +101,13 @@ def test_seed_train_py_against_s3(market_bucket, aws_env, tmp_path):
     assert latest["package_version"] and latest["previous_version"] is None and latest["history"] == [version]
     assert set(latest["baseline_metrics"]) == {"regime", "health"}
     local = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert local == [f"health_v{version}.onnx", f"manifest_v{version}.json", f"regime_v{version}.onnx"]
+    assert local == [
+        f"health_v{version}.onnx",
+        f"manifest_v{version}.json",
+        f"regime_v{version}.onnx",
+        f"report_v{version}.html",
+    ]
+    assert store.exists(f"reports/v{version}/index.html")
 
 
 def test_skip_upload_writes_only_the_output_dir(market_bucket, aws_env, tmp_path):

@@ -124,6 +124,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         regime_type=args.regime_type,
         health_type=args.health_type,
         epochs=args.epochs,
+        regime_batch_size=args.batch_size or 32,
+        health_batch_size=args.batch_size or 64,
         skip_upload=args.skip_upload,
         output_dir=args.output_dir,
         force=args.force,
@@ -270,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--health-type", default="autoencoder", choices=("autoencoder", "vae"), help="(default: %(default)s)"
     )
     p.add_argument("--epochs", type=positive_int, default=100, help="maximum epochs (default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, help="batch size of both models (default: 32 regime, 64 health)")
     p.add_argument("--skip-upload", action="store_true", help="write only to --output-dir, nothing to the store")
     p.add_argument("--output-dir", default="/tmp/models", help="local output directory (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="promote even if the gate says no")

@@ -206,7 +206,9 @@ class S3Store(Store):
                 from botocore.config import Config
             except ImportError:
                 raise StoreError("S3 stores need boto3: pip install 'trader-ml[aws]'") from None
-            config = Config(retries={"max_attempts": self.max_attempts, "mode": "standard"})
+            config = Config(
+                retries={"max_attempts": self.max_attempts, "mode": "standard"}, max_pool_connections=S3_WORKERS
+            )
             self._client = boto3.client("s3", region_name=self.region, endpoint_url=self.endpoint_url, config=config)
         return self._client
 
