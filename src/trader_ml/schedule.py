@@ -146,6 +146,12 @@ def without_block(crontab: str, name: str) -> str:
     return "\n".join(out) + ("\n" if out else "")
 
 
+def _need_crontab(job: Job | None = None) -> None:
+    if shutil.which("crontab") is None:
+        hint = f"; or add this line to your scheduler yourself: {cron_line(job)}" if job else ""
+        raise TraderMLError(f"crontab is not available here: install cron or choose --backend systemd/launchd{hint}")
+
+
 def read_crontab() -> str:
     result = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
     return result.stdout if result.returncode == 0 else ""  # no crontab yet
@@ -177,6 +183,7 @@ def describe(job: Job, backend: str, home: Path) -> str:
     )
     lines = [f"{job.name} via {backend}, {when}; log: {job.log}", f"command: {shlex.join(job.command)}"]
     if backend == "cron":
+        _need_crontab(job)
         start, end = _markers(job.name)
         lines += ["crontab block:", start, cron_line(job), end]
     else:
@@ -189,6 +196,7 @@ def describe(job: Job, backend: str, home: Path) -> str:
 def install(job: Job, backend: str, home: Path, say=print) -> None:
     job.log.parent.mkdir(parents=True, exist_ok=True)
     if backend == "cron":
+        _need_crontab(job)
         start, end = _markers(job.name)
         table = without_block(read_crontab(), job.name) + f"{start}\n{cron_line(job)}\n{end}\n"
         write_crontab(table)
@@ -205,6 +213,7 @@ def install(job: Job, backend: str, home: Path, say=print) -> None:
 
 def uninstall(name: str, backend: str, home: Path, say=print) -> None:
     if backend == "cron":
+        _need_crontab()
         table = read_crontab()
         write_crontab(without_block(table, name))
         say(f"removed the {name} job from your crontab")
