@@ -38,7 +38,8 @@ def list_versions(store: Store) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-    print(f"* current (models/latest.json); {len(rows) - 1} versions in {store.url}")
+    count = len(rows) - 1
+    print(f"* current (models/latest.json); {count} version{'s' if count != 1 else ''} in {store.url}")
 
 
 def show(store: Store, version: str) -> None:

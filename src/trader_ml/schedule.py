@@ -163,16 +163,20 @@ def write_crontab(text: str) -> None:
         raise TraderMLError(f"crontab refused the new table: {result.stderr.strip()}")
 
 
-def _run(commands: list[list[str]], say) -> None:
+def _run(commands: list[list[str]], say) -> bool:
+    """Run activation commands; False (and what to run by hand) if any is missing or fails."""
     for command in commands:
         if shutil.which(command[0]) is None:
-            say(f"  {command[0]} is not available here; run it yourself: {shlex.join(command)}")
-            continue
+            say(f"  {command[0]} is not available here; run: {'; '.join(shlex.join(c) for c in commands)}")
+            return False
         result = subprocess.run(command, capture_output=True, text=True)
-        say(
-            f"  $ {shlex.join(command)}"
-            + (f"  (exit {result.returncode}: {result.stderr.strip()})" if result.returncode else "")
-        )
+        say(f"  $ {shlex.join(command)}")
+        if result.returncode != 0:
+            say(
+                f"  failed (exit {result.returncode}): {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ''}"
+            )
+            return False
+    return True
 
 
 def describe(job: Job, backend: str, home: Path) -> str:
@@ -207,8 +211,10 @@ def install(job: Job, backend: str, home: Path, say=print) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         say(f"wrote {path}")
-    _run(plan.activate, say)
-    say(f"installed the {job.name} job ({backend}); log: {job.log}")
+    if _run(plan.activate, say):
+        say(f"installed the {job.name} job ({backend}); log: {job.log}")
+    else:
+        raise TraderMLError(f"wrote the {job.name} job's files, but could not activate them (see above)")
 
 
 def uninstall(name: str, backend: str, home: Path, say=print) -> None:

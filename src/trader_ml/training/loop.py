@@ -105,7 +105,8 @@ def fit(
     shuffle = np.random.default_rng(config.seed)
     result = FitResult(device=str(device))
     best_loss, best_state, waited = math.inf, copy.deepcopy(model.state_dict()), 0
-    bar = tqdm(range(1, config.epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=True)
+    # disable=None: no bar when the output is not a terminal (a scheduled job's log file).
+    bar = tqdm(range(1, config.epochs + 1), desc=desc, unit="epoch", disable=None if progress else True, leave=True)
     try:
         for epoch in bar:
             model.train()
