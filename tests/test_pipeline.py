@@ -174,3 +174,22 @@ def test_bad_row_in_a_partition_names_file_and_row(local_store, small_synthetic)
         match=r"date=2003-01-21/part.parquet, row 2 \(date 2003-01-21, symbol SYN002\): column vol_21d: NaN",
     ):
         read_table(local_store, "features")
+
+
+def test_daily_json_views_hold_the_same_rows(local_store, tmp_path, prices):
+    import json
+
+    from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, daily_key
+
+    ingest(CsvSource([_write_csv(tmp_path / "p.csv", prices)]), local_store, D("2003-06-02"), D("2003-06-06"), **quiet)
+    context = read_table(local_store, "context").set_index("date")
+    features = read_table(local_store, "features")
+    for day in ("2003-06-02", "2003-06-06"):
+        view = json.loads(local_store.read(daily_key(day, "context.json")))
+        row = context.loc[day]
+        for column in CONTEXT_FEATURES:
+            assert view[column] == (None if np.isnan(row[column]) else row[column])
+        rows = json.loads(local_store.read(daily_key(day, "features.json")))["rows"]
+        expected = features[features["date"] == day]
+        assert [r["symbol"] for r in rows] == list(expected["symbol"])
+        assert [[r[c] for c in ASSET_FEATURES] for r in rows] == expected[list(ASSET_FEATURES)].to_numpy().tolist()

@@ -19,7 +19,7 @@ import pandas as pd
 from trader_ml.errors import SourceError, TraderMLError
 from trader_ml.features import LOOKBACK_CALENDAR_DAYS, context_rows, feature_rows
 from trader_ml.partitions import encode_days, stored_days
-from trader_ml.schema import CONTEXT_FEATURES, HEALTH_STATES, REGIMES, SPY, daily_key
+from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, HEALTH_STATES, REGIMES, SPY, daily_key
 from trader_ml.sources import Source
 from trader_ml.sources.base import RawMarket
 from trader_ml.store import Store
@@ -77,17 +77,21 @@ def _truth_frames(raw: RawMarket, days: pd.DatetimeIndex) -> tuple[pd.DataFrame 
 
 def daily_json(context: pd.DataFrame, features: pd.DataFrame) -> list[tuple[str, bytes]]:
     """Each day's context row and feature rows as JSON files (NaN as null), for serving."""
-
-    def records(frame: pd.DataFrame) -> list[dict]:
-        body = frame.drop(columns="date").astype(object)
-        return body.where(body.notna(), None).to_dict(orient="records")
-
-    feature_days = dict(iter(features.groupby("date", sort=False))) if len(features) else {}
+    context_values = context[list(CONTEXT_FEATURES)].to_numpy(dtype=float).tolist()
+    feature_values = features[list(ASSET_FEATURES)].to_numpy(dtype=float).tolist()
+    symbols = features["symbol"].astype(str).tolist()
+    feature_days = features["date"].to_numpy().astype("datetime64[D]")
+    starts = {d: i for i, d in reversed(list(enumerate(feature_days)))}  # first row of each day
     out = []
-    for row, day in zip(records(context), context["date"], strict=True):
-        text = day.strftime("%Y-%m-%d")
-        rows = records(feature_days[day]) if day in feature_days else []
-        out.append((daily_key(text, "context.json"), json.dumps({"date": text, **row}).encode()))
+    for row, day in zip(context_values, context["date"].to_numpy().astype("datetime64[D]"), strict=True):
+        text = str(day)
+        values = {c: (None if v != v else v) for c, v in zip(CONTEXT_FEATURES, row, strict=True)}  # v != v: NaN
+        rows = []
+        i = starts.get(day)
+        while i is not None and i < len(feature_days) and feature_days[i] == day:
+            rows.append({"symbol": symbols[i], **dict(zip(ASSET_FEATURES, feature_values[i], strict=True))})
+            i += 1
+        out.append((daily_key(text, "context.json"), json.dumps({"date": text, **values}).encode()))
         out.append((daily_key(text, "features.json"), json.dumps({"date": text, "rows": rows}).encode()))
     return out
 
