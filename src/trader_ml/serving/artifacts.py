@@ -71,25 +71,39 @@ def as_matrix(rows, columns: Sequence[str], what: str) -> np.ndarray:
     return matrix
 
 
-class RegimeModel:
-    """A regime artifact: the last ``lookback`` context rows -> the seed's regime dict."""
+class ServedModel:
+    """An artifact of one kind whose metadata fits this version's columns."""
+
+    kind = ""
 
     def __init__(self, artifact: OnnxArtifact) -> None:
-        meta = artifact.metadata
-        if meta.get("kind") != "regime":
-            raise ArtifactError(f"{artifact.name}: holds a {meta.get('kind')!r} model, not a regime model")
-        if tuple(meta["feature_order"]) != CONTEXT_FEATURES or tuple(meta["regimes"]) != REGIMES:
-            raise ArtifactError(f"{artifact.name}: its features or regimes differ from this version's")
+        kind = artifact.metadata.get("kind")
+        if kind != self.kind:
+            raise ArtifactError(f"{artifact.name}: holds a {kind!r} model, not a {self.kind} model")
         self.artifact = artifact
-        self.lookback = int(meta["lookback"])
+        self.check(artifact.metadata)
+
+    def check(self, meta: dict) -> None:
+        """Raise ArtifactError when the metadata does not fit this version."""
 
     @classmethod
-    def from_bytes(cls, data: bytes, name: str = "regime model") -> RegimeModel:
-        return cls(OnnxArtifact(data, name))
+    def from_bytes(cls, data: bytes, name: str | None = None):
+        return cls(OnnxArtifact(data, name or f"{cls.kind} model"))
 
     @property
     def metadata(self) -> dict:
         return self.artifact.metadata
+
+
+class RegimeModel(ServedModel):
+    """A regime artifact: the last ``lookback`` context rows -> the seed's regime dict."""
+
+    kind = "regime"
+
+    def check(self, meta: dict) -> None:
+        if tuple(meta["feature_order"]) != CONTEXT_FEATURES or tuple(meta["regimes"]) != REGIMES:
+            raise ArtifactError(f"{self.artifact.name}: its features or regimes differ from this version's")
+        self.lookback = int(meta["lookback"])
 
     def window(self, rows) -> np.ndarray:
         """The checked (lookback, features) window ending with the last row."""
@@ -139,25 +153,15 @@ def health_dicts(scores, latents, features: np.ndarray, boundaries) -> list[dict
     return [health_output(s, b, k, z) for s, b, k, z in zip(scores, buckets, kinds, latents, strict=True)]
 
 
-class HealthModel:
+class HealthModel(ServedModel):
     """A health artifact: feature rows -> the seed's health dict per asset."""
 
-    def __init__(self, artifact: OnnxArtifact) -> None:
-        meta = artifact.metadata
-        if meta.get("kind") != "health":
-            raise ArtifactError(f"{artifact.name}: holds a {meta.get('kind')!r} model, not a health model")
+    kind = "health"
+
+    def check(self, meta: dict) -> None:
         if tuple(meta["feature_order"]) != ASSET_FEATURES:
-            raise ArtifactError(f"{artifact.name}: its features differ from this version's")
-        self.artifact = artifact
+            raise ArtifactError(f"{self.artifact.name}: its features differ from this version's")
         self.vol_boundaries = tuple(meta["vol_boundaries"])
-
-    @classmethod
-    def from_bytes(cls, data: bytes, name: str = "health model") -> HealthModel:
-        return cls(OnnxArtifact(data, name))
-
-    @property
-    def metadata(self) -> dict:
-        return self.artifact.metadata
 
     def predict_proba(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(health probability (B,), latent (B, 16), reconstruction error (B,)) of raw rows."""
