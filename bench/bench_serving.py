@@ -33,8 +33,15 @@ from trader_ml.training.loop import FitConfig
 from trader_ml.training.regime import RegimeTrainConfig, regime_artifact, train_regime
 
 COMMON = """
-import json, resource, sys, time
+import json, sys, time
 began = time.perf_counter()
+
+def peak_mb():
+    # VmHWM is this process's own high-water mark (ru_maxrss survives exec from the parent).
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
 {imports}
 imported = time.perf_counter()
 {load}
@@ -51,7 +58,7 @@ laps.sort()
 print(json.dumps({{"import_s": imported - began, "load_s": loaded - imported, "first_s": first - loaded,
                   "cold_s": first - began, "p50_ms": 1000 * laps[len(laps) // 2],
                   "p99_ms": 1000 * laps[int(len(laps) * 0.99) - 1],
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                  "peak_mb": peak_mb()}}))
 """
 
 ONNX = {
