@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import pandas as pd
 from trader_ml.errors import TraderMLError
 from trader_ml.partitions import read_file, read_table
 from trader_ml.schema import REGIMES, TABLE_PREFIX
-from trader_ml.store import Store, open_store
+from trader_ml.store import LocalStore, Store, open_store
 
 
 def no_data_message(store: Store, table: str) -> str:
@@ -60,13 +59,11 @@ def artifact_path(output: str) -> Path:
 
 def write_artifact(path: Path, data: bytes, metrics: dict) -> None:
     """The model and its metrics JSON beside it, each written whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    metrics_path = path.with_name(path.stem + ".metrics.json")
-    for target, payload in ((path, data), (metrics_path, json.dumps(metrics, indent=2).encode())):
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_bytes(payload)
-        os.replace(tmp, target)
-    print(f"wrote {path} (sha256 {hashlib.sha256(data).hexdigest()[:16]}...) and {metrics_path}")
+    folder = LocalStore(path.parent)
+    metrics_name = path.stem + ".metrics.json"
+    folder.write(path.name, data)
+    folder.write(metrics_name, json.dumps(metrics, indent=2).encode())
+    print(f"wrote {path} (sha256 {hashlib.sha256(data).hexdigest()[:16]}...) and {path.with_name(metrics_name)}")
 
 
 def train_regime_command(args: argparse.Namespace) -> int:

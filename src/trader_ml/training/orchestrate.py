@@ -29,7 +29,7 @@ from trader_ml.models.regime import RegimeModelConfig
 from trader_ml.partitions import read_table
 from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES
 from trader_ml.serving.artifacts import ArtifactError, HealthModel, RegimeModel
-from trader_ml.store import Store, open_store
+from trader_ml.store import LocalStore, Store, open_store
 from trader_ml.training.commands import health_truth, no_data_message, regime_truth
 from trader_ml.training.health import (
     HealthTrainConfig,
@@ -256,18 +256,15 @@ def describe(
 
 def write_outputs(output_dir: str, version: str, candidate: Candidate, manifest: dict) -> list[Path]:
     """The artifacts and the manifest in the local output directory (nothing else)."""
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    folder = LocalStore(output_dir)
     files = {
-        out / f"regime_v{version}.onnx": candidate.regime_onnx,
-        out / f"health_v{version}.onnx": candidate.health_onnx,
-        out / f"manifest_v{version}.json": json.dumps(manifest, indent=2).encode(),
+        f"regime_v{version}.onnx": candidate.regime_onnx,
+        f"health_v{version}.onnx": candidate.health_onnx,
+        f"manifest_v{version}.json": json.dumps(manifest, indent=2).encode(),
     }
-    for path, data in files.items():
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    return list(files)
+    for name, data in files.items():
+        folder.write(name, data)
+    return [folder.root / name for name in files]
 
 
 def report_html(
@@ -348,9 +345,10 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> O
     stage(f"writing version {planned} to {options.output_dir}")
     manifest = describe(planned, candidate, context, features, decisions, champion_version, options)
     files = write_outputs(options.output_dir, planned, candidate, manifest)
-    report = Path(options.output_dir) / f"report_v{planned}.html"
-    report.write_bytes(report_html(manifest, candidate, context, features, decisions))
-    files.append(report)
+    LocalStore(options.output_dir).write(
+        f"report_v{planned}.html", report_html(manifest, candidate, context, features, decisions)
+    )
+    files.append(Path(options.output_dir).absolute() / f"report_v{planned}.html")
     promoted = manifest["gate"]["promoted"]
     if options.skip_upload:
         stage("--skip-upload: nothing written to the store")
