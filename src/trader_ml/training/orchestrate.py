@@ -154,43 +154,67 @@ def load_champion(store: Store, pointer: dict | None, log: Callable[[str], None]
         return None, None
 
 
-def judge(
-    candidate: Candidate, context: pd.DataFrame, features: pd.DataFrame, champion, tolerance: float
-) -> dict[str, GateDecision]:
-    """Candidate vs baseline vs champion, each model on the candidate's own test window."""
+@dataclass
+class TestWindows:
+    """The candidate's test windows, what happened in them, and what its ONNX files answer:
+    computed once, read by both the gate and the report."""
+
+    regime_rows: np.ndarray  # context rows
+    regime_labels: np.ndarray
+    regime_probs: np.ndarray  # the exported regime model's probabilities
+    health_rows: np.ndarray  # feature rows
+    health_x: np.ndarray
+    health_target: np.ndarray
+    health_drawdown: np.ndarray
+    health_score: np.ndarray  # the exported health model's probabilities
+    day_index: np.ndarray  # test day of each health row, from 0
+
+
+def test_windows(candidate: Candidate, context: pd.DataFrame, features: pd.DataFrame) -> TestWindows:
     regime, health = candidate.regime, candidate.health
+    rows, index = regime.split.test, health.test_index
     values = context[list(CONTEXT_FEATURES)].to_numpy(dtype=np.float64)
-    rows = regime.split.test
-    labels = regime_labels(context, regime.config.label_horizon)[rows]
-
-    def regime_predictions(model: RegimeModel) -> np.ndarray:
-        return model.predict_proba(regime_windows(values, rows, model.lookback))[0].argmax(axis=1)
-
     own = RegimeModel.from_bytes(candidate.regime_onnx)
-    regime_pred = regime_predictions(own)
+    x = features[list(ASSET_FEATURES)].to_numpy(dtype=np.float64)[index]
+    target, drawdown = health_targets(features, health.config.horizon)
+    return TestWindows(
+        regime_rows=rows,
+        regime_labels=regime_labels(context, regime.config.label_horizon)[rows],
+        regime_probs=own.predict_proba(regime_windows(values, rows, own.lookback))[0],
+        health_rows=index,
+        health_x=x,
+        health_target=target[index],
+        health_drawdown=drawdown[index],
+        health_score=HealthModel.from_bytes(candidate.health_onnx).predict_proba(x)[0],
+        day_index=pd.factorize(pd.DatetimeIndex(features["date"].iloc[index]), sort=True)[0],
+    )
+
+
+def judge(window: TestWindows, context: pd.DataFrame, champion, tolerance: float) -> dict[str, GateDecision]:
+    """Candidate vs baseline vs champion, each model on the candidate's own test window."""
+    values = context[list(CONTEXT_FEATURES)].to_numpy(dtype=np.float64)
+    rows, labels = window.regime_rows, window.regime_labels
+    regime_pred = window.regime_probs.argmax(axis=1)
     baseline_pred = baseline_regimes(values)[0][rows]
     champion_regime, champion_health = champion
     decisions = {}
     vs_champion = None
     if champion_regime is not None:
         try:
-            vs_champion = regime_comparison(labels, regime_pred, regime_predictions(champion_regime))
+            champion_probs = champion_regime.predict_proba(regime_windows(values, rows, champion_regime.lookback))[0]
+            vs_champion = regime_comparison(labels, regime_pred, champion_probs.argmax(axis=1))
         except (ArtifactError, IndexError) as e:
             raise TraderMLError(f"the champion regime model cannot read this data: {e}") from None
     decisions["regime"] = decide(
         regime_comparison(labels, regime_pred, baseline_pred), vs_champion, len(rows), tolerance
     )
 
-    index = health.test_index
-    x = features[list(ASSET_FEATURES)].to_numpy(dtype=np.float64)[index]
-    _, drawdown = health_targets(features, health.config.horizon)
-    day_index = pd.factorize(pd.DatetimeIndex(features["date"].iloc[index]), sort=True)[0]
-    score = HealthModel.from_bytes(candidate.health_onnx).predict_proba(x)[0]
+    days, drawdown, score = window.day_index, window.health_drawdown, window.health_score
     vs_champion = None
     if champion_health is not None:
-        vs_champion = health_comparison(day_index, drawdown[index], score, champion_health.predict_proba(x)[0])
-    vs_baseline = health_comparison(day_index, drawdown[index], score, baseline_health(x))
-    decisions["health"] = decide(vs_baseline, vs_champion, int(day_index.max()) + 1, tolerance)
+        vs_champion = health_comparison(days, drawdown, score, champion_health.predict_proba(window.health_x)[0])
+    vs_baseline = health_comparison(days, drawdown, score, baseline_health(window.health_x))
+    decisions["health"] = decide(vs_baseline, vs_champion, int(days.max()) + 1, tolerance)
     return decisions
 
 
@@ -268,30 +292,23 @@ def write_outputs(output_dir: str, version: str, candidate: Candidate, manifest:
 
 
 def report_html(
-    manifest: dict,
-    candidate: Candidate,
-    context: pd.DataFrame,
-    features: pd.DataFrame,
-    decisions: dict[str, GateDecision],
+    manifest: dict, candidate: Candidate, context: pd.DataFrame, window: TestWindows, decisions: dict[str, GateDecision]
 ) -> bytes:
     from trader_ml.report import HealthView, RegimeView, render
-    from trader_ml.training.health import predict_health
-    from trader_ml.training.regime import predict_regimes
 
     regime, health = candidate.regime, candidate.health
-    rows = regime.split.test
+    rows = window.regime_rows
     regime_view = RegimeView(
         dates=pd.DatetimeIndex(context["date"].iloc[rows]),
         spy_return_1d=context["spy_return_1d"].to_numpy()[rows],
-        labels=regime_labels(context, regime.config.label_horizon)[rows],
-        probs=predict_regimes(regime.model, regime.test_windows)[0],
+        labels=window.regime_labels,
+        probs=window.regime_probs,
         history=regime.fit.history,
     )
-    target, drawdown = health_targets(features, health.config.horizon)
     health_view = HealthView(
-        probability=predict_health(health.model, health.test_rows)[0],
-        target=target[health.test_index],
-        drawdown=drawdown[health.test_index],
+        probability=window.health_score,
+        target=window.health_target,
+        drawdown=window.health_drawdown,
         history=health.fit.history,
     )
     page = render(
@@ -328,7 +345,8 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> O
     candidate = train_candidate(options, store, context, features, stage)
     champion_version = pointer["version"] if pointer else None
     stage(f"judging against the baselines and the champion ({champion_version or 'none yet'})")
-    decisions = judge(candidate, context, features, load_champion(store, pointer, log), options.tolerance)
+    window = test_windows(candidate, context, features)
+    decisions = judge(window, context, load_champion(store, pointer, log), options.tolerance)
     regime_window = candidate.regime.metrics["test_window"]
     log(
         f"  test window {regime_window['first_date']} .. {regime_window['last_date']}: {regime_window['days']} days; "
@@ -345,12 +363,11 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> O
     stage(f"writing version {planned} to {options.output_dir}")
     manifest = describe(planned, candidate, context, features, decisions, champion_version, options)
     files = write_outputs(options.output_dir, planned, candidate, manifest)
-    LocalStore(options.output_dir).write(
-        f"report_v{planned}.html", report_html(manifest, candidate, context, features, decisions)
-    )
-    files.append(Path(options.output_dir).absolute() / f"report_v{planned}.html")
     promoted = manifest["gate"]["promoted"]
+    local = LocalStore(options.output_dir)
+    files.append(local.root / f"report_v{planned}.html")
     if options.skip_upload:
+        local.write(files[-1].name, report_html(manifest, candidate, context, window, decisions))
         stage("--skip-upload: nothing written to the store")
         log(summary_table(decisions, champion_version))
         return Outcome(None, False, decisions, manifest, files)
@@ -364,7 +381,9 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> O
         log=lambda text: log(f"  {text}"),
     )
     version = stored["version"]
-    store.create(report_key(version), report_html(stored, candidate, context, features, decisions))
+    report = report_html(stored, candidate, context, window, decisions)  # rendered once, stored twice
+    local.write(files[-1].name, report)
+    store.create(report_key(version), report)
     log(f"  report: {store.describe(report_key(version))} (trader-ml report {version} --store {store.url})")
     if promoted:
         registry.swap_latest(store, registry.pointer_for(stored, pointer), etag)
