@@ -9,16 +9,14 @@ Then the median time to train the autoencoder on 365 days x 200 symbols.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import statistics
 import tempfile
 import time
 
+from stores import sample_store, synthetic_store  # bench/stores.py
+
 from trader_ml.models.health import HealthModelConfig
 from trader_ml.partitions import read_table
-from trader_ml.pipeline import ingest
-from trader_ml.sources.sample import SampleSource
-from trader_ml.sources.synthetic import SyntheticParams, SyntheticSource
 from trader_ml.store import LocalStore
 from trader_ml.training.commands import health_truth, print_health_result
 from trader_ml.training.health import HealthTrainConfig, health_artifact, train_health
@@ -45,14 +43,11 @@ def main() -> None:
     parser.add_argument("--skip-sample", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        synthetic = LocalStore(f"{tmp}/synthetic")
-        source = SyntheticSource(SyntheticParams(seed=0, n_symbols=200))
-        ingest(source, synthetic, dt.date(2012, 1, 1), dt.date(2021, 12, 31), log=lambda _: None)
+        synthetic = synthetic_store(tmp)
         for model_type in ("autoencoder", "vae"):
             report("synthetic 2012-2021, 200 symbols", synthetic, model_type)
         if not args.skip_sample:
-            sample = LocalStore(f"{tmp}/sample")
-            ingest(SampleSource(), sample, log=lambda _: None)
+            sample = sample_store(tmp)
             for model_type in ("autoencoder", "vae"):
                 report("sample 1990-2022, 20 survivor large caps", sample, model_type)
         times = [report("synthetic, last 365 days x 200", synthetic, "autoencoder", 365) for _ in range(args.runs)]

@@ -9,16 +9,14 @@ true regimes on synthetic data), then the median time to train the GRU on 365 da
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import statistics
 import tempfile
 import time
 
+from stores import sample_store, synthetic_store  # bench/stores.py
+
 from trader_ml.models.regime import RegimeModelConfig
 from trader_ml.partitions import read_table
-from trader_ml.pipeline import ingest
-from trader_ml.sources.sample import SampleSource
-from trader_ml.sources.synthetic import SyntheticParams, SyntheticSource
 from trader_ml.store import LocalStore
 from trader_ml.training.commands import regime_truth
 from trader_ml.training.loop import FitConfig
@@ -58,14 +56,11 @@ def main() -> None:
     parser.add_argument("--skip-sample", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        synthetic = LocalStore(f"{tmp}/synthetic")
-        source = SyntheticSource(SyntheticParams(seed=0, n_symbols=200))
-        ingest(source, synthetic, dt.date(2012, 1, 1), dt.date(2021, 12, 31), log=lambda _: None)
+        synthetic = synthetic_store(tmp)
         for model_type in ("gru", "transformer"):
             report("synthetic 2012-2021", synthetic, model_type)
         if not args.skip_sample:
-            sample = LocalStore(f"{tmp}/sample")
-            ingest(SampleSource(), sample, log=lambda _: None)
+            sample = sample_store(tmp)
             for model_type in ("gru", "transformer"):
                 report("sample 1990-2022 (S&P 500 index only)", sample, model_type)
         times = [report("synthetic, last 365 days", synthetic, "gru", max_days=365) for _ in range(args.runs)]

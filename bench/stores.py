@@ -1,0 +1,23 @@
+"""The benchmarks' data: 10 synthetic years x 200 symbols, and the bundled sample, each in a fresh local store."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from trader_ml.pipeline import ingest
+from trader_ml.sources.sample import SampleSource
+from trader_ml.sources.synthetic import SyntheticParams, SyntheticSource
+from trader_ml.store import LocalStore
+
+
+def synthetic_store(folder: str) -> LocalStore:
+    store = LocalStore(f"{folder}/synthetic")
+    source = SyntheticSource(SyntheticParams(seed=0, n_symbols=200))
+    ingest(source, store, dt.date(2012, 1, 1), dt.date(2021, 12, 31), log=lambda _: None)
+    return store
+
+
+def sample_store(folder: str) -> LocalStore:
+    store = LocalStore(f"{folder}/sample")
+    ingest(SampleSource(), store, log=lambda _: None)
+    return store
