@@ -76,12 +76,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_window_args(parser: argparse.ArgumentParser) -> None:
+    """Which stored days a training run reads: what a backtest refit uses to train as of a date."""
+    parser.add_argument("--start", type=parse_date, help="read only days from this date on")
+    parser.add_argument("--end", type=parse_date, help="read only days up to this date (inclusive)")
+    parser.add_argument(
+        "--until", type=parse_date, help="train on rows strictly before this date (what was known the day before)"
+    )
+
+
 def add_training_args(parser: argparse.ArgumentParser, kind: str, batch_size: int) -> None:
     """The seed's single-model flags, shared by train-regime and train-health."""
     table = "context" if kind == "regime" else "features"
     parser.add_argument("--data", help=f"path to a {table} parquet file (or read the store: --store, --max-days)")
     add_store_args(parser)
     parser.add_argument("--max-days", type=positive_int, help="with --store: only the last N calendar days")
+    add_window_args(parser)
     parser.add_argument(
         "--output", default=f"models/{kind}_model.pkl", help="output path; .pkl becomes .onnx (default: %(default)s)"
     )
@@ -121,6 +131,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         region=args.region,
         endpoint_url=args.endpoint_url,
         max_days=args.max_days,
+        start=args.start,
+        end=args.end,
+        until=args.until,
         regime_type=args.regime_type,
         health_type=args.health_type,
         epochs=args.epochs,
@@ -135,6 +148,30 @@ def cmd_train(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     run_training(options)
+    return 0
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from trader_ml.backtest import BacktestConfig, run_backtest
+    from trader_ml.backtest.summary import summary_text
+
+    config = BacktestConfig(
+        model=args.model,
+        model_type=args.model_type,
+        start=args.start,
+        end=args.end,
+        refit=args.refit,
+        window_days=args.window_days,
+        epochs=args.epochs,
+        seeds=args.seeds,
+        cost_bp=args.cost_bp,
+        workers=args.workers,
+        ray_address=args.ray,
+    )
+    store = open_store_from(args)
+    result = run_backtest(config, store, data=args.data, progress=not args.quiet)
+    print(summary_text(result.summary))
+    print(f"results: {store.describe(result.key)} (index.html, summary.json, predictions.parquet)")
     return 0
 
 
@@ -267,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--region", help="AWS region (default: boto3's chain)")
     p.add_argument("--endpoint-url", help="S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL)")
     p.add_argument("--max-days", type=positive_int, default=365, help="days of history to use (default: %(default)s)")
+    add_window_args(p)
     p.add_argument("--regime-type", default="gru", choices=("gru", "transformer"), help="(default: %(default)s)")
     p.add_argument(
         "--health-type", default="autoencoder", choices=("autoencoder", "vae"), help="(default: %(default)s)"
@@ -291,6 +329,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="do nothing unless today is the month's first trading day (used by the schedule)",
     )
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("backtest", help="walk-forward backtest of a model next to the rules, an HMM, a jump model")
+    p.add_argument("--data", help="a context or features parquet file (default: the store's table)")
+    add_store_args(p)
+    p.add_argument("--model", default="regime", choices=("regime", "health"), help="(default: %(default)s)")
+    p.add_argument(
+        "--model-type",
+        choices=("gru", "transformer", "autoencoder", "vae"),
+        help="(default: gru for regime, autoencoder for health)",
+    )
+    p.add_argument("--start", type=parse_date, help="first test day (default: the first refit 5 years into the data)")
+    p.add_argument("--end", type=parse_date, help="last test day (default: the newest day)")
+    p.add_argument("--refit", default="yearly", choices=("yearly", "quarterly", "monthly"), help="(default: %(default)s)")
+    p.add_argument(
+        "--window-days", type=positive_int, help="train on the last N calendar days only (default: all earlier days)"
+    )
+    p.add_argument("--epochs", type=positive_int, default=100, help="maximum epochs per refit (default: %(default)s)")
+    p.add_argument("--seeds", type=positive_int, default=1, help="seeds per refit, one row each (default: %(default)s)")
+    p.add_argument(
+        "--cost-bp", type=float, default=10.0, help="cost per unit of exposure changed, basis points (default: %(default)s)"
+    )
+    p.add_argument("--workers", type=positive_int, help="parallel refit processes (default: one per core)")
+    p.add_argument("--ray", metavar="ADDRESS", help="run the refits on this Ray cluster (needs the cluster extra)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
+    p.set_defaults(func=cmd_backtest)
 
     p = sub.add_parser("schedule", help="install, remove or show the monthly training / daily ingest job")
     p.add_argument("action", choices=("install", "uninstall", "show"))

@@ -63,6 +63,28 @@ def select_days(
     return chosen
 
 
+def last_day_before(end: dt.date | None, until: dt.date | None) -> dt.date | None:
+    """The last day a read may return: ``end`` inclusive, and strictly before ``until``."""
+    if until is None:
+        return end
+    before = until - dt.timedelta(days=1)
+    return before if end is None else min(end, before)
+
+
+def date_window(
+    frame: pd.DataFrame, start: dt.date | None = None, end: dt.date | None = None, until: dt.date | None = None
+) -> pd.DataFrame:
+    """Rows dated ``start`` .. ``end`` (inclusive) and strictly before ``until``."""
+    last = last_day_before(end, until)
+    dates = pd.DatetimeIndex(frame["date"])
+    keep = np.ones(len(frame), dtype=bool)
+    if start is not None:
+        keep &= dates >= pd.Timestamp(start)
+    if last is not None:
+        keep &= dates <= pd.Timestamp(last)
+    return frame if keep.all() else frame[keep].reset_index(drop=True)
+
+
 def _decode(store: Store, key: str, data: bytes) -> pa.Table:
     try:
         return pq.read_table(pa.BufferReader(data))

@@ -140,6 +140,11 @@ class TransformerRegime(RegimeNet):
         return self.norm(self.encoder(h, mask=self.causal_mask))
 
 
+def default_layers(model_type: str) -> int:
+    """Layers when none are asked for: one GRU layer, or two Transformer encoder layers."""
+    return 2 if model_type == "transformer" else 1
+
+
 def build_regime_model(config: RegimeModelConfig) -> GRURegime | TransformerRegime:
     return GRURegime(config) if config.model_type == "gru" else TransformerRegime(config)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from trader_ml.errors import TraderMLError
-from trader_ml.partitions import read_file, read_table
+from trader_ml.partitions import date_window, last_day_before, read_file, read_table
 from trader_ml.schema import REGIMES, TABLE_PREFIX
 from trader_ml.store import LocalStore, Store, open_store
 
@@ -23,13 +23,27 @@ def no_data_message(store: Store, table: str) -> str:
     )
 
 
+def window_text(args: argparse.Namespace) -> str:
+    parts = [f"from {args.start}" if args.start else "", f"to {args.end}" if args.end else ""]
+    parts.append(f"before {args.until}" if args.until else "")
+    return " ".join(p for p in parts if p)
+
+
 def load_table(args: argparse.Namespace, table: str) -> tuple[pd.DataFrame, Store | None]:
-    """The training table from ``--data FILE`` or from ``--store URL`` (last ``--max-days``)."""
+    """The training table from ``--data FILE`` or from ``--store URL`` (last ``--max-days``),
+    limited to ``--start`` .. ``--end`` and to days strictly before ``--until``."""
+    if args.start and args.end and args.start > args.end:
+        raise TraderMLError(f"--start {args.start} is after --end {args.end}")
     if args.data:
-        return read_file(args.data, table), None
+        frame, store = date_window(read_file(args.data, table), args.start, args.end, args.until), None
+        if frame.empty:
+            raise TraderMLError(f"{args.data}: no rows {window_text(args)}")
+        return frame, store
     store = open_store(args.store, region=args.region, endpoint_url=args.endpoint_url)
-    frame = read_table(store, table, max_days=args.max_days)
+    frame = read_table(store, table, args.max_days, args.start, last_day_before(args.end, args.until))
     if frame.empty:
+        if args.start or args.end or args.until:
+            raise TraderMLError(f"{store.describe(TABLE_PREFIX[table])}: no {table} rows {window_text(args)}")
         raise TraderMLError(no_data_message(store, table))
     return frame, store
 
@@ -67,18 +81,13 @@ def write_artifact(path: Path, data: bytes, metrics: dict) -> None:
 
 
 def train_regime_command(args: argparse.Namespace) -> int:
-    from trader_ml.models.regime import RegimeModelConfig
-    from trader_ml.training.loop import FitConfig
     from trader_ml.training.metrics import regime_table
-    from trader_ml.training.regime import RegimeTrainConfig, regime_artifact, train_regime
+    from trader_ml.training.regime import regime_artifact, regime_train_config, train_regime
 
     context, store = load_table(args, "context")
     truth = regime_truth(store, context["date"])
-    layers = args.layers or (2 if args.model_type == "transformer" else 1)
-    config = RegimeTrainConfig(
-        model=RegimeModelConfig(model_type=args.model_type, num_layers=layers),
-        fit=FitConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device=args.device),
-        label_horizon=args.label_horizon,
+    config = regime_train_config(
+        args.model_type, args.epochs, args.batch_size, args.seed, args.device, args.layers, args.label_horizon
     )
     result = train_regime(context, config, truth=truth, progress=not args.quiet)
     window = result.metrics["test_window"]
@@ -93,7 +102,11 @@ def train_regime_command(args: argparse.Namespace) -> int:
     print(regime_table(columns))
     data, metadata = regime_artifact(result)
     history = result.fit.history
-    write_artifact(artifact_path(args.output), data, {**result.metrics, "metadata": metadata, "history": history})
+    write_artifact(
+        artifact_path(args.output),
+        data,
+        {**result.metrics, "fit": result.fit.summary(), "metadata": metadata, "history": history},
+    )
     return 0
 
 
@@ -114,20 +127,17 @@ def health_truth(store: Store | None, features: pd.DataFrame) -> np.ndarray | No
 
 
 def train_health_command(args: argparse.Namespace) -> int:
-    from trader_ml.models.health import HealthModelConfig
-    from trader_ml.training.health import HealthTrainConfig, health_artifact, train_health
-    from trader_ml.training.loop import FitConfig
+    from trader_ml.training.health import health_artifact, health_train_config, train_health
 
     features, store = load_table(args, "features")
-    config = HealthTrainConfig(
-        model=HealthModelConfig(model_type=args.model_type),
-        fit=FitConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device=args.device),
-    )
+    config = health_train_config(args.model_type, args.epochs, args.batch_size, args.seed, args.device)
     result = train_health(features, config, truth=health_truth(store, features), progress=not args.quiet)
     print_health_result(result)
     data, metadata = health_artifact(result)
     write_artifact(
-        artifact_path(args.output), data, {**result.metrics, "metadata": metadata, "history": result.fit.history}
+        artifact_path(args.output),
+        data,
+        {**result.metrics, "fit": result.fit.summary(), "metadata": metadata, "history": result.fit.history},
     )
     return 0
 

@@ -37,6 +37,25 @@ class HealthTrainConfig:
     test_fraction: float = 0.15
 
 
+def health_train_config(
+    model_type: str = "autoencoder",
+    epochs: int = FitConfig.epochs,
+    batch_size: int = 64,
+    seed: int = 0,
+    device: str = "auto",
+) -> HealthTrainConfig:
+    """The configuration every entry point trains with (train, train-health, backtest)."""
+    return HealthTrainConfig(
+        model=HealthModelConfig(model_type=model_type),
+        fit=FitConfig(epochs=epochs, batch_size=batch_size, seed=seed, device=device),
+    )
+
+
+def min_training_days(config: HealthTrainConfig) -> int:
+    """Trading days of features a training window needs at least."""
+    return MIN_DATES + 3 * config.horizon
+
+
 @dataclass
 class HealthTrainResult:
     model: HealthNet

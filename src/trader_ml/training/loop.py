@@ -46,6 +46,16 @@ class FitResult:
     seconds: float = 0.0
     device: str = "cpu"
 
+    def summary(self) -> dict:
+        """What a metrics file records of the fit: seconds, epochs run, the best epoch."""
+        return {
+            "seconds": round(self.seconds, 3),
+            "epochs_run": len(self.history),
+            "best_epoch": self.best_epoch,
+            "stopped_early": self.stopped_early,
+            "device": self.device,
+        }
+
 
 def seed_everything(seed: int) -> None:
     """Same seed, same weights: Python, numpy and torch generators, deterministic kernels."""

@@ -8,7 +8,6 @@ latest.json, and only by compare-and-swap.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import time
@@ -24,27 +23,24 @@ from trader_ml.baselines import baseline_health, baseline_regimes
 from trader_ml.errors import TraderMLError
 from trader_ml.gate import DEFAULT_TOLERANCE, GateDecision, decide, health_comparison, regime_comparison
 from trader_ml.labels import health_targets, regime_labels
-from trader_ml.models.health import HealthModelConfig
-from trader_ml.models.regime import RegimeModelConfig
-from trader_ml.partitions import read_table
+from trader_ml.partitions import last_day_before, read_table
 from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES
 from trader_ml.serving.artifacts import ArtifactError, HealthModel, RegimeModel
 from trader_ml.store import LocalStore, Store, open_store
 from trader_ml.training.commands import health_truth, no_data_message, regime_truth
 from trader_ml.training.health import (
-    HealthTrainConfig,
     HealthTrainResult,
     health_artifact,
     health_summary,
+    health_train_config,
     train_health,
 )
-from trader_ml.training.loop import FitConfig
 from trader_ml.training.metrics import format_table
 from trader_ml.training.regime import (
-    RegimeTrainConfig,
     RegimeTrainResult,
     regime_artifact,
     regime_summary,
+    regime_train_config,
     train_regime,
 )
 from trader_ml.training.regime import windows as regime_windows
@@ -58,6 +54,9 @@ class TrainOptions:
     region: str | None = None
     endpoint_url: str | None = None
     max_days: int | None = 365
+    start: dt.date | None = None  # read only days from start to end, and strictly before until
+    end: dt.date | None = None
+    until: dt.date | None = None
     regime_type: str = "gru"
     health_type: str = "autoencoder"
     epochs: int = 100
@@ -105,11 +104,14 @@ class Stages:
         self.log(f"[{self.n}/{STAGES}] {text} ({time.perf_counter() - self.began:.0f} s)")
 
 
-def load_data(store: Store, max_days: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    context = read_table(store, "context", max_days=max_days)
+def load_data(store: Store, options: TrainOptions) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if options.start and options.end and options.start > options.end:
+        raise TraderMLError(f"--start {options.start} is after --end {options.end}")
+    last = last_day_before(options.end, options.until)
+    context = read_table(store, "context", options.max_days, options.start, last)
     if context.empty:
         raise TraderMLError(no_data_message(store, "context"))
-    features = read_table(store, "features", max_days=max_days)
+    features = read_table(store, "features", options.max_days, options.start, last)
     if features.empty:
         raise TraderMLError(no_data_message(store, "features"))
     return context, features
@@ -118,18 +120,14 @@ def load_data(store: Store, max_days: int | None) -> tuple[pd.DataFrame, pd.Data
 def train_candidate(
     options: TrainOptions, store: Store, context: pd.DataFrame, features: pd.DataFrame, stage: Stages
 ) -> Candidate:
-    fit = FitConfig(epochs=options.epochs, seed=options.seed, device=options.device)
-    layers = 2 if options.regime_type == "transformer" else 1
-    regime_config = RegimeTrainConfig(
-        model=RegimeModelConfig(model_type=options.regime_type, num_layers=layers),
-        fit=dataclasses.replace(fit, batch_size=options.regime_batch_size),
+    regime_config = regime_train_config(
+        options.regime_type, options.epochs, options.regime_batch_size, options.seed, options.device
     )
     stage(f"training the regime model ({options.regime_type}) on {len(context)} days")
     regime = train_regime(context, regime_config, regime_truth(store, context["date"]), options.progress)
     regime_onnx, regime_meta = regime_artifact(regime)
-    health_config = HealthTrainConfig(
-        model=HealthModelConfig(model_type=options.health_type),
-        fit=dataclasses.replace(fit, batch_size=options.health_batch_size),
+    health_config = health_train_config(
+        options.health_type, options.epochs, options.health_batch_size, options.seed, options.device
     )
     stage(f"training the health model ({options.health_type}) on {len(features)} rows")
     health = train_health(features, health_config, health_truth(store, features), options.progress)
@@ -340,7 +338,7 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> O
     store = open_store(options.store, region=options.region, endpoint_url=options.endpoint_url)
     today = options.today or dt.date.today()
     stage(f"reading the last {options.max_days or 'all'} days of data from {store.url}")
-    context, features = load_data(store, options.max_days)
+    context, features = load_data(store, options)
     pointer, etag = registry.read_latest(store)
     candidate = train_candidate(options, store, context, features, stage)
     champion_version = pointer["version"] if pointer else None

@@ -17,7 +17,7 @@ from trader_ml.baselines import DEFAULT_RULES, baseline_regimes
 from trader_ml.errors import TraderMLError
 from trader_ml.export import parity_batches, to_onnx
 from trader_ml.labels import DEFAULT_LABEL_HORIZON, regime_labels
-from trader_ml.models.regime import RegimeExport, RegimeModelConfig, build_regime_model
+from trader_ml.models.regime import RegimeExport, RegimeModelConfig, build_regime_model, default_layers
 from trader_ml.schema import CONTEXT_FEATURES, REGIMES
 from trader_ml.training.artifact import artifact_header
 from trader_ml.training.loop import FitConfig, FitResult, fit, seed_everything
@@ -34,6 +34,29 @@ class RegimeTrainConfig:
     label_horizon: int = DEFAULT_LABEL_HORIZON
     val_fraction: float = 0.15
     test_fraction: float = 0.15
+
+
+def regime_train_config(
+    model_type: str = "gru",
+    epochs: int = FitConfig.epochs,
+    batch_size: int = FitConfig.batch_size,
+    seed: int = 0,
+    device: str = "auto",
+    layers: int | None = None,
+    label_horizon: int = DEFAULT_LABEL_HORIZON,
+) -> RegimeTrainConfig:
+    """The configuration every entry point trains with (train, train-regime, backtest): the
+    same defaults everywhere, so a backtest refit is what ``trader-ml train`` would have done."""
+    return RegimeTrainConfig(
+        model=RegimeModelConfig(model_type=model_type, num_layers=layers or default_layers(model_type)),
+        fit=FitConfig(epochs=epochs, batch_size=batch_size, seed=seed, device=device),
+        label_horizon=label_horizon,
+    )
+
+
+def min_training_days(config: RegimeTrainConfig) -> int:
+    """Context rows a training window needs at least (labelled windows plus the purge gaps)."""
+    return MIN_SAMPLES + config.model.lookback + 3 * config.label_horizon + 40
 
 
 @dataclass

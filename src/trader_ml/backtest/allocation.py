@@ -1,0 +1,71 @@
+"""Regime probabilities -> market exposure -> daily strategy returns, and the figures that judge them.
+
+One fixed rule for every row, so rows differ only in what they believe:
+``exposure = P(calm_uptrend) + P(risk_on_trend) + 0.5 P(choppy)``, set from what was known at
+the previous close and held through the day; each change of exposure costs ``cost_bp`` basis
+points per unit changed. Every row starts in cash the day before its first test day.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from trader_ml.schema import REGIMES
+
+TRADING_DAYS_PER_YEAR = 252
+# Weight of each regime in the exposure, in REGIMES order.
+EXPOSURE_WEIGHTS = np.array([1.0, 1.0, 0.0, 0.5, 0.0])
+CHANGE_THRESHOLD = 0.25  # an exposure change bigger than this counts as a trade in the table
+
+
+def exposure(regime_probs: np.ndarray) -> np.ndarray:
+    """Exposure in [0, 1] of each day from its regime probabilities (days x 5)."""
+    probs = np.asarray(regime_probs, dtype=float)
+    if probs.shape[-1] != len(REGIMES):
+        raise ValueError(f"expected {len(REGIMES)} regime probabilities per day, got {probs.shape[-1]}")
+    return probs @ EXPOSURE_WEIGHTS
+
+
+def strategy_returns(exposures: np.ndarray, market_returns: np.ndarray, cost_bp: float) -> np.ndarray:
+    """Daily return of holding ``exposures[i]`` of the market on day i (set at the close
+    before), less ``cost_bp`` per unit of exposure changed at that close."""
+    held = np.asarray(exposures, dtype=float)
+    turnover = np.abs(np.diff(held, prepend=0.0))
+    return held * np.asarray(market_returns, dtype=float) - turnover * cost_bp / 1e4
+
+
+def max_drawdown(returns: np.ndarray) -> float:
+    """Largest fall from a peak of the compounded returns (starting from 1), e.g. -0.25."""
+    equity = np.cumprod(1.0 + np.asarray(returns, dtype=float))
+    peaks = np.maximum.accumulate(np.r_[1.0, equity])[1:]
+    return float(np.min(equity / peaks - 1.0, initial=0.0))
+
+
+def performance(returns: np.ndarray, exposures: np.ndarray) -> dict:
+    """Annual return (compounded), volatility, Sharpe (mean / std x sqrt(252), no risk-free
+    rate), max drawdown, exposure changes above 0.25 per year, and mean exposure."""
+    r = np.asarray(returns, dtype=float)
+    held = np.asarray(exposures, dtype=float)
+    n = len(r)
+    years = n / TRADING_DAYS_PER_YEAR
+    std = float(r.std(ddof=1)) if n > 1 else 0.0
+    changes = np.abs(np.diff(held, prepend=0.0))[1:] > CHANGE_THRESHOLD
+    return {
+        "annual_return": float(np.prod(1.0 + r) ** (1.0 / years) - 1.0) if n else float("nan"),
+        "volatility": std * np.sqrt(TRADING_DAYS_PER_YEAR),
+        "sharpe": float(r.mean() / std * np.sqrt(TRADING_DAYS_PER_YEAR)) if std > 0 else float("nan"),
+        "max_drawdown": max_drawdown(r),
+        "exposure_changes_per_year": float(changes.sum() / years) if n else float("nan"),
+        "mean_exposure": float(held.mean()) if n else float("nan"),
+        "days": n,
+    }
+
+
+def performance_by_year(dates: pd.DatetimeIndex, returns: np.ndarray, exposures: np.ndarray) -> dict[int, dict]:
+    """``performance`` of each calendar year's days."""
+    years = pd.DatetimeIndex(dates).year
+    return {
+        int(y): performance(np.asarray(returns)[years == y], np.asarray(exposures)[years == y])
+        for y in sorted(set(years))
+    }

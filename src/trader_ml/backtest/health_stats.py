@@ -1,0 +1,89 @@
+"""Daily measures of a health score across assets, and means with Newey-West standard errors.
+
+Each day gives one number per measure: the Spearman correlation of the score with the forward
+21-day drawdown, the AUC of the score for "not in the worst fifth", and (for scores that claim
+to be probabilities) the Brier score. Consecutive days' 21-day outcomes overlap, so the
+standard error of a mean over days uses Newey-West with as many lags as the horizon.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+MIN_NAMES = 5  # a day needs this many assets with a known outcome to be scored
+
+
+def daily_measures(
+    dates: np.ndarray, score: np.ndarray, drawdown: np.ndarray, target: np.ndarray, probability: bool
+) -> pd.DataFrame:
+    """One row per day (index: date): ``spearman``, ``auc`` and ``brier`` (NaN where undefined:
+    fewer than 5 names, no spread, one outcome only, or not a probability)."""
+    frame = pd.DataFrame({"date": dates, "score": score, "drawdown": drawdown, "target": target}).dropna()
+    groups = frame.groupby("date", sort=True)
+    names = groups["score"].transform("size").to_numpy()
+    score_rank = groups["score"].rank().to_numpy()
+    outcome_rank = groups["drawdown"].rank().to_numpy()
+    s = score_rank - pd.Series(score_rank).groupby(frame["date"].to_numpy()).transform("mean").to_numpy()
+    o = outcome_rank - pd.Series(outcome_rank).groupby(frame["date"].to_numpy()).transform("mean").to_numpy()
+    positive = frame["target"].to_numpy() == 1.0
+    parts = pd.DataFrame(
+        {
+            "date": frame["date"].to_numpy(),
+            "so": s * o,
+            "ss": s * s,
+            "oo": o * o,
+            "pos": positive.astype(float),
+            "pos_rank": np.where(positive, score_rank, 0.0),
+            "sq_error": (frame["score"].to_numpy() - frame["target"].to_numpy()) ** 2,
+            "names": names,
+        }
+    )
+    sums = parts.groupby("date", sort=True).agg(
+        so=("so", "sum"),
+        ss=("ss", "sum"),
+        oo=("oo", "sum"),
+        pos=("pos", "sum"),
+        pos_rank=("pos_rank", "sum"),
+        brier=("sq_error", "mean"),
+        names=("names", "first"),
+    )
+    enough = sums["names"] >= MIN_NAMES
+    spread = (sums["ss"] > 0) & (sums["oo"] > 0)
+    neg = sums["names"] - sums["pos"]
+    both = (sums["pos"] > 0) & (neg > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spearman = sums["so"] / np.sqrt(sums["ss"] * sums["oo"])
+        # Mann-Whitney: the share of (healthy, unhealthy) pairs the score orders correctly.
+        auc = (sums["pos_rank"] - sums["pos"] * (sums["pos"] + 1) / 2) / (sums["pos"] * neg)
+    return pd.DataFrame(
+        {
+            "spearman": spearman.where(enough & spread),
+            "auc": auc.where(enough & both),
+            "brier": sums["brier"].where(enough) if probability else np.nan,
+            "names": sums["names"],
+        }
+    )
+
+
+def newey_west_se(values: np.ndarray, lags: int) -> float:
+    """Standard error of the mean of a daily series whose neighbours are correlated up to
+    ``lags`` days apart (Bartlett weights); NaN days are left out."""
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    n = len(x)
+    if n < 2:
+        return float("nan")
+    d = x - x.mean()
+    long_run = d @ d / n
+    for lag in range(1, min(lags, n - 1) + 1):
+        long_run += 2.0 * (1.0 - lag / (lags + 1.0)) * (d[lag:] @ d[:-lag]) / n
+    return float(np.sqrt(max(long_run, 0.0) / n))
+
+
+def mean_with_se(values: pd.Series | np.ndarray, lags: int) -> dict:
+    x = np.asarray(values, dtype=float)
+    known = x[~np.isnan(x)]
+    mean = float(known.mean()) if len(known) else float("nan")
+    se = newey_west_se(x, lags)
+    return {"mean": mean, "se": se, "t": mean / se if se and se > 0 else float("nan"), "days": int(len(known))}

@@ -1,0 +1,122 @@
+"""One refit of a walk-forward backtest: train as ``trader-ml train`` would, export, cache the ONNX.
+
+A refit trains through the same public entry points as the training commands
+(``regime_train_config`` + ``train_regime`` + ``regime_artifact``, or their health twins) on
+rows dated strictly before its refit date, so ``trader-ml train-regime --until DATE`` gives the
+same model by hand. Each result is cached in the store under a key made of the training rows'
+fingerprint and the configuration: an interrupted backtest resumes without refitting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+
+from trader_ml import __version__
+from trader_ml.errors import NotFoundError, PreconditionFailed
+from trader_ml.store import Store
+
+CACHE_PREFIX = "backtests/cache/"
+THREADS_PER_REFIT = 1  # small networks: one intra-op thread each, parallel across processes
+
+
+@dataclass(frozen=True)
+class RefitSpec:
+    """What a refit trains, apart from its rows."""
+
+    kind: str  # "regime" or "health"
+    model_type: str
+    seed: int
+    epochs: int
+    refit_date: str  # YYYY-MM-DD: the first day the refit's model answers for
+
+
+@dataclass(frozen=True)
+class RefitJob:
+    spec: RefitSpec
+    rows: pd.DataFrame  # the training rows: every one dated before spec.refit_date
+    key: str
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """sha256 of a frame's values and column names: same rows, same fingerprint."""
+    digest = hashlib.sha256(",".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def make_job(spec: RefitSpec, rows: pd.DataFrame) -> RefitJob:
+    config = {**asdict(spec), "package_version": __version__, "rows": fingerprint(rows)}
+    key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:24]
+    return RefitJob(spec, rows, key)
+
+
+def fit_refit(job: RefitJob) -> tuple[bytes, dict]:
+    """(ONNX bytes, metrics) of one refit. Runs in a worker process, a Ray task or in-process."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(THREADS_PER_REFIT)
+    try:
+        return _fit(job)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(job: RefitJob) -> tuple[bytes, dict]:
+    spec = job.spec
+    if spec.kind == "regime":
+        from trader_ml.training.regime import regime_artifact, regime_summary, regime_train_config, train_regime
+
+        config = regime_train_config(spec.model_type, epochs=spec.epochs, seed=spec.seed, device="cpu")
+        result = train_regime(job.rows, config, progress=False)
+        data, _ = regime_artifact(result)
+        summary = regime_summary(result.metrics)
+    else:
+        from trader_ml.training.health import health_artifact, health_summary, health_train_config, train_health
+
+        config = health_train_config(spec.model_type, epochs=spec.epochs, seed=spec.seed, device="cpu")
+        result = train_health(job.rows, config, progress=False)
+        data, _ = health_artifact(result)
+        summary = health_summary(result.metrics)
+    metrics = {
+        **asdict(spec),
+        "data_window": result.data_window,
+        "fit": result.fit.summary(),
+        "own_test_window": summary,
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    return data, metrics
+
+
+def cache_keys(job: RefitJob) -> tuple[str, str]:
+    base = f"{CACHE_PREFIX}{job.spec.kind}/{job.key}"
+    return f"{base}.onnx", f"{base}.json"
+
+
+def load_cached(store: Store, job: RefitJob) -> tuple[bytes, dict] | None:
+    """A finished refit from the cache, or None; bytes that do not match their recorded
+    sha256 (a partial or damaged file) count as not cached."""
+    model_key, metrics_key = cache_keys(job)
+    try:
+        metrics = json.loads(store.read(metrics_key))
+        data = store.read(model_key)
+    except (NotFoundError, ValueError):
+        return None
+    if not isinstance(metrics, dict) or hashlib.sha256(data).hexdigest() != metrics.get("sha256"):
+        return None
+    return data, metrics
+
+
+def save_cached(store: Store, job: RefitJob, data: bytes, metrics: dict) -> None:
+    """The model first, its metrics (with the model's sha256) last: a refit counts as done only
+    once both are there."""
+    model_key, metrics_key = cache_keys(job)
+    try:
+        store.create(model_key, data)
+    except PreconditionFailed:
+        store.write(model_key, data)  # a damaged leftover of an interrupted run
+    store.write(metrics_key, json.dumps(metrics, indent=2).encode())

@@ -1,0 +1,53 @@
+"""A backtest's summary as the plain-text tables the command prints."""
+
+from __future__ import annotations
+
+from trader_ml.training.metrics import format_table
+
+REGIME_COLUMNS = {
+    "annual_return": "annual return",
+    "volatility": "volatility",
+    "sharpe": "Sharpe",
+    "max_drawdown": "max DD",
+    "exposure_changes_per_year": "changes/yr",
+    "mean_exposure": "exposure",
+}
+
+
+def _regime(summary: dict) -> str:
+    rows = summary["rows"]
+    table = {}
+    for name, row in rows.items():
+        values = [row["performance"][k] for k in REGIME_COLUMNS]
+        values.append(row["vs_labels"]["f1_macro"] if row.get("vs_labels") else None)
+        values.append(row["vs_truth"]["f1_macro"] if row.get("vs_truth") else None)
+        table[name] = values
+    return format_table("", [*REGIME_COLUMNS.values(), "F1 labels", "F1 truth"], table).lstrip("\n")
+
+
+def _health(summary: dict) -> str:
+    rows = summary["rows"]
+    table = {}
+    for name, row in rows.items():
+        gap = row.get("spearman_minus_-vol_63d")
+        table[name] = [
+            row["spearman"]["mean"],
+            row["spearman"]["se"],
+            gap["mean"] if gap else None,
+            gap["t"] if gap else None,
+            row["auc"]["mean"],
+            row["brier"]["mean"] if "brier" in row else None,
+            row.get("truth_spearman"),
+        ]
+    columns = ["spearman", "NW se", "vs -vol_63d", "t", "AUC", "Brier", "truth"]
+    return format_table("", columns, table).lstrip("\n")
+
+
+def summary_text(summary: dict) -> str:
+    config = summary["config"]
+    head = (
+        f"{config['model_type']} {config['model']} model, {len(summary['refits'])} {config['refit']} refits, "
+        f"{summary['test_days']} test days; {summary['timing']['refits_fitted']} refits fitted, "
+        f"{summary['timing']['refits_cached']} cached, {summary['timing']['seconds']} s"
+    )
+    return head + "\n" + (_regime(summary) if summary["kind"] == "regime" else _health(summary))
