@@ -95,3 +95,33 @@ def test_train_health_script_writes_onnx_and_metrics(synthetic_store, tmp_path):
     assert HealthModel.from_bytes(out.with_suffix(".onnx").read_bytes()).vol_boundaries == tuple(
         metrics["metadata"]["vol_boundaries"]
     )
+
+
+def test_until_trains_on_rows_strictly_before_it_and_metrics_record_the_fit(synthetic_store, tmp_path):
+    out = tmp_path / "regime.onnx"
+    args = ["--store", synthetic_store.url, "--output", str(out), "--epochs", "2", "--quiet", "--until", "2008-07-01"]
+    result = script("train_regime.py", *args)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(out.with_name("regime.metrics.json").read_text())
+    assert metrics["metadata"]["data_window"]["last_date"] == "2008-06-30"
+    assert metrics["fit"]["epochs_run"] == 2 and 1 <= metrics["fit"]["best_epoch"] <= 2
+    assert metrics["fit"]["seconds"] > 0
+    windowed = script(
+        "train_health.py",
+        "--store",
+        synthetic_store.url,
+        "--output",
+        str(tmp_path / "h.onnx"),
+        "--epochs",
+        "1",
+        "--quiet",
+        "--start",
+        "2007-01-01",
+        "--until",
+        "2008-07-01",
+    )
+    assert windowed.returncode == 0, windowed.stderr
+    health = json.loads((tmp_path / "h.metrics.json").read_text())["metadata"]["data_window"]
+    assert (health["first_date"], health["last_date"]) == ("2007-01-01", "2008-06-30")
+    empty = script("train_regime.py", "--store", synthetic_store.url, "--until", "2001-01-01", "--output", str(out))
+    assert empty.returncode == 2 and "no context rows before 2001-01-01" in empty.stderr

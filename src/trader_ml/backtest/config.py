@@ -79,13 +79,14 @@ def periods(days: pd.DatetimeIndex, config: BacktestConfig, where: str) -> list[
     days from its refit date up to the next one (and up to ``end``)."""
     start = config.start or first_start(days, config.refit)
     end = config.end or days[-1].date()
+    span = f"the data spans {days[0].date()} .. {days[-1].date()}"
+    if config.end is None and start > days[-1].date():
+        raise TraderMLError(f"{where}: no trading days from {start} on ({span})")
     if start > end:
         raise TraderMLError(f"--start {start} is after --end {end}")
     in_window = (days >= pd.Timestamp(start)) & (days <= pd.Timestamp(end))
     if not in_window.any():
-        raise TraderMLError(
-            f"{where}: no trading days between {start} and {end} (the data spans {days[0].date()} .. {days[-1].date()})"
-        )
+        raise TraderMLError(f"{where}: no trading days between {start} and {end} ({span})")
     boundaries = [
         pd.Timestamp(start),
         *pd.date_range(pd.Timestamp(start) + pd.Timedelta(days=1), end, freq=REFITS[config.refit]),

@@ -1,0 +1,84 @@
+"""Walk-forward backtests: the figures of docs/benchmarks.md, and how long they take.
+
+    python bench/bench_backtest.py regime-sample [--runs 3] [--model-type gru]
+    python bench/bench_backtest.py regime-synthetic [--seeds 0,1,2,3,4]
+    python bench/bench_backtest.py health-sample [--runs 3] [--model-type autoencoder]
+    python bench/bench_backtest.py health-synthetic [--symbols 200]
+
+Each run starts from an empty refit cache (a fresh store), so its time is the whole backtest:
+every refit trained, exported and answered through ONNX. Prints each run's summary table and
+the median time over runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import tempfile
+import time
+
+from stores import sample_store  # bench/stores.py
+
+from trader_ml.backtest import BacktestConfig, run_backtest
+from trader_ml.backtest.summary import summary_text
+from trader_ml.pipeline import ingest
+from trader_ml.sources.synthetic import SyntheticParams, SyntheticSource
+from trader_ml.store import LocalStore
+
+JOBS = {
+    # name: (model, start, end, store builder)
+    "regime-sample": ("regime", dt.date(2000, 1, 1), dt.date(2022, 12, 31)),
+    "health-sample": ("health", dt.date(2005, 1, 1), dt.date(2022, 12, 31)),
+    # 10 test years after 12 years of simulated history
+    "regime-synthetic": ("regime", dt.date(2012, 1, 1), dt.date(2021, 12, 31)),
+    "health-synthetic": ("health", dt.date(2012, 1, 1), dt.date(2021, 12, 31)),
+}
+
+
+def synthetic(folder: str, seed: int, symbols: int) -> LocalStore:
+    store = LocalStore(f"{folder}/synthetic-{seed}-{symbols}")
+    source = SyntheticSource(SyntheticParams(seed=seed, n_symbols=symbols))
+    ingest(source, store, dt.date(2000, 1, 1), dt.date(2021, 12, 31), log=lambda _: None)
+    return store
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("job", choices=sorted(JOBS))
+    parser.add_argument("--runs", type=int, default=1, help="timed runs, each from an empty cache")
+    parser.add_argument("--model-type")
+    parser.add_argument("--seeds", default="0", help="synthetic: simulator seeds, comma-separated")
+    parser.add_argument("--symbols", type=int, default=20, help="synthetic: stocks in the universe")
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--workers", type=int)
+    args = parser.parse_args()
+    model, start, end = JOBS[args.job]
+    config = BacktestConfig(
+        model=model, model_type=args.model_type, start=start, end=end, epochs=args.epochs, workers=args.workers
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.job.endswith("sample"):
+            stores = {"sample": lambda run: sample_store(f"{tmp}/run{run}")}
+        else:
+            stores = {
+                f"synthetic seed {s}": (lambda run, s=int(s): synthetic(f"{tmp}/run{run}", s, args.symbols))
+                for s in args.seeds.split(",")
+            }
+        for name, build in stores.items():
+            times = []
+            for run in range(args.runs):
+                store = build(run)
+                began = time.perf_counter()
+                result = run_backtest(config, store, log=lambda _: None, progress=False)
+                times.append(time.perf_counter() - began)
+                print(f"\n== {args.job}, {name}, run {run + 1}: {times[-1]:.0f} s")
+                print(summary_text(result.summary))
+            print(
+                f"\n{args.job} {name}: median {statistics.median(times):.0f} s over {len(times)} run(s) "
+                f"(min {min(times):.0f}, max {max(times):.0f})"
+            )
+
+
+if __name__ == "__main__":
+    main()

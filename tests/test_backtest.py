@@ -1,0 +1,319 @@
+"""backtest: walk-forward refits, causal answers, the reference rows, the allocation, resuming."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trader_ml.backtest import BacktestConfig, run_backtest
+from trader_ml.backtest.allocation import exposure, max_drawdown, performance, strategy_returns
+from trader_ml.backtest.config import periods
+from trader_ml.backtest.health_stats import daily_measures, newey_west_se
+from trader_ml.backtest.references import hmm_regime_probs, jump_regime_probs, oracle_regime_probs
+from trader_ml.backtest.runner import make_jobs
+from trader_ml.cli import main
+from trader_ml.errors import TraderMLError
+from trader_ml.partitions import read_table
+from trader_ml.pipeline import ingest
+from trader_ml.sources.synthetic import SyntheticParams, SyntheticSource
+from trader_ml.store import LocalStore
+
+from .conftest import TODAY, store_snapshot
+
+QUIET = {"log": lambda _: None, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory) -> LocalStore:
+    """Four simulated years, 6 stocks: two yearly refits of test days after two years of history."""
+    store = LocalStore(tmp_path_factory.mktemp("history"))
+    source = SyntheticSource(SyntheticParams(seed=2, n_symbols=6))
+    ingest(source, store, dt.date(2000, 1, 1), dt.date(2003, 12, 31), today=TODAY, log=lambda _: None)
+    return store
+
+
+def fresh_copy(store: LocalStore, tmp_path) -> LocalStore:
+    """The same data in a new store, without its cached refits."""
+    copy = LocalStore(tmp_path / "copy")
+    copy.write_many((k, store.read(k)) for k in store.list("data/") + store.list("truth/"))
+    return copy
+
+
+def config(**overrides) -> BacktestConfig:
+    settings = {"start": dt.date(2002, 1, 1), "epochs": 1, "workers": 1}
+    return BacktestConfig(**{**settings, **overrides})
+
+
+# --- allocation -----------------------------------------------------------------------------
+
+
+def test_allocation_matches_a_hand_computed_ten_day_case():
+    calm, on, off, choppy, panic = np.eye(5)
+    probs = np.array([on, on, 0.5 * on + 0.5 * off, off, choppy, choppy, calm, panic, panic, on])
+    market = np.array([0.01, -0.02, 0.03, -0.01, 0.02, 0.00, 0.01, -0.05, 0.02, 0.01])
+    held = exposure(probs)
+    np.testing.assert_allclose(held, [1, 1, 0.5, 0, 0.5, 0.5, 1, 0, 0, 1])
+    # exposure x return, less 10 bp per unit changed (from cash before day 1)
+    by_hand = [
+        0.01 - 0.001,
+        -0.02,
+        0.5 * 0.03 - 0.0005,
+        0 - 0.0005,
+        0.5 * 0.02 - 0.0005,
+        0.0,
+        0.01 - 0.0005,
+        0 - 0.001,
+        0.0,
+        0.01 - 0.001,
+    ]
+    returns = strategy_returns(held, market, cost_bp=10)
+    np.testing.assert_allclose(returns, by_hand, atol=1e-15)
+    stats = performance(returns, held)
+    equity = np.cumprod(1 + np.array(by_hand))
+    assert stats["annual_return"] == pytest.approx(equity[-1] ** (252 / 10) - 1)
+    assert stats["sharpe"] == pytest.approx(np.mean(by_hand) / np.std(by_hand, ddof=1) * np.sqrt(252))
+    assert stats["max_drawdown"] == pytest.approx(min(equity / np.maximum.accumulate(equity)) - 1)
+    # changes above 0.25: 1->0.5, 0.5->0, 0->0.5, 0.5->1, 1->0, 0->1 (day one's entry is not a change)
+    assert stats["exposure_changes_per_year"] == pytest.approx(6 / (10 / 252))
+    assert stats["mean_exposure"] == pytest.approx(0.55)
+
+
+def test_max_drawdown_counts_a_fall_from_the_start():
+    assert max_drawdown(np.array([-0.1, 0.05])) == pytest.approx(-0.1)
+    assert max_drawdown(np.array([0.1, 0.1])) == 0.0
+
+
+# --- statistics -----------------------------------------------------------------------------
+
+
+def test_newey_west_without_lags_is_the_plain_standard_error():
+    x = np.random.default_rng(0).normal(size=500)
+    assert newey_west_se(x, 0) == pytest.approx(x.std(ddof=0) / np.sqrt(len(x)))
+
+
+def test_newey_west_widens_the_error_of_overlapping_outcomes():
+    noise = np.random.default_rng(1).normal(size=2000)
+    overlapping = np.convolve(noise, np.ones(21) / 21, mode="valid")  # 21-day sums overlap
+    assert newey_west_se(overlapping, 21) > 3 * newey_west_se(overlapping, 0)
+
+
+def test_daily_measures_by_hand():
+    dates = np.repeat(np.array(["2020-01-02", "2020-01-03"], dtype="datetime64[ns]"), 5)
+    score = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.1, 0.2, 0.3, 0.4, 0.5])
+    drawdown = np.array([-0.01, -0.02, -0.03, -0.04, -0.05, -0.01, -0.02, -0.03, -0.04, -0.05])
+    target = np.array([1, 1, 1, 1, 0, 1, 1, 1, 1, 0], dtype=float)
+    out = daily_measures(dates, score, drawdown, target, probability=True)
+    np.testing.assert_allclose(out["spearman"], [1.0, -1.0])
+    np.testing.assert_allclose(out["auc"], [1.0, 0.0])
+    np.testing.assert_allclose(
+        out["brier"], [np.mean((score[:5] - target[:5]) ** 2), np.mean((score[5:] - target[5:]) ** 2)]
+    )
+
+
+# --- reference rows -------------------------------------------------------------------------
+
+
+def test_hmm_and_jump_model_rows_are_reproducible_with_a_fixed_seed(history):
+    r = read_table(history, "context")["spy_return_1d"].to_numpy()
+    for fit in (hmm_regime_probs, jump_regime_probs):
+        first, again = fit(r, 500, seed=3), fit(r, 500, seed=3)
+        np.testing.assert_array_equal(first, again)
+        assert np.allclose(first[np.isfinite(first).all(axis=1)].sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("fit", [hmm_regime_probs, jump_regime_probs])
+def test_reference_rows_are_causal(history, fit):
+    r = read_table(history, "context")["spy_return_1d"].to_numpy()
+    short, long = fit(r[:700], 500, seed=0), fit(r, 500, seed=0)
+    np.testing.assert_allclose(short, long[:700])
+
+
+def test_oracle_is_causal_and_beats_chance_on_the_truth(history):
+    context = read_table(history, "context")
+    truth = read_table(history, "truth_regime")
+    y = truth["regime"].map(
+        {r: i for i, r in enumerate(("calm_uptrend", "risk_on_trend", "risk_off_trend", "choppy", "high_vol_panic"))}
+    )
+    y = (
+        pd.Series(y.to_numpy(), index=pd.DatetimeIndex(truth["date"]))
+        .reindex(pd.DatetimeIndex(context["date"]))
+        .to_numpy()
+    )
+    values = context.drop(columns="date").to_numpy(dtype=float)
+    probs = oracle_regime_probs(values, y, 500)
+    np.testing.assert_allclose(oracle_regime_probs(values[:700], y[:700], 500), probs[:700])
+    assert (probs[500:].argmax(axis=1) == y[500:]).mean() > 0.4  # five regimes: chance is about 0.2
+
+
+# --- the walk-forward backtest --------------------------------------------------------------
+
+
+def test_a_refit_never_sees_a_row_dated_on_or_after_its_refit_date(history):
+    for table, model in (("context", "regime"), ("features", "health")):
+        frame = read_table(history, table)
+        days = pd.DatetimeIndex(pd.unique(pd.DatetimeIndex(frame["date"])))
+        for window_days in (None, 400):
+            plan = periods(days, config(model=model, refit="quarterly", window_days=window_days), "here")
+            jobs = make_jobs(config(model=model), frame, days, plan)
+            assert len(jobs) == len(plan) == 8
+            for (i, _), job in jobs.items():
+                dates = pd.DatetimeIndex(job.rows["date"])
+                assert dates.max() < plan[i].refit_date <= days[plan[i].first]
+                assert dates.max() == days[plan[i].first - 1]  # and every earlier day is there
+                if window_days:
+                    assert dates.min() >= plan[i].refit_date - pd.Timedelta(days=window_days)
+
+
+@pytest.fixture(scope="module")
+def regime_run(history):
+    return run_backtest(config(), history, **QUIET)
+
+
+def test_regime_backtest_writes_every_row_and_the_page(regime_run, history):
+    summary = regime_run.summary
+    assert set(summary["rows"]) == {"gru", "rules", "buy_and_hold", "hmm", "jump_model", "oracle"}
+    assert [r["refit_date"] for r in summary["refits"]] == ["2002-01-01", "2003-01-01"]
+    for refit in summary["refits"]:
+        assert refit["seeds"][0]["trained_through"] < refit["refit_date"]
+    for name, row in summary["rows"].items():
+        assert row["performance"]["days"] == summary["test_days"] == len(regime_run.predictions)
+        assert -1 <= row["performance"]["max_drawdown"] <= 0
+        assert (row["vs_truth"] is None) == (name == "buy_and_hold")
+        assert set(row["by_year"]) == {2002, 2003}
+    assert summary["rows"]["buy_and_hold"]["performance"]["mean_exposure"] == 1.0
+    stored = json.loads(history.read(f"{regime_run.key}summary.json"))
+    assert stored["rows"]["gru"]["performance"] == pytest.approx(summary["rows"]["gru"]["performance"])
+    page = history.read(f"{regime_run.key}index.html").decode()
+    assert page.count("data:image/png;base64,") == 3 and "jump_model" in page and "http" not in page.split("<body>")[1]
+    frame = pd.read_parquet(__import__("io").BytesIO(history.read(f"{regime_run.key}predictions.parquet")))
+    assert (pd.DatetimeIndex(frame["as_of"]) < pd.DatetimeIndex(frame["date"])).all()
+
+
+def test_the_backtest_answers_as_the_served_model_would(regime_run, history):
+    """The model row's answer for a day is what the exported artifact says through the serving
+    predictor for the context rows up to the day before."""
+    from trader_ml.backtest.refit import cache_keys
+    from trader_ml.serving.artifacts import RegimeModel
+
+    context = read_table(history, "context")
+    frame = regime_run.predictions
+    day = frame.iloc[40]
+    rows = context[pd.DatetimeIndex(context["date"]) <= day["as_of"]].drop(columns="date").to_dict("records")
+    (job,) = [
+        j
+        for (i, _), j in make_jobs(
+            config(),
+            context,
+            pd.DatetimeIndex(context["date"]),
+            periods(pd.DatetimeIndex(context["date"]), config(), ""),
+        ).items()
+        if i == 0
+    ]
+    model = RegimeModel.from_bytes(history.read(cache_keys(job)[0]))
+    answer = model.predict(rows)
+    got = [day[f"gru_p_{k}"] for k in answer["regime_probs"]]
+    np.testing.assert_allclose(got, list(answer["regime_probs"].values()), atol=1e-6)
+
+
+def test_a_day_s_answer_does_not_change_when_later_days_are_appended(regime_run, history, tmp_path):
+    shorter = run_backtest(config(end=dt.date(2003, 6, 30)), history, **QUIET)
+    assert shorter.refits_cached == 2 and shorter.refits_fitted == 0  # same training rows: same refits
+    a = shorter.predictions
+    b = regime_run.predictions.iloc[: len(a)]
+    assert (a["date"].to_numpy() == b["date"].to_numpy()).all()
+    answers = [c for c in a.columns if c.endswith(("_p_calm_uptrend", "_p_high_vol_panic", "_exposure"))]
+    np.testing.assert_allclose(a[answers].to_numpy(dtype=float), b[answers].to_numpy(dtype=float))
+
+
+def test_a_killed_backtest_resumes_without_refitting_finished_windows(history, tmp_path):
+    store = fresh_copy(history, tmp_path)
+
+    def die_after_first(done: int) -> None:
+        if done == 1:
+            raise KeyboardInterrupt  # as a kill would, right after the first refit was cached
+
+    with pytest.raises(KeyboardInterrupt):
+        run_backtest(config(refit="quarterly", end=dt.date(2002, 9, 30)), store, after_each=die_after_first, **QUIET)
+    assert not store.list("backtests/regime")  # no results from a run that did not finish
+    resumed = run_backtest(config(refit="quarterly", end=dt.date(2002, 9, 30)), store, **QUIET)
+    assert (resumed.refits_cached, resumed.refits_fitted) == (1, 2)
+
+
+def test_parallel_workers_give_the_same_numbers(regime_run, history, tmp_path):
+    parallel = run_backtest(config(workers=2), fresh_copy(history, tmp_path), **QUIET)
+    assert parallel.refits_fitted == 2
+    for name, row in regime_run.summary["rows"].items():
+        assert parallel.summary["rows"][name]["performance"] == pytest.approx(row["performance"])
+
+
+def test_health_backtest_rows(history):
+    result = run_backtest(config(model="health", model_type="vae"), history, **QUIET)
+    rows = result.summary["rows"]
+    assert set(rows) == {"vae", "heuristic", "-vol_63d", "-vol_21d"}
+    for name, row in rows.items():
+        assert -1 <= row["spearman"]["mean"] <= 1 and row["spearman"]["se"] > 0
+        assert 0 <= row["auc"]["mean"] <= 1
+        assert ("brier" in row) == (name in ("vae", "heuristic"))
+        assert "truth_spearman" in row
+    assert "spearman_minus_-vol_63d" in rows["vae"] and "spearman_minus_-vol_63d" not in rows["-vol_63d"]
+    assert result.summary["test_rows"] == len(result.predictions)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"start": dt.date(2003, 1, 1), "end": dt.date(2002, 1, 1)}, "--start 2003-01-01 is after --end 2002-01-01"),
+        ({"start": dt.date(2010, 1, 1)}, "no trading days from 2010-01-01 on"),
+        ({"start": dt.date(2002, 1, 5), "end": dt.date(2002, 1, 6)}, "no trading days between 2002-01-05"),
+        ({"start": dt.date(2000, 6, 1)}, "the refit of 2000-06-01 has"),
+        ({"window_days": 60}, "choose a later --start or a longer --window-days"),
+        ({"model": "health", "model_type": "gru"}, "--model-type gru is not a health model"),
+    ],
+)
+def test_bad_input_is_one_line_and_nothing_written(history, tmp_path, overrides, message):
+    store = fresh_copy(history, tmp_path)
+    before = store_snapshot(store)
+    with pytest.raises(TraderMLError, match=message.replace("-", "\\-")):
+        run_backtest(config(**overrides), store, **QUIET)
+    assert store_snapshot(store) == before
+
+
+def test_features_without_later_rows_cannot_be_judged(history, tmp_path):
+    path = tmp_path / "features.parquet"
+    features = read_table(history, "features")
+    features[features["date"] <= "2002-01-10"].to_parquet(path)
+    with pytest.raises(TraderMLError, match="no test row has a known 21-day outcome"):
+        run_backtest(
+            config(model="health", start=dt.date(2002, 1, 1)), LocalStore(tmp_path / "s"), data=str(path), **QUIET
+        )
+    assert not (tmp_path / "s").exists()
+
+
+def test_backtest_command(history, tmp_path, capsys):
+    store = fresh_copy(history, tmp_path)
+    code = main(
+        ["backtest", "--store", store.url, "--start", "2003-01-01", "--epochs", "1", "--workers", "1", "--quiet"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Sharpe" in out and "jump_model" in out and "results:" in out
+    assert any(k.endswith("index.html") for k in store.list("backtests/"))
+    code = main(["backtest", "--store", store.url, "--start", "2003-01-01", "--end", "2002-01-01"])
+    assert code == 2 and "is after --end" in capsys.readouterr().err
+
+
+def test_nothing_but_the_cluster_module_imports_ray():
+    import pathlib
+    import re
+
+    src = pathlib.Path(__file__).resolve().parents[1] / "src" / "trader_ml"
+    importers = [
+        p.relative_to(src).as_posix()
+        for p in src.rglob("*.py")
+        if re.search(r"^\s*(import ray|from ray\b)", p.read_text(), re.MULTILINE)
+    ]
+    assert importers == ["backtest/cluster.py"]
