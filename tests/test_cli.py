@@ -122,3 +122,57 @@ def test_ingest_into_s3_through_the_environment(bucket, aws_env):
     assert result.returncode == 0, result.stderr
     store = S3Store(f"s3://{bucket}/market", region="us-east-1", endpoint_url=aws_env)
     assert len(read_table(store, "context")) == 23
+
+
+def test_prefixes_of_flags_are_typos(tmp_path):
+    result = run("validate", "--stor", str(tmp_path))
+    assert result.returncode == 2 and "unrecognized arguments: --stor" in result.stderr
+    result = run("train", "--max-day", "10", "--store", str(tmp_path))
+    assert result.returncode == 2 and "unrecognized arguments: --max-day" in result.stderr
+
+
+def test_validate_refuses_a_missing_or_empty_store(tmp_path):
+    assert_one_line_error(run("validate", "--store", str(tmp_path / "no" / "such")), "no store at", "does not exist")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(run("validate", "--store", str(tmp_path / "empty")), "holds no context partitions", "ingest")
+
+
+def test_export_then_train_from_the_file_or_the_partition_folder(tmp_path):
+    store = tmp_path / "store"
+    ingest = run(
+        "ingest",
+        "--source",
+        "synthetic",
+        "--n-symbols",
+        "6",
+        "--start",
+        "2003-01-01",
+        "--end",
+        "2004-06-30",
+        "--store",
+        str(store),
+    )
+    assert ingest.returncode == 0, ingest.stderr
+    out = tmp_path / "features.parquet"
+    result = run("export", "--store", str(store), "--table", "features", "--out", str(out), "--start", "2003-06-01")
+    assert result.returncode == 0, result.stderr
+    exported = pd.read_parquet(out)
+    assert exported["date"].min() >= pd.Timestamp("2003-06-01") and exported["symbol"].nunique() == 6
+    assert_one_line_error(
+        run("export", "--store", str(store), "--table", "features", "--out", str(out)), "exists already"
+    )
+    detected = run("validate", str(out))  # no --kind: the symbol column says features
+    assert detected.returncode == 0 and "ok," in detected.stdout and "features rows" in detected.stdout
+    folder = run("validate", str(store / "data" / "context"), "--kind", "context")
+    assert folder.returncode == 0 and "context rows" in folder.stdout, folder.stderr
+    trained = run(
+        "train-regime",
+        "--data",
+        str(store / "data" / "context"),
+        "--epochs",
+        "1",
+        "--quiet",
+        "--output",
+        str(tmp_path / "regime.onnx"),
+    )
+    assert trained.returncode == 0, trained.stderr

@@ -13,11 +13,11 @@ from trader_ml.baselines import DEFAULT_HEALTH_RULES, baseline_health, behaviors
 from trader_ml.errors import TraderMLError
 from trader_ml.export import PARITY_TOLERANCE, parity_gap
 from trader_ml.labels import forward_drawdown, health_targets
-from trader_ml.models.health import HealthModelConfig, HealthNet, health_loss
+from trader_ml.models.health import HealthModelConfig
 from trader_ml.schema import ASSET_FEATURES, BEHAVIORS, VOL_BUCKETS
 from trader_ml.serving.artifacts import HealthModel, asset_rows
-from trader_ml.training.health import HealthTrainConfig, health_artifact, predict_health, train_health
-from trader_ml.training.loop import FitConfig, fit, seed_everything
+from trader_ml.training.health import HealthTrainConfig, health_artifact, train_health
+from trader_ml.training.loop import FitConfig
 
 QUICK = FitConfig(epochs=3, batch_size=256, patience=3)
 
@@ -61,27 +61,6 @@ def test_targets_mark_the_worst_fifth(synthetic_features):
     assert worst.mean() < best.mean()
     last_days = features["date"] > features["date"].unique()[-22]
     assert np.isnan(target[last_days.to_numpy()]).all()
-
-
-@pytest.mark.parametrize("model_type", ["autoencoder", "vae"])
-def test_overfits_a_tiny_batch(synthetic_features, model_type):
-    features, _ = synthetic_features
-    x = features[list(ASSET_FEATURES)].to_numpy(np.float32)[:32]
-    y = np.tile([0.0, 1.0], 16).astype(np.float32)
-    seed_everything(0)
-    model = HealthNet(HealthModelConfig(model_type=model_type, dropout=0.0, kl_weight=1e-4))
-    model.inputs.fit(x)
-    fit(
-        model,
-        lambda net, b: health_loss(net, *b),
-        (x, y),
-        (x, y),
-        FitConfig(epochs=400, batch_size=32, learning_rate=3e-3, patience=400),
-        progress=False,
-    )
-    probability, _, error = predict_health(model, x)
-    assert ((probability > 0.5) == (y > 0.5)).all()
-    assert error.mean() < 0.1
 
 
 def test_same_seed_same_weights(synthetic_features):

@@ -177,3 +177,23 @@ def test_models_commands(local_store, tmp_path, monkeypatch):
     assert broken.returncode == 2 and "not valid JSON" in broken.stderr and len(broken.stderr.strip().splitlines()) == 1
     missing = models("show", "20990101")
     assert missing.returncode == 2 and "no version 20990101" in missing.stderr
+
+
+def test_a_second_run_never_overwrites_local_outputs(tmp_path):
+    from types import SimpleNamespace
+
+    from trader_ml.training.orchestrate import write_outputs
+
+    first = SimpleNamespace(regime_onnx=b"regime 1", health_onnx=b"health 1")
+    second = SimpleNamespace(regime_onnx=b"regime 2", health_onnx=b"health 2")
+    written = write_outputs(str(tmp_path), "20261127", first, {"version": "20261127"})
+    (tmp_path / written[-1].name).write_text("report 1")
+    again = write_outputs(str(tmp_path), "20261127", second, {"version": "20261127"})
+    assert [p.name for p in again] == [
+        "regime_v20261127.2.onnx",
+        "health_v20261127.2.onnx",
+        "manifest_v20261127.2.json",
+        "report_v20261127.2.html",
+    ]
+    assert (tmp_path / "regime_v20261127.onnx").read_bytes() == b"regime 1"
+    assert (tmp_path / "regime_v20261127.2.onnx").read_bytes() == b"regime 2"

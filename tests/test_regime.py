@@ -12,10 +12,10 @@ import torch
 
 from trader_ml.errors import TraderMLError, ValidationError
 from trader_ml.export import PARITY_TOLERANCE, parity_gap
-from trader_ml.models.regime import RegimeExport, RegimeModelConfig, build_regime_model
+from trader_ml.models.regime import RegimeExport, RegimeModelConfig
 from trader_ml.schema import CONTEXT_FEATURES, REGIMES
 from trader_ml.serving.artifacts import ArtifactError, RegimeModel
-from trader_ml.training.loop import FitConfig, fit, seed_everything
+from trader_ml.training.loop import FitConfig
 from trader_ml.training.regime import RegimeTrainConfig, predict_regimes, regime_artifact, train_regime, windows
 from trader_ml.validation import validate_context
 
@@ -38,36 +38,6 @@ def trained(synthetic_context):
 @pytest.fixture(scope="module")
 def artifact(trained):
     return regime_artifact(trained)
-
-
-@pytest.mark.parametrize("model_type", ["gru", "transformer"])
-def test_overfits_a_tiny_batch(synthetic_context, model_type):
-    context, _ = synthetic_context
-    values = context[list(CONTEXT_FEATURES)].to_numpy(np.float32)
-    rng = np.random.default_rng(0)
-    ends = rng.choice(np.arange(70, len(values)), size=10, replace=False)
-    x = windows(values, ends, 63)
-    y = np.tile(np.arange(5), 2)[:, None].repeat(21, axis=1)  # every class, whole filter span
-    seed_everything(0)
-    config = RegimeModelConfig(model_type=model_type, num_layers=1, feature_dropout=0.0, dropout=0.0)
-    model = build_regime_model(config)
-    model.inputs.fit(values)
-
-    def loss_fn(net, batch):
-        logits = net.daily_logits(batch[0])
-        return torch.nn.functional.cross_entropy(logits.reshape(-1, 5), batch[1].reshape(-1))
-
-    result = fit(
-        model,
-        loss_fn,
-        (x, y),
-        (x, y),
-        FitConfig(epochs=300, batch_size=10, learning_rate=3e-3, patience=300),
-        progress=False,
-    )
-    assert result.history[-1]["val_loss"] < 0.05
-    probs, _ = predict_regimes(model, x)
-    assert (probs.argmax(axis=1) == y[:, -1]).all()
 
 
 def test_split_is_chronological_with_a_purge_gap(trained):

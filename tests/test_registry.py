@@ -92,6 +92,27 @@ def test_bad_latest_json_is_a_clear_error(local_store, content, message):
         registry.read_latest(local_store)
 
 
+@pytest.mark.parametrize(
+    "damage", [b'{"version": "2026', b"[1, 2]", b"\xff\xfe", json.dumps({"version": "1"}).encode()]
+)
+def test_promote_repairs_a_damaged_latest_json_and_keeps_it_aside(any_store, damage, capsys):
+    from trader_ml.cli import main
+
+    version = store_version(any_store, b"x")
+    any_store.write(LATEST_KEY, damage)
+    with pytest.raises(RegistryError, match="repair it with trader-ml models promote VERSION"):
+        registry.read_latest(any_store)
+    assert main(["models", "list", "--store", any_store.url]) == 2
+    assert "trader-ml models promote VERSION" in capsys.readouterr().err
+    with pytest.raises(RegistryError, match="history of versions is lost.*models promote VERSION"):
+        registry.rollback(any_store)
+    assert main(["models", "promote", version, "--store", any_store.url]) == 0  # the message was true
+    assert "kept as models/latest.json.damaged-" in capsys.readouterr().out.replace(any_store.url.rstrip("/") + "/", "")
+    assert registry.read_latest(any_store)[0]["version"] == version
+    (kept,) = any_store.list(f"{LATEST_KEY}.damaged-")
+    assert any_store.read(kept) == damage
+
+
 def test_missing_latest_json_means_no_models_yet(local_store):
     assert registry.read_latest(local_store) == (None, None)
     with pytest.raises(RegistryError, match="nothing to roll back"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -81,7 +82,10 @@ class DevTools:
 @pytest.fixture
 def chromium(tmp_path):
     if CHROMIUM is None:
-        pytest.skip("Chromium is not installed here (.ci/run installs Debian's chromium package)")
+        how = "install Debian's chromium package (apt-get install chromium), as .ci/run does"
+        if os.environ.get("CI"):
+            pytest.fail(f"Chromium is missing, so the report's browser test cannot run: {how}")
+        pytest.skip(f"Chromium is not installed here: {how}")
     process = subprocess.Popen(
         [
             CHROMIUM,

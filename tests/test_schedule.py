@@ -135,6 +135,12 @@ def test_show_touches_nothing(home):
     )
 
 
+def test_show_with_cron_needs_no_crontab(home):
+    (home / "bin" / "crontab").unlink()  # a machine without cron
+    out = schedule(home, "show", "--job", "train", "--backend", "cron").stdout
+    assert "crontab block:" in out and "trader_ml train" in out and calls(home) == []
+
+
 @pytest.mark.parametrize(
     ("day", "first"),
     [

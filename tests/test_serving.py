@@ -317,3 +317,22 @@ def test_sam_template_is_valid():
 def test_feature_and_context_orders_are_the_contract():
     assert CONTEXT_FEATURES[0] == "spy_return_1d" and ASSET_FEATURES[-1] == "rel_strength_63d"
     assert os.path.exists(ROOT / "deploy" / "template.yaml")
+
+
+def test_predict_on_a_weekend_names_the_nearest_stored_days(trained_store):
+    result = subprocess.run(
+        [sys.executable, "-m", "trader_ml", "predict", "--store", trained_store.url, "--date", "2008-06-28"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "2008-06-28 (Saturday) is not a stored trading day" in result.stderr
+    assert "2008-06-27 and 2008-06-30" in result.stderr and "--date 2008-06-27" in result.stderr
+    later = subprocess.run(
+        [sys.executable, "-m", "trader_ml", "predict", "--store", trained_store.url, "--date", "2009-01-05"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert later.returncode == 2 and "the newest stored day is 2008-06-30" in later.stderr

@@ -90,3 +90,18 @@ def test_s3_unreachable_is_one_clear_error(monkeypatch):
     store = S3Store("s3://bucket", region="us-east-1", endpoint_url="http://127.0.0.1:9", max_attempts=1)
     with pytest.raises(StoreError, match="cannot read s3://bucket/models/latest.json"):
         store.read("models/latest.json")
+
+
+def test_missing_credentials_name_the_usual_ways(monkeypatch, tmp_path):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    import boto3
+
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # it caches the credentials an earlier test found
+    store = S3Store("s3://bucket", region="us-east-1", endpoint_url="http://127.0.0.1:9", max_attempts=1)
+    with pytest.raises(StoreError, match="no AWS credentials found") as error:
+        store.read("models/latest.json")
+    assert "AWS_ACCESS_KEY_ID" in str(error.value) and "aws configure" in str(error.value)

@@ -125,3 +125,33 @@ def test_until_trains_on_rows_strictly_before_it_and_metrics_record_the_fit(synt
     assert (health["first_date"], health["last_date"]) == ("2007-01-01", "2008-06-30")
     empty = script("train_regime.py", "--store", synthetic_store.url, "--until", "2001-01-01", "--output", str(out))
     assert empty.returncode == 2 and "no context rows before 2001-01-01" in empty.stderr
+
+
+def test_wrappers_speak_of_themselves_and_show_their_defaults():
+    help_text = script("train.py", "--help").stdout
+    assert help_text.startswith("usage: training/train.py") and "trader-ml" not in help_text.split("options:")[0]
+    assert "investment-system-data" in help_text and "us-east-1" in help_text and "boto3" not in help_text
+    typo = script("train_regime.py", "--max-day", "10")
+    assert typo.returncode == 2 and "training/train_regime.py: error: unrecognized arguments: --max-day" in typo.stderr
+
+
+def test_progress_lines_without_a_terminal_and_the_absolute_output_path(synthetic_store, tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "training" / "train_health.py"),
+            "--store",
+            synthetic_store.url,
+            "--output",
+            "models/health.pkl",
+            "--epochs",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "health autoencoder: epoch 1/2 train_loss" in result.stderr  # stderr is a pipe here, not a terminal
+    assert f"wrote {tmp_path / 'models' / 'health.onnx'}" in result.stdout

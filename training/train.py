@@ -12,10 +12,5 @@ import sys
 from trader_ml.cli import main
 
 if __name__ == "__main__":
-    argv = sys.argv[1:]
-    defaults = []
-    if not any(a.split("=")[0] in ("--bucket", "--store") for a in argv):
-        defaults += ["--bucket", "investment-system-data"]
-    if not any(a.split("=")[0] == "--region" for a in argv):
-        defaults += ["--region", "us-east-1"]
-    sys.exit(main(["train", *defaults, *argv]))
+    defaults = {"bucket": "investment-system-data", "region": "us-east-1"}
+    sys.exit(main(["train", *sys.argv[1:]], script="training/train.py", defaults=defaults))

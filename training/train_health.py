@@ -10,4 +10,4 @@ import sys
 from trader_ml.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["train-health", *sys.argv[1:]]))
+    sys.exit(main(["train-health", *sys.argv[1:]], script="training/train_health.py"))

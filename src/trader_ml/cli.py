@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from trader_ml import __version__
 from trader_ml.errors import TraderMLError
+from trader_ml.schema import TABLE_PREFIX
 
 DEFAULT_STORE = "./store"
 
@@ -65,15 +66,35 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     if args.files:
         for path in args.files:
-            frame = read_file(path, args.kind)
-            print(f"{path}: ok, {len(frame)} {args.kind} rows")
+            kind = args.kind or detect_kind(path)
+            frame = read_file(path, kind)
+            print(f"{path}: ok, {len(frame)} {kind} rows")
         return 0
     store = open_store_from(args)
+    check_store_exists(store)
     for table in ("context", "features"):
         frame = read_table(store, table, max_days=args.max_days)
-        days = frame["date"].nunique() if len(frame) else 0
-        print(f"{store.url} {table}: ok, {len(frame)} rows over {days} days")
+        if frame.empty:
+            raise TraderMLError(
+                f"{store.describe(TABLE_PREFIX[table])} holds no {table} partitions: "
+                f"ingest some first, e.g. trader-ml ingest --source sample --store {store.url}"
+            )
+        print(f"{store.url} {table}: ok, {len(frame)} rows over {frame['date'].nunique()} days")
     return 0
+
+
+def detect_kind(path: str) -> str:
+    """``features`` when the file has a ``symbol`` column, else ``context``."""
+    from trader_ml.partitions import file_columns
+
+    return "features" if "symbol" in file_columns(path) else "context"
+
+
+def check_store_exists(store) -> None:
+    from trader_ml.store import LocalStore
+
+    if isinstance(store, LocalStore) and not store.root.is_dir():
+        raise TraderMLError(f"no store at {store.root}: the folder does not exist (check --store)")
 
 
 def add_window_args(parser: argparse.ArgumentParser) -> None:
@@ -85,8 +106,33 @@ def add_window_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """One parquet file of a stored table: what the training guide's --data takes."""
+    from pathlib import Path
+
+    from trader_ml.partitions import read_table
+    from trader_ml.store import LocalStore
+
+    out = Path(args.out).expanduser().absolute()
+    if out.exists():
+        raise TraderMLError(f"{out} exists already: choose another --out or remove it first")
+    store = open_store_from(args)
+    check_store_exists(store)
+    frame = read_table(store, args.table, start=args.start, end=args.end)
+    if frame.empty:
+        raise TraderMLError(f"{store.describe(TABLE_PREFIX[args.table])}: no {args.table} rows in that window")
+    import io
+
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    LocalStore(out.parent).write(out.name, buffer.getvalue())
+    first, last = frame["date"].min().date(), frame["date"].max().date()
+    print(f"wrote {out}: {len(frame)} {args.table} rows, {first} .. {last}")
+    return 0
+
+
 def add_training_args(parser: argparse.ArgumentParser, kind: str, batch_size: int) -> None:
-    """The seed's single-model flags, shared by train-regime and train-health."""
+    """The training guide's single-model flags, shared by train-regime and train-health."""
     table = "context" if kind == "regime" else "features"
     parser.add_argument("--data", help=f"path to a {table} parquet file (or read the store: --store, --max-days)")
     add_store_args(parser)
@@ -236,16 +282,36 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.open:
         import webbrowser
 
-        webbrowser.open(path.as_uri())
+        if not webbrowser.open(path.as_uri()):
+            print(f"no browser could be opened here; open {path} yourself", file=sys.stderr)
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(
+    script: dict[str, str] | None = None, defaults: dict[str, dict[str, object]] | None = None
+) -> argparse.ArgumentParser:
+    """The command line. A wrapper script that runs one subcommand names it and its own
+    defaults (``script={"train": "training/train.py"}``, ``defaults={"train": {...}}``), so that
+    command's help and errors speak of the script and show the defaults it really uses."""
     from trader_ml.sources import SOURCE_NAMES
 
-    parser = argparse.ArgumentParser(prog="trader-ml", description="Train, version and serve regime and health models.")
+    # allow_abbrev=False everywhere: a typo such as --max-day must fail, not become --max-days.
+    parser = argparse.ArgumentParser(
+        prog=next(iter(script.values())) if script else "trader-ml",
+        description="Train, version and serve regime and health models.",
+        allow_abbrev=False,
+    )
     parser.add_argument("--version", action="version", version=f"trader-ml {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    made: dict[str, argparse.ArgumentParser] = {}
+
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        prog = (script or {}).get(name)
+        made[name] = commands.add_parser(name, allow_abbrev=False, **({"prog": prog} if prog else {}), **kwargs)
+        return made[name]
+
+    sub = argparse.Namespace(add_parser=command)
 
     p = sub.add_parser("ingest", help="fetch market data, compute features, write partitions to the store")
     p.add_argument(
@@ -277,12 +343,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check parquet files or a store's partitions against the schema")
     p.add_argument("files", nargs="*", metavar="FILE", help="parquet files to check (default: the store's partitions)")
     p.add_argument(
-        "--kind", choices=("context", "features"), default="context", help="what FILE holds (default: %(default)s)"
+        "--kind",
+        choices=("context", "features"),
+        help="what FILE holds (default: features if it has a symbol column, else context)",
     )
     p.add_argument("--max-days", type=positive_int, help="only partitions within N calendar days of the newest")
     add_store_args(p)
     p.set_defaults(func=cmd_validate)
-    p = sub.add_parser("train-regime", help="train the regime model alone (the seed's train_regime.py)")
+    p = sub.add_parser("train-regime", help="train the regime model alone (the training guide's train_regime.py)")
     add_training_args(p, "regime", batch_size=32)
     p.add_argument("--model-type", default="gru", choices=("gru", "transformer"), help="(default: %(default)s)")
     p.add_argument(
@@ -293,15 +361,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_train_regime)
 
-    p = sub.add_parser("train-health", help="train the health model alone (the seed's train_health.py)")
+    p = sub.add_parser("train-health", help="train the health model alone (the training guide's train_health.py)")
     add_training_args(p, "health", batch_size=64)
     p.add_argument("--model-type", default="autoencoder", choices=("autoencoder", "vae"), help="(default: %(default)s)")
     p.set_defaults(func=cmd_train_health)
 
-    p = sub.add_parser("train", help="train, judge, export and register both models (the seed's train.py)")
+    p = sub.add_parser("train", help="train, judge, export and register both models (the training guide's train.py)")
     p.add_argument("--store", help=f"local directory or s3://bucket/prefix (default: {DEFAULT_STORE}, or s3://BUCKET)")
-    p.add_argument("--bucket", help="S3 bucket: the store is s3://BUCKET")
-    p.add_argument("--region", help="AWS region (default: boto3's chain)")
+    wrapper = (defaults or {}).get("train", {})
+    p.add_argument("--bucket", help=f"S3 bucket: the store is s3://BUCKET (default: {wrapper.get('bucket', 'none')})")
+    region_default = wrapper.get("region", "boto3's chain")
+    p.add_argument("--region", help=f"AWS region (default: {region_default})")
     p.add_argument("--endpoint-url", help="S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL)")
     p.add_argument("--max-days", type=positive_int, default=365, help="days of history to use (default: %(default)s)")
     add_window_args(p)
@@ -330,6 +400,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("export", help="write a stored table as one parquet file (what --data takes)")
+    add_store_args(p)
+    p.add_argument("--table", required=True, choices=("context", "features"))
+    p.add_argument("--out", required=True, help="the parquet file to write (never overwritten)")
+    p.add_argument("--start", type=parse_date, help="first day (default: the oldest stored)")
+    p.add_argument("--end", type=parse_date, help="last day (default: the newest stored)")
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("backtest", help="walk-forward backtest of a model next to the rules, an HMM, a jump model")
     p.add_argument("--data", help="a context or features parquet file (default: the store's table)")
     add_store_args(p)
@@ -341,14 +419,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--start", type=parse_date, help="first test day (default: the first refit 5 years into the data)")
     p.add_argument("--end", type=parse_date, help="last test day (default: the newest day)")
-    p.add_argument("--refit", default="yearly", choices=("yearly", "quarterly", "monthly"), help="(default: %(default)s)")
+    p.add_argument(
+        "--refit", default="yearly", choices=("yearly", "quarterly", "monthly"), help="(default: %(default)s)"
+    )
     p.add_argument(
         "--window-days", type=positive_int, help="train on the last N calendar days only (default: all earlier days)"
     )
     p.add_argument("--epochs", type=positive_int, default=100, help="maximum epochs per refit (default: %(default)s)")
     p.add_argument("--seeds", type=positive_int, default=1, help="seeds per refit, one row each (default: %(default)s)")
     p.add_argument(
-        "--cost-bp", type=float, default=10.0, help="cost per unit of exposure changed, basis points (default: %(default)s)"
+        "--cost-bp",
+        type=float,
+        default=10.0,
+        help="cost per unit of exposure changed, basis points (default: %(default)s)",
     )
     p.add_argument("--workers", type=positive_int, help="parallel refit processes (default: one per core)")
     p.add_argument("--ray", metavar="ADDRESS", help="run the refits on this Ray cluster (needs the cluster extra)")
@@ -398,6 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--wheels-dir", help="take the wheels from this folder instead of the package registry")
     p.set_defaults(func=cmd_lambda_bundle)
+    for name, values in (defaults or {}).items():
+        made[name].set_defaults(**values)  # after add_argument: help's %(default)s shows these
     return parser
 
 
@@ -409,15 +494,21 @@ def missing_module_message(error: ModuleNotFoundError) -> str:
     raise error
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, script: str | None = None, defaults: dict[str, object] | None = None
+) -> int:
+    """Run a command. A wrapper script passes its own name (``script``) and defaults, which its
+    command's help then shows."""
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []  # options for a scheduled job
-    args = build_parser().parse_args(argv[: len(argv) - len(extra) - (1 if extra or "--" in argv else 0)])
+    named = script and argv
+    parser = build_parser({argv[0]: script} if named else None, {argv[0]: defaults or {}} if named else None)
+    args = parser.parse_args(argv[: len(argv) - len(extra) - (1 if extra or "--" in argv else 0)])
     args.extra = extra
     try:
         return args.func(args)
     except TraderMLError as e:
-        print(f"trader-ml {args.command}: error: {e}", file=sys.stderr)
+        print(f"{script or f'trader-ml {args.command}'}: error: {e}", file=sys.stderr)
         return e.exit_code
     except ModuleNotFoundError as e:
         print(f"trader-ml {args.command}: error: {missing_module_message(e)}", file=sys.stderr)

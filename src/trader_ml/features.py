@@ -1,4 +1,4 @@
-"""Raw closes and series -> the seed's context rows and per-asset feature rows (pure functions).
+"""Raw closes and series -> the training guide's context rows and per-asset feature rows (pure functions).
 
 Definitions (docs/data.md): trading days are the days SPY has a close; ``N``-day windows count
 trading days; returns are ``P_t / P_(t-N) - 1``; volatility is the sample std (ddof=1) of the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from trader_ml.errors import ValidationError
-from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, TABLE_PREFIX, partition_day, partition_key
+from trader_ml.schema import (
+    ASSET_FEATURES,
+    CONTEXT_FEATURES,
+    PARTITION_FILE,
+    TABLE_PREFIX,
+    partition_day,
+    partition_key,
+)
 from trader_ml.store import Store
 from trader_ml.validation import validate_context, validate_features
 
@@ -102,9 +110,14 @@ def read_table(
 ) -> pd.DataFrame:
     """All partitions of a table in range, concatenated and validated; empty frame if none."""
     days = select_days(stored_days(store, table_name), max_days, start, end)
+    return _read_partitions(store, [partition_key(table_name, d) for d in days], days, table_name, today)
+
+
+def _read_partitions(
+    store: Store, keys: list[str], days: list[str], table_name: str, today: dt.date | None
+) -> pd.DataFrame:
     if not days:
         return pd.DataFrame(columns=ARROW_SCHEMAS[table_name].names)
-    keys = [partition_key(table_name, d) for d in days]
     tables = [_decode(store, k, b) for k, b in zip(keys, store.read_many(keys), strict=True)]
     lengths = np.array([t.num_rows for t in tables])
     for key, day, t in zip(keys, days, tables, strict=True):
@@ -116,7 +129,7 @@ def read_table(
         frame = pa.concat_tables(tables, promote_options="permissive").to_pandas(date_as_object=False)
     except pa.ArrowInvalid as e:
         raise ValidationError(
-            f"{store.describe(TABLE_PREFIX[table_name])}: partitions disagree on schema ({e})"
+            f"{store.describe(keys[0].rpartition('date=')[0])}: partitions disagree on schema ({e})"
         ) from None
     validate = VALIDATORS.get(table_name)
     if validate is None:
@@ -130,8 +143,45 @@ def read_table(
     return validate(frame, locate, today)
 
 
+def read_folder(path: str, table_name: str, today: dt.date | None = None) -> pd.DataFrame:
+    """A folder of ``date=YYYY-MM-DD/part.parquet`` partitions (a store's ``data/context``), or
+    a store's root folder, read as one table."""
+    from trader_ml.store import LocalStore
+
+    root = Path(path)
+    if (root / TABLE_PREFIX[table_name]).is_dir():
+        root = root / TABLE_PREFIX[table_name]
+    folder = LocalStore(root)
+    keys = [k for k in folder.list("") if k.count("/") == 1 and partition_day(k) is not None]
+    if not keys:
+        raise ValidationError(
+            f"{path}: a folder without date=YYYY-MM-DD/part.parquet partitions; --data takes a parquet file "
+            f"(trader-ml export writes one) or a store's data/{table_name} folder"
+        )
+    return _read_partitions(folder, keys, [partition_day(k) for k in keys], table_name, today)
+
+
+def file_columns(path: str) -> list[str]:
+    """Column names of a parquet file (or of a partition folder's first file)."""
+    target = Path(path)
+    if target.is_dir():
+        first = next(iter(sorted(target.rglob(PARTITION_FILE))), None)
+        if first is None:
+            raise ValidationError(f"{path}: a folder without parquet partitions")
+        target = first
+    try:
+        return pq.read_schema(target).names
+    except FileNotFoundError:
+        raise ValidationError(f"{path}: no such file") from None
+    except (pa.ArrowInvalid, OSError) as e:
+        raise ValidationError(f"{path}: unreadable parquet ({e})") from None
+
+
 def read_file(path: str, table_name: str, today: dt.date | None = None) -> pd.DataFrame:
-    """One parquet file holding a whole context or features table (the seed's ``--data``)."""
+    """One parquet file holding a whole context or features table (the training guide's
+    ``--data``), or a folder of a store's partitions."""
+    if Path(path).is_dir():
+        return read_folder(path, table_name, today)
     try:
         frame = pq.read_table(path).to_pandas(date_as_object=False)
     except FileNotFoundError:

@@ -2,7 +2,7 @@
 
 A version ``YYYYMMDD`` (``YYYYMMDD-2``, ``-3`` ... for more runs that day) owns
 ``models/regime_vV.onnx``, ``models/health_vV.onnx`` and ``models/manifest_vV.json``, all
-created only if absent. ``models/latest.json`` keeps the seed's keys, adds checksums, data
+created only if absent. ``models/latest.json`` keeps the training guide's keys, adds checksums, data
 window, baselines and history, and moves only by compare-and-swap. numpy-free, torch-free.
 """
 
@@ -25,6 +25,14 @@ VERSION = re.compile(r"^\d{8}(-\d+)?$")
 
 class RegistryError(TraderMLError):
     """The registry's objects are missing, damaged or inconsistent."""
+
+
+class DamagedPointer(RegistryError):
+    """latest.json exists but cannot be read as a pointer; ``promote`` repairs it."""
+
+    def __init__(self, message: str, data: bytes, etag: str) -> None:
+        super().__init__(message)
+        self.data, self.etag = data, etag
 
 
 class LostRace(TraderMLError):
@@ -71,7 +79,7 @@ def candidate_versions(store: Store, day: dt.date):
 
 
 def check_pointer(pointer: object, where: str) -> dict:
-    """A latest.json that has the seed's keys and points inside models/."""
+    """A latest.json that has the training guide's keys and points inside models/."""
     if not isinstance(pointer, dict):
         raise RegistryError(f"{where}: expected a JSON object")
     missing = [k for k in SEED_KEYS if k not in pointer]
@@ -91,13 +99,26 @@ def read_latest(store: Store) -> tuple[dict | None, str | None]:
     except NotFoundError:
         return None, None
     where = store.describe(LATEST_KEY)
+    repair = (
+        f"repair it with trader-ml models promote VERSION --store {store.url} "
+        "(the damaged file is kept aside; trader-ml models list shows the versions)"
+    )
     try:
         pointer = json.loads(data)
     except (ValueError, UnicodeDecodeError):
-        raise RegistryError(
-            f"{where} is not valid JSON (truncated or damaged); fix it with trader-ml models promote VERSION"
-        ) from None
-    return check_pointer(pointer, where), etag
+        raise DamagedPointer(f"{where} is not valid JSON (truncated or damaged); {repair}", data, etag) from None
+    try:
+        return check_pointer(pointer, where), etag
+    except RegistryError as e:
+        raise DamagedPointer(f"{e}; {repair}", data, etag) from None
+
+
+def keep_damaged(store: Store, damaged: DamagedPointer, now: dt.datetime | None = None) -> str:
+    """Copy a damaged latest.json aside (``latest.json.damaged-<UTC time>``) before replacing it."""
+    stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%S%f")
+    key = f"{LATEST_KEY}.damaged-{stamp}"
+    store.create(key, damaged.data)
+    return key
 
 
 def read_manifest(store: Store, version: str) -> dict:
@@ -190,12 +211,16 @@ def swap_latest(store: Store, pointer: dict, expected_etag: str | None) -> str:
         ) from None
 
 
-def promote(store: Store, version: str) -> dict:
+def promote(store: Store, version: str, log: Callable[[str], None] = lambda _: None) -> dict:
     """Make a stored version current (a user's decision: no gate)."""
     manifest = read_manifest(store, version)
     for kind in ("regime", "health"):
         read_artifact(store, manifest[f"{kind}_model"], manifest[f"{kind}_sha256"])
-    previous, etag = read_latest(store)
+    try:
+        previous, etag = read_latest(store)
+    except DamagedPointer as damaged:  # the repair the error message promises
+        previous, etag = None, damaged.etag
+        log(f"{store.describe(LATEST_KEY)} was damaged; its bytes are kept as {keep_damaged(store, damaged)}")
     pointer = pointer_for(manifest, previous)
     swap_latest(store, pointer, etag)
     return pointer
@@ -203,7 +228,14 @@ def promote(store: Store, version: str) -> dict:
 
 def rollback(store: Store) -> dict:
     """Make the previous version in latest.json's history current again."""
-    previous, etag = read_latest(store)
+    try:
+        previous, etag = read_latest(store)
+    except DamagedPointer:
+        raise RegistryError(
+            f"{store.describe(LATEST_KEY)} is damaged, so its history of versions is lost and there is nothing "
+            f"to roll back through; make a version current with trader-ml models promote VERSION --store {store.url} "
+            "(it keeps the damaged file aside)"
+        ) from None
     if previous is None:
         raise RegistryError(f"no {LATEST_KEY} in {store.url}: nothing to roll back")
     history = previous.get("history", [])

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace, store: Store) -> int:
     elif args.action == "show":
         show(store, args.version)
     elif args.action == "promote":
-        pointer = registry.promote(store, args.version)
+        pointer = registry.promote(store, args.version, log=print)
         print(f"promoted {pointer['version']}; previous: {pointer['previous_version']}")
     else:
         pointer = registry.rollback(store)

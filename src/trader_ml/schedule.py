@@ -186,8 +186,7 @@ def describe(job: Job, backend: str, home: Path) -> str:
         else f"Monday to Friday at {job.at:%H:%M} local time"
     )
     lines = [f"{job.name} via {backend}, {when}; log: {job.log}", f"command: {shlex.join(job.command)}"]
-    if backend == "cron":
-        _need_crontab(job)
+    if backend == "cron":  # showing needs no crontab: only install and uninstall touch it
         start, end = _markers(job.name)
         lines += ["crontab block:", start, cron_line(job), end]
     else:

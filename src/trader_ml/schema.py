@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# Context data: one row per trading day (the seed's "Context Data" columns, in model order).
+# Context data: one row per trading day (the training guide's "Context Data" columns, in model order).
 CONTEXT_FEATURES: tuple[str, ...] = (
     "spy_return_1d",
     "spy_return_21d",
@@ -17,7 +17,7 @@ CONTEXT_COLUMNS: tuple[str, ...] = ("date", *CONTEXT_FEATURES)
 # SPY is the one context input every source must provide; the rest may be NaN (unavailable).
 REQUIRED_CONTEXT_FEATURES: tuple[str, ...] = ("spy_return_1d", "spy_return_21d", "spy_vol_21d")
 
-# Features data: one row per symbol per trading day (the seed's "Features Data" columns).
+# Features data: one row per symbol per trading day (the training guide's "Features Data" columns).
 ASSET_FEATURES: tuple[str, ...] = (
     "return_1d",
     "return_5d",
@@ -99,7 +99,7 @@ def _unit_sum(values) -> list[float]:
 
 
 def regime_output(regime_probs, regime_embedding) -> dict:
-    """The seed's regime dict from 5 probabilities and an 8-dim embedding (any float sequences)."""
+    """The training guide's regime dict from 5 probabilities and an 8-dim embedding (any float sequences)."""
     probs = _unit_sum(regime_probs)
     best = max(range(len(REGIMES)), key=probs.__getitem__)
     return {
@@ -110,7 +110,7 @@ def regime_output(regime_probs, regime_embedding) -> dict:
 
 
 def health_output(health_score, vol_bucket: str, behavior: str, latent) -> dict:
-    """The seed's health dict for one asset."""
+    """The training guide's health dict for one asset."""
     if vol_bucket not in VOL_BUCKETS or behavior not in BEHAVIORS:
         raise ValueError(f"unknown vol_bucket {vol_bucket!r} or behavior {behavior!r}")
     return {

@@ -222,7 +222,14 @@ class S3Store(Store):
         return self.prefix + _check_key(key)
 
     def _fail(self, action: str, key: str, error: Exception) -> StoreError:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError, NoCredentialsError
+
+        if isinstance(error, NoCredentialsError):
+            return StoreError(
+                f"cannot {action} {self.describe(key)}: no AWS credentials found; provide them in one of the usual "
+                "ways: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment, a profile (aws configure, "
+                "then AWS_PROFILE=name), or an instance or role profile where this runs"
+            )
 
         if isinstance(error, ClientError):
             code = error.response.get("Error", {}).get("Code", "")

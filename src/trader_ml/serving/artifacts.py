@@ -1,4 +1,4 @@
-"""Trained models as ONNX files run by onnxruntime: metadata, input checks, the seed's dicts.
+"""Trained models as ONNX files run by onnxruntime: metadata, input checks, the training guide's dicts.
 
 numpy and the standard library only (onnxruntime is imported when a model is loaded), so a
 serving process never needs torch or pandas.
@@ -96,7 +96,7 @@ class ServedModel:
 
 
 class RegimeModel(ServedModel):
-    """A regime artifact: the last ``lookback`` context rows -> the seed's regime dict."""
+    """A regime artifact: the last ``lookback`` context rows -> the training guide's regime dict."""
 
     kind = "regime"
 
@@ -127,7 +127,7 @@ class RegimeModel(ServedModel):
         return probs, embedding
 
     def predict(self, rows) -> dict:
-        """The seed's regime dict for the day of the last row."""
+        """The training guide's regime dict for the day of the last row."""
         probs, embedding = self.predict_proba(self.window(rows)[None])
         return regime_output(probs[0], embedding[0])
 
@@ -147,14 +147,14 @@ def asset_rows(rows) -> tuple[list[str], np.ndarray, list[str]]:
 
 
 def health_dicts(scores, latents, features: np.ndarray, boundaries) -> list[dict]:
-    """The seed's health dicts; baseline and model share the bucket and behaviour rules."""
+    """The training guide's health dicts; baseline and model share the bucket and behaviour rules."""
     buckets = vol_buckets(features[:, ASSET_FEATURES.index("vol_21d")], tuple(boundaries))
     kinds = behaviors(features)
     return [health_output(s, b, k, z) for s, b, k, z in zip(scores, buckets, kinds, latents, strict=True)]
 
 
 class HealthModel(ServedModel):
-    """A health artifact: feature rows -> the seed's health dict per asset."""
+    """A health artifact: feature rows -> the training guide's health dict per asset."""
 
     kind = "health"
 

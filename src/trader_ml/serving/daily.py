@@ -33,9 +33,9 @@ def load_day(store: Store, day: str | None = None, history: int = HISTORY_DAYS) 
             dt.date.fromisoformat(day)
         except ValueError:
             raise TraderMLError(f"invalid date {day!r}: expected YYYY-MM-DD") from None
+        if day not in days:
+            raise TraderMLError(_not_stored(store, day, days))
         days = [d for d in days if d <= day]
-        if not days or days[-1] != day:
-            raise TraderMLError(f"no data for {day} in {store.describe(DAILY_PREFIX)}: ingest it first")
     if not days:
         raise TraderMLError(
             f"No historical data found in {store.describe(DAILY_PREFIX)}: run trader-ml ingest --store {store.url}"
@@ -50,6 +50,21 @@ def load_day(store: Store, day: str | None = None, history: int = HISTORY_DAYS) 
         ) from None
     rows = [{k: v for k, v in c.items() if k != "date"} for c in contexts]
     return DayInputs(window[-1], rows, features["rows"])
+
+
+def _not_stored(store: Store, day: str, days: list[str]) -> str:
+    where = store.describe(DAILY_PREFIX)
+    if not days or day > days[-1]:
+        newest = f"the newest stored day is {days[-1]}" if days else "nothing is stored yet"
+        return f"no data for {day} in {where} ({newest}): ingest it first"
+    before = [d for d in days if d < day]
+    after = next(d for d in days if d > day)
+    nearest = f"{before[-1]} and {after}" if before else after
+    weekday = dt.date.fromisoformat(day).strftime("%A")
+    return (
+        f"{day} ({weekday}) is not a stored trading day (a weekend, a holiday or a day not ingested); "
+        f"the nearest stored days are {nearest}: e.g. --date {before[-1] if before else after}"
+    )
 
 
 def write_predictions(store: Store, answer: dict) -> str:

@@ -134,7 +134,7 @@ class Predictor:
         return answer
 
     def predict_regime(self, context_rows) -> dict:
-        """The seed's regime dict for the last of ``context_rows`` (oldest first; dicts keyed by
+        """The training guide's regime dict for the last of ``context_rows`` (oldest first; dicts keyed by
         column or rows in CONTEXT_FEATURES order), plus where it came from."""
         self.refresh()
         reason = None
@@ -147,7 +147,7 @@ class Predictor:
         return self._tag(baseline_regime(context_rows), False, reason)
 
     def predict_health(self, feature_rows) -> tuple[dict[str, dict], list[str]]:
-        """({symbol: the seed's health dict plus where it came from}, skipped symbols) for one
+        """({symbol: the training guide's health dict plus where it came from}, skipped symbols) for one
         day's feature rows. Rows with a missing or non-finite feature are skipped and counted."""
         self.refresh()
         reason = None

@@ -1,4 +1,4 @@
-"""The single-model training commands (the seed's train_regime.py / train_health.py)."""
+"""The single-model training commands (the training guide's train_regime.py / train_health.py)."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def regime_truth(store: Store | None, dates: pd.Series) -> np.ndarray | None:
 
 
 def artifact_path(output: str) -> Path:
-    """Where the model goes: the seed's ``.pkl`` names become ``.onnx`` (no pickles, ever)."""
+    """Where the model goes: the training guide's ``.pkl`` names become ``.onnx`` (no pickles, ever)."""
     path = Path(output)
     if path.suffix == ".pkl":
         path = path.with_suffix(".onnx")
@@ -73,6 +73,7 @@ def artifact_path(output: str) -> Path:
 
 def write_artifact(path: Path, data: bytes, metrics: dict) -> None:
     """The model and its metrics JSON beside it, each written whole or not at all."""
+    path = path.expanduser().absolute()  # say exactly where: a relative path lands wherever the command ran
     folder = LocalStore(path.parent)
     metrics_name = path.stem + ".metrics.json"
     folder.write(path.name, data)
@@ -81,8 +82,10 @@ def write_artifact(path: Path, data: bytes, metrics: dict) -> None:
 
 
 def train_regime_command(args: argparse.Namespace) -> int:
+    # training.regime first: without torch its import names the missing extra (metrics pulls in scipy,
+    # which trips over a missing torch in its own way).
+    from trader_ml.training.regime import regime_artifact, regime_train_config, train_regime  # noqa: I001
     from trader_ml.training.metrics import regime_table
-    from trader_ml.training.regime import regime_artifact, regime_train_config, train_regime
 
     context, store = load_table(args, "context")
     truth = regime_truth(store, context["date"])

@@ -211,7 +211,7 @@ def train_health(
 
 
 def health_summary(metrics: dict) -> dict:
-    """The seed's latest.json fields, plus the baseline's on the same window."""
+    """The training guide's latest.json fields, plus the baseline's on the same window."""
     model, baseline = metrics["model"], metrics["baseline"]
     out = {
         "test_recon_mse": model["test_recon_mse"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +56,14 @@ class FitResult:
             "stopped_early": self.stopped_early,
             "device": self.device,
         }
+
+
+LOG_EVERY_SECONDS = 5.0  # without a terminal: one progress line per epoch, at most this often
+
+
+def progress_line(row: dict[str, float], desc: str, epochs: int, began: float) -> str:
+    values = " ".join(f"{k} {v:.4f}" for k, v in row.items() if k != "epoch")
+    return f"{desc}: epoch {int(row['epoch'])}/{epochs} {values} ({time.perf_counter() - began:.0f} s)"
 
 
 def seed_everything(seed: int) -> None:
@@ -111,10 +120,16 @@ def fit(
     began = time.perf_counter()
     device = resolve_device(config.device)
     model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    # The fused kernel updates every parameter in one call: with small networks the per-tensor
+    # update loop otherwise costs about a quarter of each step.
+    fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, **fused
+    )
     shuffle = np.random.default_rng(config.seed)
     result = FitResult(device=str(device))
     best_loss, best_state, waited = math.inf, copy.deepcopy(model.state_dict()), 0
+    logged_at = -math.inf
     # disable=None: no bar when the output is not a terminal (a scheduled job's log file).
     bar = tqdm(range(1, config.epochs + 1), desc=desc, unit="epoch", disable=None if progress else True, leave=True)
     try:
@@ -138,6 +153,10 @@ def fit(
                     row.update(evaluate(model))
             result.history.append(row)
             bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k != "epoch"})
+            # No terminal (a scheduled job's log): the bar is off, so say it is alive in plain lines.
+            if progress and bar.disable and (epoch == 1 or time.perf_counter() - logged_at >= LOG_EVERY_SECONDS):
+                print(progress_line(row, desc, config.epochs, began), file=sys.stderr, flush=True)
+                logged_at = time.perf_counter()
             if row["val_loss"] < best_loss - 1e-6:
                 best_loss, best_state, waited = row["val_loss"], copy.deepcopy(model.state_dict()), 0
                 result.best_epoch = epoch

@@ -104,7 +104,7 @@ def health_metrics(
     probability: bool = True,
     truth: np.ndarray | None = None,
 ) -> dict:
-    """The seed's correlation with the forward drawdown, and AUC / Brier of the event; Brier only
+    """The training guide's correlation with the forward drawdown, and AUC / Brier of the event; Brier only
     for scores that claim to be probabilities. ``truth``: hidden health state (higher healthier)."""
     from sklearn.metrics import roc_auc_score
 

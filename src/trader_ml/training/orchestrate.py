@@ -276,17 +276,31 @@ def describe(
     }
 
 
+OUTPUT_FILES = ("regime_v{}.onnx", "health_v{}.onnx", "manifest_v{}.json", "report_v{}.html")
+
+
+def output_names(folder: LocalStore, version: str) -> list[str]:
+    """The local file names of a version: ``*_vVERSION.*``, or ``*_vVERSION.2.*``, ``.3`` ... when
+    an earlier run (another store's, or a --skip-upload run) already wrote that version there:
+    a local artifact is never overwritten."""
+    run = 1
+    while True:
+        stem = version if run == 1 else f"{version}.{run}"
+        names = [pattern.format(stem) for pattern in OUTPUT_FILES]
+        if not any(folder.exists(name) for name in names):
+            return names
+        run += 1
+
+
 def write_outputs(output_dir: str, version: str, candidate: Candidate, manifest: dict) -> list[Path]:
-    """The artifacts and the manifest in the local output directory (nothing else)."""
+    """The artifacts and the manifest in the local output directory, under names no earlier run
+    used; returns their paths and the report's (written later)."""
     folder = LocalStore(output_dir)
-    files = {
-        f"regime_v{version}.onnx": candidate.regime_onnx,
-        f"health_v{version}.onnx": candidate.health_onnx,
-        f"manifest_v{version}.json": json.dumps(manifest, indent=2).encode(),
-    }
-    for name, data in files.items():
-        folder.write(name, data)
-    return [folder.root / name for name in files]
+    names = output_names(folder, version)
+    contents = (candidate.regime_onnx, candidate.health_onnx, json.dumps(manifest, indent=2).encode())
+    for name, data in zip(names, contents, strict=False):
+        folder.create(name, data)
+    return [folder.root / name for name in names]
 
 
 def report_html(
@@ -363,9 +377,9 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> O
     files = write_outputs(options.output_dir, planned, candidate, manifest)
     promoted = manifest["gate"]["promoted"]
     local = LocalStore(options.output_dir)
-    files.append(local.root / f"report_v{planned}.html")
     if options.skip_upload:
-        local.write(files[-1].name, report_html(manifest, candidate, context, window, decisions))
+        local.create(files[-1].name, report_html(manifest, candidate, context, window, decisions))
+        log(f"  wrote {', '.join(str(f) for f in files)}")
         stage("--skip-upload: nothing written to the store")
         log(summary_table(decisions, champion_version))
         return Outcome(None, False, decisions, manifest, files)
@@ -380,7 +394,8 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> O
     )
     version = stored["version"]
     report = report_html(stored, candidate, context, window, decisions)  # rendered once, stored twice
-    local.write(files[-1].name, report)
+    local.create(files[-1].name, report)
+    log(f"  local copies: {', '.join(str(f) for f in files)}")
     store.create(report_key(version), report)
     log(f"  report: {store.describe(report_key(version))} (trader-ml report {version} --store {store.url})")
     if promoted:

@@ -252,7 +252,7 @@ def regime_artifact(result: RegimeTrainResult) -> tuple[bytes, dict]:
 
 
 def regime_summary(metrics: dict) -> dict:
-    """The seed's latest.json fields, plus the baseline's on the same window."""
+    """The training guide's latest.json fields, plus the baseline's on the same window."""
     out = {
         "test_accuracy": metrics["model"]["accuracy"],
         "test_f1_macro": metrics["model"]["f1_macro"],
