@@ -15,7 +15,13 @@ def _fmt(value) -> str:
 
 
 def list_versions(store: Store) -> None:
-    current, _ = registry.read_latest(store)
+    """The versions, current one starred. A damaged latest.json still lets the versions be
+    listed (to choose one to promote); the damage is then reported as the command's error."""
+    damaged = None
+    try:
+        current, _ = registry.read_latest(store)
+    except registry.DamagedPointer as e:
+        current, damaged = None, e
     current_version = current["version"] if current else None
     rows = [("", "version", "created", "regime f1 (baseline)", "health corr (baseline)", "gate")]
     for version in registry.versions(store):
@@ -34,12 +40,16 @@ def list_versions(store: Store) -> None:
         )
     if len(rows) == 1:
         print(f"no model versions in {store.url}: train some with trader-ml train --store {store.url}")
+        if damaged is not None:
+            raise damaged
         return
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     count = len(rows) - 1
     print(f"* current (models/latest.json); {count} version{'s' if count != 1 else ''} in {store.url}")
+    if damaged is not None:
+        raise damaged
 
 
 def show(store: Store, version: str) -> None:
