@@ -35,6 +35,9 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
 def test_version_and_help():
     assert run("--version").stdout.startswith("trader-ml ")
     assert "ingest" in run("--help").stdout
+    for command in ("train", "train-regime", "train-health"):
+        text = run(command, "--help").stdout
+        assert "training guide's" in text and "seed" not in text.replace("--seed", "").lower()
 
 
 def test_ingest_synthetic_then_validate(tmp_path):

@@ -79,13 +79,39 @@ class DevTools:
             self.events.append(json.loads(self.socket.recv()))
 
 
+def no_browser() -> None:
+    """Without Chromium the browser test fails in CI (CI must run it) and is skipped, saying how
+    to get it, on a developer's machine."""
+    how = "install Debian's chromium package (apt-get install chromium), as .ci/run does"
+    if os.environ.get("CI"):
+        pytest.fail(f"Chromium is missing, so the report's browser test cannot run: {how}")
+    pytest.skip(f"Chromium is not installed here: {how}")
+
+
+def test_a_missing_browser_fails_in_ci_and_says_how_to_get_it(monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="apt-get install chromium"):
+        no_browser()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="apt-get install chromium"):
+        no_browser()
+
+
+def test_report_open_without_a_browser_says_where_the_file_is(trained_store, monkeypatch, capsys):
+    import webbrowser
+
+    from trader_ml.cli import main
+
+    monkeypatch.setattr(webbrowser, "open", lambda url: False)
+    assert main(["report", "--store", trained_store.url, "--open"]) == 0
+    err = capsys.readouterr().err
+    assert "no browser could be opened here; open" in err and "index.html yourself" in err
+
+
 @pytest.fixture
 def chromium(tmp_path):
     if CHROMIUM is None:
-        how = "install Debian's chromium package (apt-get install chromium), as .ci/run does"
-        if os.environ.get("CI"):
-            pytest.fail(f"Chromium is missing, so the report's browser test cannot run: {how}")
-        pytest.skip(f"Chromium is not installed here: {how}")
+        no_browser()
     process = subprocess.Popen(
         [
             CHROMIUM,

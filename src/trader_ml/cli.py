@@ -309,6 +309,7 @@ def build_parser(
 
     def command(name: str, **kwargs) -> argparse.ArgumentParser:
         prog = (script or {}).get(name)
+        kwargs.setdefault("description", kwargs.get("help"))  # the command's own --help says what it is
         made[name] = commands.add_parser(name, allow_abbrev=False, **({"prog": prog} if prog else {}), **kwargs)
         return made[name]
 
