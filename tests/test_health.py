@@ -164,3 +164,54 @@ def test_buckets_and_behaviors():
     rows[1, [1, 2, 3]] = [-0.06, 0.01, 0.10]  # a sharp week against a rising quarter
     rows[2, [1, 2, 3]] = [0.001, -0.01, 0.01]
     assert list(behaviors(rows)) == ["momentum", "mean_reversion", "mixed"]
+
+
+def _panel(days: int = 80, symbols: tuple[str, ...] = ("A", "B", "C", "D", "E"), seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    dates = pd.bdate_range("2024-01-01", periods=days)
+    rows = [(d, s, rng.normal(0, 0.01)) for d in dates for s in symbols]
+    return pd.DataFrame(rows, columns=["date", "symbol", "return_1d"])
+
+
+def _known_per_symbol(frame: pd.DataFrame) -> pd.Series:
+    target, _ = health_targets(frame)
+    return pd.Series(~np.isnan(target), index=frame.index).groupby(frame["symbol"].to_numpy()).sum()
+
+
+def test_a_late_listing_keeps_its_targets():
+    full = _panel(symbols=("A", "B", "C", "D", "E", "LATE"))
+    dates = full["date"].unique()
+    frame = full[(full["symbol"] != "LATE") | (full["date"] >= dates[10])].reset_index(drop=True)
+    known = _known_per_symbol(frame)
+    assert known["LATE"] == 80 - 10 - 21 and known["A"] == 80 - 21  # every day with 21 days after it
+
+
+def test_a_single_missing_day_removes_only_the_windows_that_touch_it():
+    frame = _panel(symbols=("A", "B", "C", "D", "E", "GAP"))
+    dates = frame["date"].unique()
+    frame = frame[~((frame["symbol"] == "GAP") & (frame["date"] == dates[40]))].reset_index(drop=True)
+    target, drawdown = health_targets(frame)
+    gap = (frame["symbol"] == "GAP").to_numpy()
+    gap_dates = frame["date"].to_numpy()[gap]
+    unknown = set(gap_dates[np.isnan(target[gap])])
+    touching = set(dates[19:40]) | set(dates[59:])  # windows through day 40, and the last 21 days
+    assert unknown == touching
+    assert np.isfinite(drawdown[gap][gap_dates == dates[41]]).all()  # after the gap: known again
+
+
+def test_a_delisting_keeps_the_targets_before_it():
+    frame = _panel(symbols=("A", "B", "C", "D", "E", "GONE"))
+    dates = frame["date"].unique()
+    frame = frame[(frame["symbol"] != "GONE") | (frame["date"] <= dates[49])].reset_index(drop=True)
+    assert _known_per_symbol(frame)["GONE"] == 50 - 21
+
+
+def test_the_worst_fifth_of_five_names_is_one_name_even_with_ties():
+    frame = _panel(days=60)
+    frame.loc[frame["symbol"].isin(["A", "B", "C"]), "return_1d"] = 0.01  # never below today: drawdown 0
+    target, drawdown = health_targets(frame)
+    known = ~np.isnan(target)
+    per_day = pd.Series(1.0 - target[known]).groupby(frame["date"].to_numpy()[known]).sum()
+    assert (per_day == 1.0).all()  # exactly one name of five every day: the event rate is 0.20
+    assert np.mean(1.0 - target[known]) == pytest.approx(0.2)
+    assert (drawdown[known & frame["symbol"].isin(["A", "B", "C"]).to_numpy()] == 0.0).all()

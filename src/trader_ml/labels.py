@@ -36,15 +36,29 @@ WORST_FRACTION = 0.2  # the event: landing in the worst fifth of the universe
 MIN_UNIVERSE = 5  # a day needs this many symbols with a known outcome for a fifth to mean anything
 
 
-def _forward_drawdown_wide(features: pd.DataFrame, horizon: int) -> pd.DataFrame:
-    returns = features.pivot(index="date", columns="symbol", values="return_1d")
-    log_price = np.log1p(returns.to_numpy()).cumsum(axis=0)  # a NaN poisons every later day
-    worst = np.full(log_price.shape, np.nan)
+def _forward_worst_wide(features: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """``min_k P(t+k) / P(t) - 1`` over k = 1..horizon (not clipped at 0), date x symbol; NaN
+    where a day of that window has no row (the end of the data, a late listing, a gap, a
+    delisting). A gap removes only the windows that touch it."""
+    pivot = features.pivot(index="date", columns="symbol", values="return_1d")
+    returns = pivot.to_numpy(dtype=float)
+    log_returns = np.log1p(returns)
+    missing = np.isnan(log_returns)
+    # Windowed sums from running totals: a missing day is counted, never summed, so it cannot
+    # poison the days after it the way a running product with a NaN would.
+    total = np.vstack([np.zeros((1, returns.shape[1])), np.cumsum(np.where(missing, 0.0, log_returns), axis=0)])
+    holes = np.vstack([np.zeros((1, returns.shape[1])), np.cumsum(missing, axis=0)])
+    n = len(returns)
+    worst = np.full(returns.shape, np.inf)
     for k in range(1, horizon + 1):
-        ahead = np.full(log_price.shape, np.nan)
-        ahead[:-k] = log_price[k:] - log_price[:-k]
-        worst = ahead if k == 1 else np.where(np.isnan(ahead), np.nan, np.fmin(worst, ahead))
-    return pd.DataFrame(np.minimum(np.expm1(worst), 0.0), index=returns.index, columns=returns.columns)
+        ahead = np.full(returns.shape, np.nan)
+        ahead[: n - k] = total[1 + k : n + 1] - total[1 : n + 1 - k]  # returns of days t+1 .. t+k
+        gap = np.ones(returns.shape, dtype=bool)
+        gap[: n - k] = (holes[1 + k : n + 1] - holes[1 : n + 1 - k]) > 0
+        ahead[gap] = np.nan
+        worst = np.fmin(worst, ahead) if k > 1 else ahead
+        worst[np.isnan(ahead)] = np.nan
+    return pd.DataFrame(np.expm1(worst), index=pivot.index, columns=pivot.columns)
 
 
 def _rows(wide: pd.DataFrame, features: pd.DataFrame) -> np.ndarray:
@@ -56,18 +70,27 @@ def forward_drawdown(features: pd.DataFrame, horizon: int = HEALTH_HORIZON) -> n
     """For each row, the worst close over the next ``horizon`` trading days relative to today's,
     ``min(0, min_k P(t+k) / P(t) - 1)``, rebuilt from the ``return_1d`` of later rows; NaN where
     any of those days is missing (the end of the data, or a gap in the symbol's rows)."""
-    return _rows(_forward_drawdown_wide(features, horizon), features)
+    return np.minimum(_rows(_forward_worst_wide(features, horizon), features), 0.0)
 
 
 def health_targets(features: pd.DataFrame, horizon: int = HEALTH_HORIZON) -> tuple[np.ndarray, np.ndarray]:
-    """(target, forward drawdown) per row: target 1 when the asset does NOT land in the worst
-    fifth of that day's universe by forward drawdown, 0 when it does, NaN when unknown."""
-    wide = _forward_drawdown_wide(features, horizon)
+    """(target, forward drawdown) per row: target 0 for the worst fifth of that day's universe by
+    forward outcome, 1 for the rest, NaN when unknown.
+
+    The worst fifth is exactly ``round(0.2 n)`` names (at least one) of the n with a known
+    outcome, ranked by the unclipped ``min_k P(t+k) / P(t) - 1``: the forward drawdown itself
+    is 0 for every name that never closed below today, and ranking those ties would make the
+    event rarer or commoner than its name says."""
+    wide = _forward_worst_wide(features, horizon)
     values = wide.to_numpy()
-    known = (~np.isnan(values)).sum(axis=1)
-    cutoff = np.full(len(values), np.nan)
-    enough = known >= MIN_UNIVERSE
-    cutoff[enough] = np.nanquantile(values[enough], WORST_FRACTION, axis=1)
-    target = np.where(values <= cutoff[:, None], 0.0, 1.0)
-    target[np.isnan(values) | ~enough[:, None]] = np.nan
-    return _rows(pd.DataFrame(target, index=wide.index, columns=wide.columns), features), _rows(wide, features)
+    known = ~np.isnan(values)
+    count = known.sum(axis=1)
+    worst_names = np.maximum(np.round(count * WORST_FRACTION), 1.0)
+    ranks = np.argsort(np.argsort(np.where(known, values, np.inf), axis=1, kind="stable"), axis=1)
+    target = np.where(ranks < worst_names[:, None], 0.0, 1.0)
+    target[~known | (count < MIN_UNIVERSE)[:, None]] = np.nan
+    drawdown = np.minimum(values, 0.0)
+    return (
+        _rows(pd.DataFrame(target, index=wide.index, columns=wide.columns), features),
+        _rows(pd.DataFrame(drawdown, index=wide.index, columns=wide.columns), features),
+    )
