@@ -215,3 +215,16 @@ def test_the_worst_fifth_of_five_names_is_one_name_even_with_ties():
     assert (per_day == 1.0).all()  # exactly one name of five every day: the event rate is 0.20
     assert np.mean(1.0 - target[known]) == pytest.approx(0.2)
     assert (drawdown[known & frame["symbol"].isin(["A", "B", "C"]).to_numpy()] == 0.0).all()
+
+
+def test_a_losing_or_wrong_way_round_model_is_said_out_loud(trained):
+    from trader_ml.training.health import health_warnings
+
+    assert isinstance(trained.metrics["warnings"], list)
+    metrics = {"model": {"test_health_correlation": 0.20}, "baseline": {"test_health_correlation": 0.27}}
+    said = health_warnings(metrics, calibration_slope=-0.105, score_std=0.026)
+    assert len(said) == 2
+    assert "ranks worse than its heuristic baseline" in said[0] and "0.200 vs 0.270" in said[0]
+    assert "wrong-way round" in said[1] and "-0.105" in said[1]
+    fine = {"model": {"test_health_correlation": 0.30}, "baseline": {"test_health_correlation": 0.27}}
+    assert health_warnings(fine, calibration_slope=0.9, score_std=0.1) == []

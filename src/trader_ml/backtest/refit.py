@@ -20,7 +20,6 @@ from trader_ml.errors import NotFoundError, PreconditionFailed
 from trader_ml.store import Store
 
 CACHE_PREFIX = "backtests/cache/"
-THREADS_PER_REFIT = 1  # small networks: one intra-op thread each, parallel across processes
 
 
 @dataclass(frozen=True)
@@ -55,18 +54,8 @@ def make_job(spec: RefitSpec, rows: pd.DataFrame) -> RefitJob:
 
 
 def fit_refit(job: RefitJob) -> tuple[bytes, dict]:
-    """(ONNX bytes, metrics) of one refit. Runs in a worker process, a Ray task or in-process."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(THREADS_PER_REFIT)
-    try:
-        return _fit(job)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _fit(job: RefitJob) -> tuple[bytes, dict]:
+    """(ONNX bytes, metrics) of one refit. Runs in a worker process, a Ray task or in-process;
+    the training loop itself keeps to one intra-op thread (FitConfig.threads)."""
     spec = job.spec
     if spec.kind == "regime":
         from trader_ml.training.regime import regime_artifact, regime_summary, regime_train_config, train_regime

@@ -103,6 +103,7 @@ def train_regime_command(args: argparse.Namespace) -> int:
         if k in result.metrics
     }
     print(regime_table(columns))
+    print_warnings(result.metrics["warnings"])
     data, metadata = regime_artifact(result)
     history = result.fit.history
     write_artifact(
@@ -153,3 +154,9 @@ def print_health_result(result) -> None:
         print(f"skipped {result.skipped_rows} rows without a known 21-day outcome (the last days or gaps)")
     print(f"test window {window['first_date']} .. {window['last_date']}: {window['days']} days, {window['rows']} rows")
     print(health_table({k: result.metrics[k] for k in ("model", "baseline", "-vol_63d", "drawdown_63d")}))
+    print_warnings(result.metrics["warnings"])
+
+
+def print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        print(f"warning: {warning}")

@@ -191,6 +191,7 @@ def train_health(
         },
         "skipped_rows": skipped,
     }
+    metrics["warnings"] = health_warnings(metrics, float(model.calibration[0]), float(probability.std()))
     return HealthTrainResult(
         model=model,
         config=config,
@@ -208,6 +209,24 @@ def train_health(
         test_index=test,
         skipped_rows=skipped,
     )
+
+
+def health_warnings(metrics: dict, calibration_slope: float, score_std: float) -> list[str]:
+    """What a user must hear before serving this model: it ranks worse than its heuristic on its
+    own test window, or it is wrong-way round (a negative calibration slope)."""
+    out = []
+    model, baseline = metrics["model"]["test_health_correlation"], metrics["baseline"]["test_health_correlation"]
+    if model < baseline:
+        out.append(
+            f"the health model ranks worse than its heuristic baseline on its own test window "
+            f"(correlation with the forward drawdown {model:.3f} vs {baseline:.3f})"
+        )
+    if calibration_slope < 0:
+        out.append(
+            f"the health model is wrong-way round: its calibration slope is {calibration_slope:.3f} "
+            f"(higher raw scores meant less healthy; scores vary by only {score_std:.3f})"
+        )
+    return out
 
 
 def health_summary(metrics: dict) -> dict:

@@ -266,6 +266,7 @@ def describe(
             "health": {k: health_m["baseline"][k] for k in ("test_health_correlation", "auc", "brier")},
         },
         "test_windows": {"regime": regime_m["test_window"], "health": health_m["test_window"]},
+        "warnings": {"regime": regime_m["warnings"], "health": health_m["warnings"]},
         "gate": {
             "promoted": promoted,
             "forced": options.force,
@@ -370,6 +371,8 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> O
     )
     for kind, d in decisions.items():
         log(f"  {kind}: {'passes' if d.promote else 'fails'}: {d.reason}")
+    for warning in candidate.regime.metrics["warnings"] + candidate.health.metrics["warnings"]:
+        log(f"  warning: {warning}")
 
     planned = next(registry.candidate_versions(store, today))
     stage(f"writing version {planned} to {options.output_dir}")

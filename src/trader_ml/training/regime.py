@@ -192,6 +192,14 @@ def train_regime(
         "test_window": _window_facts(context, split.test, y_test),
         "split": {k: int(len(v)) for k, v in asdict(split).items()},
     }
+    model_f1, baseline_f1 = metrics["model"]["f1_macro"], metrics["baseline"]["f1_macro"]
+    metrics["warnings"] = (
+        [
+            f"the regime model scores below its rule baseline on its own test window (macro-F1 {model_f1:.3f} vs {baseline_f1:.3f})"
+        ]
+        if model_f1 < baseline_f1
+        else []
+    )
     if truth is not None:
         true_test = np.asarray(truth)[split.test]
         metrics["model_vs_truth"] = regime_metrics(true_test, probs)
