@@ -73,6 +73,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 0
     store = open_store_from(args)
     check_store_exists(store)
+    check_days_complete(store)
     for table in ("context", "features"):
         frame = read_table(store, table, max_days=args.max_days)
         if frame.empty:
@@ -89,6 +90,19 @@ def detect_kind(path: str) -> str:
     from trader_ml.partitions import file_columns
 
     return "features" if "symbol" in file_columns(path) else "context"
+
+
+def check_days_complete(store) -> None:
+    """Every stored day whole: a cut-off ingest leaves days that the next ingest must redo."""
+    from trader_ml import completeness
+
+    state = completeness.check(store)
+    if state.incomplete:
+        day = state.oldest_incomplete
+        raise TraderMLError(
+            f"{store.url}: {len(state.incomplete)} incomplete day(s) from {day} on ({day}: {state.incomplete[day]}); "
+            f"run trader-ml ingest --store {store.url} again to complete them"
+        )
 
 
 def check_store_exists(store) -> None:

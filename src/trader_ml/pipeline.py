@@ -16,10 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from trader_ml import completeness
 from trader_ml.errors import SourceError, TraderMLError
 from trader_ml.features import LOOKBACK_CALENDAR_DAYS, context_rows, feature_rows
 from trader_ml.partitions import encode_days, stored_days
-from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, HEALTH_STATES, REGIMES, SPY, daily_key
+from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, HEALTH_STATES, REGIMES, SPY, daily_key, partition_day
 from trader_ml.sources import Source
 from trader_ml.sources.base import RawMarket
 from trader_ml.store import Store
@@ -108,7 +109,10 @@ def resolve_range(
         if start > end:
             raise TraderMLError(f"--start {start} is after --end {end}")
         return start, end, False
-    days = stored_days(store, "context")
+    state = completeness.check(store, verify_files=False)
+    if state.oldest_incomplete is not None:  # a run was cut off: redo from its oldest unfinished day
+        return dt.date.fromisoformat(state.oldest_incomplete), end, True
+    days = state.complete or (stored_days(store, "context") if state.legacy else [])
     if days:
         return dt.date.fromisoformat(days[-1]) + dt.timedelta(days=1), end, True
     return default_start, end, False
@@ -125,6 +129,7 @@ def ingest(
     """Fetch ``source`` for [start, end] and write its context, feature and truth partitions."""
     began = time.perf_counter()
     today = today or dt.date.today()
+    completeness.clear_stale_journal(store)
     start, end, incremental = resolve_range(source, store, start, end, today)
 
     def nothing_new() -> IngestReport:
@@ -160,7 +165,13 @@ def ingest(
     if regimes is not None and healths is not None:
         items += encode_days("truth_regime", regimes) + encode_days("truth_health", healths)
     log(f"writing {len(items)} partitions to {store.url}")
-    store.write_many(items)
+    by_day: dict[str, list[str]] = {}
+    for key, _ in items:
+        by_day.setdefault(partition_day(key), []).append(key)
+    store.write(*completeness.journal_item(list(by_day)))  # what this run is about to write ...
+    store.write_many(items)  # ... every data file of every day ...
+    store.write_many(completeness.marker_items(by_day))  # ... then each day's marker ...
+    store.delete(completeness.JOURNAL_KEY)  # ... and the run is whole
     unavailable = tuple(c for c in CONTEXT_FEATURES if context[c].isna().all())
     return IngestReport(
         source=source.name,

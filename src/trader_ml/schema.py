@@ -63,6 +63,10 @@ PARTITION_FILE = "part.parquet"
 # Lambda needs no parquet reader (pyarrow alone would break its 250 MB limit).
 DAILY_PREFIX = "data/daily/"
 DAILY_FILES = ("context.json", "features.json")
+# A day's ingest is a transaction: its marker, listing the day's files, is written only after
+# every one of them; a day without a marker is incomplete and the next ingest redoes it.
+DAY_MARKER_PREFIX = "data/complete/"
+DAY_MARKER_FILE = "day.json"
 MODELS_PREFIX = "models/"
 LATEST_KEY = "models/latest.json"
 REPORTS_PREFIX = "reports/"
@@ -83,11 +87,20 @@ def daily_key(day: str, name: str) -> str:
     return f"{DAILY_PREFIX}date={day}/{name}"
 
 
+def day_marker_key(day: str) -> str:
+    """Store key of a day's completion marker, e.g. ``data/complete/date=2024-01-02/day.json``."""
+    return f"{DAY_MARKER_PREFIX}date={day}/{DAY_MARKER_FILE}"
+
+
 def partition_day(key: str) -> str | None:
     """The ``YYYY-MM-DD`` a partition key names, or None when the key is not a partition."""
     head, _, name = key.rpartition("/")
     segment = head.rpartition("/")[2]
-    if name not in (PARTITION_FILE, *DAILY_FILES) or not segment.startswith("date=") or len(segment) != 15:
+    if (
+        name not in (PARTITION_FILE, *DAILY_FILES, DAY_MARKER_FILE)
+        or not segment.startswith("date=")
+        or len(segment) != 15
+    ):
         return None
     return segment[5:]
 
