@@ -78,23 +78,46 @@ def candidate_versions(store: Store, day: dt.date):
         run += 1
 
 
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+ARTIFACT = {kind: re.compile(rf"^{MODELS_PREFIX}{kind}_v\d{{8}}(-\d+)?\.onnx$") for kind in ("regime", "health")}
+MAX_POINTER_BYTES = 1 << 20  # a pointer is a few kB; a huge one is damage, not a pointer
+
+
 def check_pointer(pointer: object, where: str) -> dict:
-    """A latest.json that has the training guide's keys and points inside models/."""
+    """A latest.json whose every field has the type it must: the training guide's keys, a
+    version name, artifacts inside models/, sha256 checksums, objects for the metrics."""
     if not isinstance(pointer, dict):
         raise RegistryError(f"{where}: expected a JSON object")
     missing = [k for k in SEED_KEYS if k not in pointer]
     if missing:
         raise RegistryError(f"{where}: missing key(s) {', '.join(missing)}")
-    for kind in ("regime_model", "health_model"):
-        path = pointer[kind]
-        if not isinstance(path, str) or not path.startswith(MODELS_PREFIX) or ".." in path.split("/"):
-            raise RegistryError(f"{where}: {kind} {path!r} points outside {MODELS_PREFIX}")
+    if not isinstance(pointer["version"], str) or not VERSION.match(pointer["version"]):
+        raise RegistryError(f"{where}: version {str(pointer['version'])[:40]!r} is not YYYYMMDD or YYYYMMDD-N")
+    for kind in ("regime", "health"):
+        path = pointer[f"{kind}_model"]
+        if not isinstance(path, str) or not ARTIFACT[kind].match(path):
+            raise RegistryError(f"{where}: {kind}_model {str(path)[:60]!r} points outside {MODELS_PREFIX}")
+        checksum = pointer.get(f"{kind}_sha256")
+        if checksum is not None and not (isinstance(checksum, str) and SHA256.match(checksum)):
+            raise RegistryError(f"{where}: {kind}_sha256 {str(checksum)[:70]!r} is not a sha256 checksum")
+        if not isinstance(pointer[f"{kind}_metrics"], dict):
+            raise RegistryError(f"{where}: {kind}_metrics is not an object")
+    if not isinstance(pointer["timestamp"], str):
+        raise RegistryError(f"{where}: timestamp is not a string")
+    history = pointer.get("history", [])
+    if not isinstance(history, list) or not all(isinstance(v, str) and VERSION.match(v) for v in history):
+        raise RegistryError(f"{where}: history is not a list of versions")
     return pointer
 
 
 def read_latest(store: Store) -> tuple[dict | None, str | None]:
     """(pointer, ETag), or (None, None) when no model was ever promoted."""
     try:
+        if store.size(LATEST_KEY) > MAX_POINTER_BYTES:
+            raise RegistryError(
+                f"{store.describe(LATEST_KEY)} is over {MAX_POINTER_BYTES} bytes: not a pointer; "
+                f"replace it with trader-ml models promote VERSION --store {store.url}"
+            )
         data, etag = store.read_versioned(LATEST_KEY)
     except NotFoundError:
         return None, None
@@ -133,6 +156,8 @@ def read_manifest(store: Store, version: str) -> dict:
 
 def read_artifact(store: Store, key: str, expected_sha256: str) -> bytes:
     """An artifact's bytes, refused unless they hash to what the registry recorded."""
+    if not (isinstance(expected_sha256, str) and SHA256.match(expected_sha256)):
+        raise RegistryError(f"{store.describe(key)}: no valid sha256 recorded for it, so it is not loaded")
     data = store.read(key)
     actual = sha256(data)
     if actual != expected_sha256:

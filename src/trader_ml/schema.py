@@ -43,6 +43,11 @@ VOL_BUCKETS: tuple[str, ...] = ("low", "med", "high")
 BEHAVIORS: tuple[str, ...] = ("momentum", "mean_reversion", "mixed")
 HEALTH_STATES: tuple[str, ...] = ("healthy", "neutral", "distressed")
 
+# A symbol: letters, digits and . - _ ^ = (BRK.B, ^GSPC, EURUSD=X), at most 32 characters. No
+# path separators or control characters: symbols become parts of keys, files and logs.
+SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._^=-]{0,31}$"
+FLOAT32_MAX = 3.4028234663852886e38  # the models compute in float32: larger inputs overflow
+
 REGIME_EMBEDDING_DIM = 8
 HEALTH_LATENT_DIM = 16
 

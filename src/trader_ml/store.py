@@ -58,6 +58,10 @@ class Store(ABC):
     @abstractmethod
     def exists(self, key: str) -> bool: ...
 
+    def size(self, key: str) -> int:
+        """Bytes at ``key`` without reading them; NotFoundError when absent."""
+        return len(self.read(key))
+
     @abstractmethod
     def list(self, prefix: str) -> list[str]:
         """Sorted keys starting with ``prefix``."""
@@ -153,6 +157,12 @@ class LocalStore(Store):
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundError(f"not found: {self.describe(key)}") from None
 
     def list(self, prefix: str) -> list[str]:
         base_key, _, _ = prefix.rpartition("/")
@@ -279,6 +289,9 @@ class S3Store(Store):
                 return False
             raise
         return True
+
+    def size(self, key: str) -> int:
+        return int(self._call("check", key, self.client.head_object)["ContentLength"])
 
     def list(self, prefix: str) -> list[str]:
         from botocore.exceptions import BotoCoreError, ClientError

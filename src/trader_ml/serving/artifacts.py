@@ -7,16 +7,26 @@ serving process never needs torch or pandas.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 
 import numpy as np
 
 from trader_ml.baselines import behaviors, vol_buckets
 from trader_ml.errors import TraderMLError
-from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, REGIMES, health_output, regime_output
+from trader_ml.schema import (
+    ASSET_FEATURES,
+    CONTEXT_FEATURES,
+    FLOAT32_MAX,
+    REGIMES,
+    SYMBOL_PATTERN,
+    health_output,
+    regime_output,
+)
 
 METADATA_KEY = "trader_ml"
 FORMAT_VERSION = 1
+MAX_LOOKBACK = 5000  # trading days: twenty years is already more than any window needs
 
 
 class ArtifactError(TraderMLError):
@@ -40,7 +50,12 @@ class OnnxArtifact:
         raw = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if raw is None:
             raise ArtifactError(f"{name}: no trader-ml metadata in the ONNX file")
-        self.metadata = json.loads(raw)
+        try:
+            self.metadata = json.loads(raw)
+        except ValueError:
+            raise ArtifactError(f"{name}: its trader-ml metadata is not JSON") from None
+        if not isinstance(self.metadata, dict):
+            raise ArtifactError(f"{name}: its trader-ml metadata is not a JSON object")
         if self.metadata.get("format_version") != FORMAT_VERSION:
             raise ArtifactError(
                 f"{name}: artifact format {self.metadata.get('format_version')} is not {FORMAT_VERSION}"
@@ -52,22 +67,43 @@ class OnnxArtifact:
         return self.session.run(None, {self.input_name: x})
 
 
+def _number(value, column: str, what: str) -> float:
+    """A JSON number as a float: None is a missing value (NaN); booleans, strings and numbers
+    beyond float32's range are refused (the models compute in float32)."""
+    if value is None:
+        return np.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ArtifactError(f"{what}: {column} is {type(value).__name__} {str(value)[:20]!r}, not a number")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ArtifactError(f"{what}: {column} is beyond float32's range") from None
+    if abs(number) > FLOAT32_MAX:
+        raise ArtifactError(f"{what}: {column} is {number:.3g}, beyond float32's range")
+    return number
+
+
 def as_matrix(rows, columns: Sequence[str], what: str) -> np.ndarray:
     """Rows as a float matrix in ``columns`` order: a list of dicts keyed by column name, or a
     2-d array already in that order. Missing dict keys and None become NaN (a missing source)."""
+    if not isinstance(rows, (list, tuple, np.ndarray)):
+        raise ArtifactError(f"{what}: expected a list of rows, got {type(rows).__name__}")
     if len(rows) and isinstance(rows[0], dict):
-        try:
-            return np.array([[np.nan if r.get(c) is None else float(r[c]) for c in columns] for r in rows])
-        except (TypeError, ValueError) as e:
-            raise ArtifactError(f"{what}: a value is not a number ({e})") from None
+        if not all(isinstance(r, dict) for r in rows):
+            raise ArtifactError(f"{what}: every row must be an object when the first one is")
+        return np.array([[_number(r.get(c), c, what) for c in columns] for r in rows], dtype=np.float64).reshape(
+            len(rows), len(columns)
+        )
     try:
         matrix = np.asarray(rows, dtype=np.float64)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:
         raise ArtifactError(f"{what}: rows are not numeric ({e})") from None
     if matrix.ndim != 2 or matrix.shape[1] != len(columns):
         raise ArtifactError(
             f"{what}: expected rows of {len(columns)} values ({', '.join(columns)}), got shape {matrix.shape}"
         )
+    if (np.abs(matrix[np.isfinite(matrix)]) > FLOAT32_MAX).any():
+        raise ArtifactError(f"{what}: a value is beyond float32's range")
     return matrix
 
 
@@ -101,9 +137,14 @@ class RegimeModel(ServedModel):
     kind = "regime"
 
     def check(self, meta: dict) -> None:
-        if tuple(meta["feature_order"]) != CONTEXT_FEATURES or tuple(meta["regimes"]) != REGIMES:
+        if meta.get("feature_order") != list(CONTEXT_FEATURES) or meta.get("regimes") != list(REGIMES):
             raise ArtifactError(f"{self.artifact.name}: its features or regimes differ from this version's")
-        self.lookback = int(meta["lookback"])
+        lookback = meta.get("lookback")
+        if isinstance(lookback, bool) or not isinstance(lookback, int) or not 1 <= lookback <= MAX_LOOKBACK:
+            raise ArtifactError(
+                f"{self.artifact.name}: lookback {lookback!r} is not a whole number of days in 1..{MAX_LOOKBACK}"
+            )
+        self.lookback = lookback
 
     def window(self, rows) -> np.ndarray:
         """The checked (lookback, features) window ending with the last row."""
@@ -129,18 +170,29 @@ class RegimeModel(ServedModel):
     def predict(self, rows) -> dict:
         """The training guide's regime dict for the day of the last row."""
         probs, embedding = self.predict_proba(self.window(rows)[None])
+        if not (np.isfinite(probs).all() and np.isfinite(embedding).all()):
+            raise ArtifactError("context rows: the model's answer is not finite for these values")
         return regime_output(probs[0], embedding[0])
 
 
 def asset_rows(rows) -> tuple[list[str], np.ndarray, list[str]]:
     """(symbols, feature matrix, skipped symbols): rows are dicts with ``symbol`` and the ten
     features, or a 2-d array in ASSET_FEATURES order (symbols are then "0", "1", ...). A row
-    with a missing or non-finite feature is skipped, never scored as NaN."""
+    with a missing or non-finite feature is skipped, never scored as NaN. Each symbol must
+    match SYMBOL_PATTERN and appear once."""
+    matrix = as_matrix(rows, ASSET_FEATURES, "feature rows")
     if len(rows) and isinstance(rows[0], dict):
-        symbols = [str(r.get("symbol", i)) for i, r in enumerate(rows)]
+        symbols = [r.get("symbol") for r in rows]
+        for i, symbol in enumerate(symbols):
+            if not isinstance(symbol, str) or not re.match(SYMBOL_PATTERN, symbol):
+                raise ArtifactError(f"feature rows: row {i}: symbol {str(symbol)[:40]!r} is missing or not a ticker")
+        seen: set[str] = set()
+        for symbol in symbols:
+            if symbol in seen:
+                raise ArtifactError(f"feature rows: symbol {symbol} appears more than once")
+            seen.add(symbol)
     else:
         symbols = [str(i) for i in range(len(rows))]
-    matrix = as_matrix(rows, ASSET_FEATURES, "feature rows")
     finite = np.isfinite(matrix).all(axis=1)
     skipped = [s for s, ok in zip(symbols, finite, strict=True) if not ok]
     return [s for s, ok in zip(symbols, finite, strict=True) if ok], matrix[finite], skipped
@@ -159,9 +211,14 @@ class HealthModel(ServedModel):
     kind = "health"
 
     def check(self, meta: dict) -> None:
-        if tuple(meta["feature_order"]) != ASSET_FEATURES:
+        if meta.get("feature_order") != list(ASSET_FEATURES):
             raise ArtifactError(f"{self.artifact.name}: its features differ from this version's")
-        self.vol_boundaries = tuple(meta["vol_boundaries"])
+        bounds = meta.get("vol_boundaries")
+        numeric = isinstance(bounds, list) and len(bounds) == 2
+        numeric = numeric and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)
+        if not (numeric and np.isfinite(bounds).all() and 0 <= bounds[0] <= bounds[1]):
+            raise ArtifactError(f"{self.artifact.name}: vol_boundaries {bounds!r} are not two ascending volatilities")
+        self.vol_boundaries = (float(bounds[0]), float(bounds[1]))
 
     def predict_proba(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(health probability (B,), latent (B, 16), reconstruction error (B,)) of raw rows."""
@@ -174,4 +231,6 @@ class HealthModel(ServedModel):
         if not symbols:
             return {}, skipped
         probability, latent, _ = self.predict_proba(matrix)
+        if not (np.isfinite(probability).all() and np.isfinite(latent).all()):
+            raise ArtifactError("feature rows: the model's answer is not finite for these values")
         return dict(zip(symbols, health_dicts(probability, latent, matrix, self.vol_boundaries), strict=True)), skipped

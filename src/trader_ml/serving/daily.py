@@ -57,13 +57,15 @@ def _not_stored(store: Store, day: str, days: list[str]) -> str:
     if not days or day > days[-1]:
         newest = f"the newest stored day is {days[-1]}" if days else "nothing is stored yet"
         return f"no data for {day} in {where} ({newest}): ingest it first"
+    if day < days[0]:
+        return f"no data for {day} in {where}: the stored days begin on {days[0]}"
     before = [d for d in days if d < day]
     after = next(d for d in days if d > day)
-    nearest = f"{before[-1]} and {after}" if before else after
+    nearest = f"{before[-1]} and {after}"
     weekday = dt.date.fromisoformat(day).strftime("%A")
     return (
         f"{day} ({weekday}) is not a stored trading day (a weekend, a holiday or a day not ingested); "
-        f"the nearest stored days are {nearest}: e.g. --date {before[-1] if before else after}"
+        f"the nearest stored days are {nearest}: e.g. --date {before[-1]}"
     )
 
 

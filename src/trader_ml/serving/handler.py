@@ -69,7 +69,10 @@ def handle(event: object, model: Predictor) -> dict:
         return {"ok": False, "error": "the event must be a JSON object"}
     if is_scheduled(event):
         detail = event.get("detail") or {}
-        return daily_answer(model, detail.get("date") if isinstance(detail, dict) else None, write=True)
+        day = detail.get("date") if isinstance(detail, dict) else None
+        if day is not None and not isinstance(day, str):
+            return {"ok": False, "error": "detail.date must be a YYYY-MM-DD string"}
+        return daily_answer(model, day, write=True)
     if "context_rows" not in event and "feature_rows" not in event:
         return {"ok": False, "error": "unrecognised event: send context_rows and/or feature_rows, or a scheduled event"}
     answer: dict = {"ok": True}
@@ -96,5 +99,5 @@ def handler(event, context=None) -> dict:
 if os.environ.get(STORE_ENV):  # load the models at init, once per container
     try:
         predictor()
-    except TraderMLError as e:
+    except Exception as e:  # noqa: BLE001 - the function must start whatever the store holds
         log.warning("predictor not ready at init: %s", e)

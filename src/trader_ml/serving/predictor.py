@@ -100,7 +100,8 @@ class Predictor:
             self.loaded = self._load(pointer, etag)
             self.problem = None
             log.info("serving version %s", pointer["version"])
-        except (TraderMLError, KeyError, ValueError) as e:
+        except (TraderMLError, KeyError, ValueError, TypeError, AttributeError, OSError) as e:
+            # Whatever a store holds, serving goes on: the last good models, else the baselines.
             self._keep_or_fall_back(f"{type(e).__name__}: {e}")
 
     def _load(self, pointer: dict, etag: str) -> Loaded:

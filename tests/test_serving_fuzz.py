@@ -1,0 +1,164 @@
+"""serving under hostile input: fuzzed Lambda events, latest.json and artifact metadata.
+
+Whatever arrives, the answer is a JSON object: never "internal error", never a traceback, and
+never ``model_source: trained`` with a NaN anywhere in it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import onnx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from trader_ml import registry
+from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, LATEST_KEY
+from trader_ml.serving import handler
+from trader_ml.serving.daily import load_day
+from trader_ml.serving.predictor import Predictor
+from trader_ml.store import LocalStore
+
+FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**400), max_value=10**400),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([1e39, -1e39, 3.5e38, 0.01, -0.02, 0.2]),
+    st.text(max_size=8),
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def rows(columns, with_symbol: bool):
+    keys = st.sampled_from(list(columns))
+    row = st.dictionaries(keys, scalars, max_size=len(columns))
+    if with_symbol:
+        row = st.builds(
+            lambda r, s: {**r, "symbol": s},
+            row,
+            st.one_of(st.sampled_from(["AAPL", "MSFT", "x\x00y", "../a", "A"]), scalars),
+        )
+    return st.lists(st.one_of(row, json_values), max_size=70)
+
+
+events = st.one_of(
+    json_values,
+    st.fixed_dictionaries({"context_rows": rows(CONTEXT_FEATURES, False)}),
+    st.fixed_dictionaries({"feature_rows": rows(ASSET_FEATURES, True)}),
+    st.fixed_dictionaries(
+        {
+            "source": st.just("aws.events"),
+            "detail": st.one_of(json_values, st.fixed_dictionaries({"date": json_values})),
+        }
+    ),
+)
+
+
+def numbers(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from numbers(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from numbers(v)
+    elif isinstance(value, float):
+        yield value
+
+
+def check_answer(answer: object) -> None:
+    assert isinstance(answer, dict) and "ok" in answer
+    if not answer["ok"]:
+        assert not answer["error"].startswith("internal error") and "Traceback" not in answer["error"]
+        return
+    for part in [answer.get("regime"), *(answer.get("health") or {}).values()]:
+        if isinstance(part, dict) and part.get("model_source") == "trained":
+            assert all(math.isfinite(v) for v in numbers(part)), part
+
+
+@pytest.fixture(scope="module")
+def day_event(trained_store) -> dict:
+    day = load_day(trained_store)
+    return {"context_rows": day.context_rows, "feature_rows": day.feature_rows}
+
+
+@pytest.fixture
+def store(trained_store, tmp_path) -> LocalStore:
+    shutil.copytree(trained_store.root, tmp_path / "copy")
+    return LocalStore(tmp_path / "copy")
+
+
+@FUZZ
+@given(event=events)
+def test_fuzzed_events_never_break_the_lambda(trained_store, monkeypatch, tmp_path_factory, event):
+    monkeypatch.setattr(handler, "_predictor", Predictor(trained_store))
+    monkeypatch.setattr(handler, "write_predictions", lambda store, answer: "not written in this test")
+    check_answer(handler.handler(event))
+
+
+pointer_fields = st.sampled_from(
+    [
+        "version",
+        "timestamp",
+        "regime_model",
+        "health_model",
+        "regime_sha256",
+        "health_sha256",
+        "regime_metrics",
+        "history",
+    ]
+)
+
+
+@FUZZ
+@given(field=pointer_fields, value=json_values, whole=st.one_of(st.none(), json_values))
+def test_fuzzed_latest_json_falls_back_never_crashes(trained_store, store, day_event, field, value, whole):
+    pointer, _ = registry.read_latest(trained_store)  # the pristine one: examples share ``store``
+    damaged = whole if whole is not None else {**pointer, field: value}
+    store.write(LATEST_KEY, json.dumps(damaged, allow_nan=True).encode())
+    check_answer(handler.handle(day_event, Predictor(store)))
+
+
+def with_metadata(data: bytes, change) -> bytes:
+    model = onnx.load_from_string(data)
+    entry = next(p for p in model.metadata_props if p.key == "trader_ml")
+    entry.value = change(json.loads(entry.value))
+    return model.SerializeToString()
+
+
+metadata_fields = st.sampled_from(["lookback", "vol_boundaries", "feature_order", "regimes", "format_version", "kind"])
+
+
+@FUZZ
+@given(kind=st.sampled_from(["regime", "health"]), field=metadata_fields, value=json_values, as_list=st.booleans())
+def test_fuzzed_artifact_metadata_falls_back_never_crashes(
+    trained_store, store, day_event, kind, field, value, as_list
+):
+    pointer, _ = registry.read_latest(trained_store)  # the pristine one: examples share ``store``
+    key = pointer[f"{kind}_model"]
+    data = with_metadata(
+        trained_store.read(key), lambda meta: json.dumps([meta]) if as_list else json.dumps({**meta, field: value})
+    )
+    store.write(key, data)
+    store.write(LATEST_KEY, json.dumps({**pointer, f"{kind}_sha256": registry.sha256(data)}).encode())
+    check_answer(handler.handle(day_event, Predictor(store)))
+
+
+def test_a_warm_container_keeps_its_good_models_when_the_pointer_goes_bad(store):
+    clock = [0.0]
+    predictor = Predictor(store, ttl_seconds=1, clock=lambda: clock[0])
+    version = predictor.version
+    store.write(LATEST_KEY, b'{"version": null, "regime_sha256": 5}')
+    clock[0] = 10.0
+    day = load_day(store)
+    answer = handler.handle({"context_rows": day.context_rows}, predictor)
+    assert answer["regime"]["model_source"] == "trained" and answer["regime"]["model_version"] == version
