@@ -26,7 +26,7 @@ def features_frame() -> pd.DataFrame:
     days = pd.bdate_range("2024-01-01", periods=3)
     frame = pd.DataFrame({"date": np.repeat(days, 2), "symbol": ["AAA", "BBB"] * 3})
     for i, col in enumerate(ASSET_FEATURES):
-        frame[col] = np.arange(6) * 0.01 + i
+        frame[col] = (np.arange(6) + i) * 0.01 * (-1 if col.startswith("drawdown") else 1)  # plausible values
     return frame
 
 
@@ -121,3 +121,53 @@ def test_missing_symbol_is_rejected():
     frame.loc[2, "symbol"] = None
     with pytest.raises(ValidationError, match="row 2 .*column symbol: missing value"):
         validate_features(frame, "feat", TODAY)
+
+
+@pytest.mark.parametrize("symbol", ["x\x00y", "a/b", "../../etc", "AB\u202eC", "", "X" * 40])
+def test_symbols_must_be_tickers(symbol):
+    from trader_ml.validation import validate_features
+
+    frame = _features_frame(symbol)
+    with pytest.raises(ValidationError, match="column symbol"):
+        validate_features(frame, "f.parquet", TODAY)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"), [("return_1d", 1e30), ("vol_21d", -0.1), ("drawdown_63d", 0.5), ("return_21d", 250.0 * 100)]
+)
+def test_implausible_values_name_the_column_and_row(column, value):
+    from trader_ml.validation import validate_features
+
+    frame = _features_frame("AAPL")
+    frame.loc[1, column] = value
+    with pytest.raises(ValidationError, match=rf"f.parquet, row 1 .*column {column}: outside"):
+        validate_features(frame, "f.parquet", TODAY)
+
+
+def test_context_in_basis_points_is_refused():
+    from trader_ml.validation import validate_context
+
+    frame = pd.DataFrame(
+        {
+            "date": pd.bdate_range("2024-01-01", periods=3),
+            "spy_return_1d": [12.0, -30.0, 15.0],  # basis points stored as if fractions
+            "spy_return_21d": [0.01] * 3,
+            "spy_vol_21d": [0.15] * 3,
+            **{
+                c: [np.nan] * 3
+                for c in ("yield_slope", "credit_spread_proxy", "vixy_return_21d", "risk_off_proxy", "gdelt_avg_tone")
+            },
+        }
+    )
+    with pytest.raises(ValidationError, match="row 0 .*column spy_return_1d: outside"):
+        validate_context(frame, "c.parquet", TODAY)
+
+
+def _features_frame(symbol: str) -> pd.DataFrame:
+    from trader_ml.schema import ASSET_FEATURES
+
+    frame = pd.DataFrame({"date": pd.bdate_range("2024-01-01", periods=3), "symbol": [symbol] * 3})
+    for column in ASSET_FEATURES:
+        frame[column] = -0.01 if column.startswith("drawdown") else 0.2 if column.startswith("vol") else 0.01
+    frame["symbol"] = frame["symbol"].astype("string")
+    return frame

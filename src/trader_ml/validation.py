@@ -20,6 +20,7 @@ from trader_ml.schema import (
     CONTEXT_FEATURES,
     FEATURE_COLUMNS,
     REQUIRED_CONTEXT_FEATURES,
+    SYMBOL_PATTERN,
 )
 
 Locate = Callable[[int], str]  # row number -> "file, row k" for messages
@@ -36,7 +37,8 @@ def _row_label(frame: pd.DataFrame, i: int) -> str:
     if "date" in frame and not pd.isna(frame["date"].iloc[i]):
         parts.append(f"date {pd.Timestamp(frame['date'].iloc[i]).date()}")
     if "symbol" in frame and not pd.isna(frame["symbol"].iloc[i]):
-        parts.append(f"symbol {frame['symbol'].iloc[i]}")
+        symbol = str(frame["symbol"].iloc[i])
+        parts.append(f"symbol {symbol if symbol.isprintable() else ascii(symbol)}")  # no control bytes in messages
     return f" ({', '.join(parts)})" if parts else ""
 
 
@@ -85,6 +87,47 @@ def _check_floats(frame: pd.DataFrame, columns: tuple[str, ...], where: str | Lo
             _fail(frame, where, np.isnan(values), f"column {col}: NaN")
 
 
+# What a real market can do: a day's return of -100% .. +1000%, an annualised volatility up to
+# 2000%, a drawdown in [-1, 0]. Values outside are a unit mistake (basis points stored as
+# fractions) or corruption, and would train a model on nonsense.
+_RETURN = (-1.0, 10.0)
+_LONG_RETURN = (-1.0, 1000.0)
+ASSET_BOUNDS = {
+    "return_1d": _RETURN,
+    "return_5d": _LONG_RETURN,
+    "return_21d": _LONG_RETURN,
+    "return_63d": _LONG_RETURN,
+    "vol_21d": (0.0, 20.0),
+    "vol_63d": (0.0, 20.0),
+    "drawdown_21d": (-1.0, 0.0),
+    "drawdown_63d": (-1.0, 0.0),
+    "rel_strength_21d": (-1001.0, 1001.0),
+    "rel_strength_63d": (-1001.0, 1001.0),
+}
+CONTEXT_BOUNDS = {
+    "spy_return_1d": _RETURN,
+    "spy_return_21d": _LONG_RETURN,
+    "spy_vol_21d": (0.0, 20.0),
+    "yield_slope": (-50.0, 50.0),
+    "credit_spread_proxy": (-1.0, 100.0),
+    "vixy_return_21d": (-1.0, 1000.0),
+    "risk_off_proxy": (-1.0, 1000.0),
+    "gdelt_avg_tone": (-100.0, 100.0),
+}
+
+
+def _check_plausible(frame: pd.DataFrame, where: str | Locate, bounds: dict[str, tuple[float, float]]) -> None:
+    for col, (low, high) in bounds.items():
+        values = frame[col].to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            _fail(
+                frame,
+                where,
+                (values < low) | (values > high),
+                f"column {col}: outside {low} .. {high}, not a plausible value",
+            )
+
+
 def _normalised(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     out = frame[list(columns)].copy()
     out["date"] = out["date"].astype("datetime64[ns]")
@@ -106,6 +149,7 @@ def validate_context(frame: pd.DataFrame, where: str | Locate, today: dt.date | 
     _fail(frame, where, np.r_[False, dates[1:] < dates[:-1]], "column date: not in ascending order")
     nan_ok = set(CONTEXT_FEATURES) - set(REQUIRED_CONTEXT_FEATURES)
     _check_floats(frame, CONTEXT_FEATURES, where, nan_ok)
+    _check_plausible(frame, where, CONTEXT_BOUNDS)
     return _normalised(frame, CONTEXT_COLUMNS)
 
 
@@ -118,6 +162,13 @@ def validate_features(frame: pd.DataFrame, where: str | Locate, today: dt.date |
         raise ValidationError(f"{_file(where)}: column symbol has dtype {symbol.dtype}; expected string")
     text = symbol.astype("string")
     _fail(frame, where, (text.isna() | (text.str.strip() == "")).to_numpy(dtype=bool), "column symbol: missing value")
+    # Symbols become parts of keys, file names and logs: no separators, control or bidi characters.
+    _fail(
+        frame,
+        where,
+        ~text.str.fullmatch(SYMBOL_PATTERN[1:-1]).fillna(False).to_numpy(dtype=bool),
+        "column symbol: not a ticker (letters, digits and . - _ ^ =, at most 32 characters)",
+    )
     keys = pd.DataFrame({"date": frame["date"].to_numpy(), "symbol": text.to_numpy()})
     _fail(frame, where, keys.duplicated().to_numpy(), "duplicate (date, symbol)")
     dates = keys["date"].to_numpy()
@@ -125,6 +176,7 @@ def validate_features(frame: pd.DataFrame, where: str | Locate, today: dt.date |
     backwards = np.r_[False, (dates[1:] < dates[:-1]) | ((dates[1:] == dates[:-1]) & (names[1:] < names[:-1]))]
     _fail(frame, where, backwards, "rows not sorted by (date, symbol)")
     _check_floats(frame, ASSET_FEATURES, where, nan_ok=set())
+    _check_plausible(frame, where, ASSET_BOUNDS)
     out = _normalised(frame, FEATURE_COLUMNS)
     out["symbol"] = text.to_numpy()
     out["symbol"] = out["symbol"].astype("string")
