@@ -173,3 +173,28 @@ def test_train_outside_the_first_trading_day_does_nothing(tmp_path):
         assert result.returncode == 2 and "No historical data found" in result.stderr
     else:
         assert result.returncode == 0 and "not the first trading day" in result.stdout
+
+
+def test_arguments_with_newlines_are_refused(home):
+    env = {**os.environ, "HOME": str(home / "home"), "PATH": f"{home / 'bin'}:{os.environ['PATH']}"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trader_ml",
+            "schedule",
+            "show",
+            "--job",
+            "train",
+            "--backend",
+            "systemd",
+            "--store",
+            "x\nExecStartPost=/bin/sh -c evil",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "newlines or control characters" in result.stderr
+    assert "ExecStartPost" not in result.stdout

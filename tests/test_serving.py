@@ -336,3 +336,20 @@ def test_predict_on_a_weekend_names_the_nearest_stored_days(trained_store):
         timeout=60,
     )
     assert later.returncode == 2 and "the newest stored day is 2008-06-30" in later.stderr
+
+
+def test_the_served_baseline_is_the_evaluated_baseline(trained_store):
+    """Serving reads enough history that the rules answer as they do over the whole history
+    (the tone reference needs a year of 21-day windows)."""
+    from trader_ml.partitions import read_table
+    from trader_ml.schema import CONTEXT_FEATURES
+    from trader_ml.serving.daily import stored_days
+    from trader_ml.serving.history import regime_history
+    from trader_ml.serving.predictor import baseline_regime
+
+    context = read_table(trained_store, "context")
+    evaluated, _ = regime_history(context[list(CONTEXT_FEATURES)].to_numpy())
+    days = stored_days(trained_store)
+    for i in range(len(days) - 60, len(days), 7):
+        served = baseline_regime(load_day(trained_store, days[i]).context_rows)
+        assert list(served["regime_probs"].values()) == pytest.approx(list(evaluated[i]), abs=1e-12), days[i]

@@ -105,3 +105,30 @@ def test_missing_credentials_name_the_usual_ways(monkeypatch, tmp_path):
     with pytest.raises(StoreError, match="no AWS credentials found") as error:
         store.read("models/latest.json")
     assert "AWS_ACCESS_KEY_ID" in str(error.value) and "aws configure" in str(error.value)
+
+
+def test_a_link_that_leaves_the_store_is_refused(tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the store's")
+    store = LocalStore(tmp_path / "store")
+    store.write("models/a.json", b"{}")
+    (store.root / "models" / "latest.json").symlink_to(outside)
+    with pytest.raises(StoreError, match="is a link that leaves the store"):
+        store.read("models/latest.json")
+    with pytest.raises(StoreError, match="is a link that leaves the store"):
+        store.write("models/latest.json", b"overwrite")
+    assert outside.read_text() == "not the store's"
+
+
+def test_stale_temp_files_are_swept_by_the_next_write(tmp_path):
+    import os
+    import time
+
+    store = LocalStore(tmp_path / "store")
+    store.write("data/x.json", b"1")
+    old, fresh = store.root / "data" / ".y.json.tmp-dead", store.root / "data" / ".z.json.tmp-live"
+    old.write_bytes(b"left by a killed writer")
+    fresh.write_bytes(b"another writer, right now")
+    os.utime(old, (time.time() - 2 * 86400,) * 2)
+    LocalStore(store.root).write("data/x.json", b"2")
+    assert not old.exists() and fresh.exists()

@@ -28,7 +28,9 @@ def locate_report(store: Store, version: str | None) -> Path:
         data = store.read(key)
     except NotFoundError:
         raise TraderMLError(f"no report for version {version}: {store.describe(key)} does not exist") from None
-    path = Path(tempfile.gettempdir()) / "trader-ml-reports" / f"v{version}" / "index.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    # A fresh private folder (mode 0700) each time: a predictable path under /tmp could be a
+    # link someone planted to make this write over another file.
+    path = Path(tempfile.mkdtemp(prefix=f"trader-ml-report-v{version}-")) / "index.html"
+    with open(path, "xb") as f:  # x: never an existing file, never through a link
+        f.write(data)
     return path

@@ -64,6 +64,10 @@ class Job:
 def make_job(name: str, store: str, extra: list[str], at: dt.time | None, home: Path) -> Job:
     if name not in JOBS:
         raise TraderMLError(f"--job must be one of {', '.join(JOBS)}, not {name!r}")
+    for value in (store, *extra):
+        # A newline would end the unit file's or crontab's line and start a directive of its own.
+        if any(not ch.isprintable() for ch in value):
+            raise TraderMLError(f"schedule arguments may not hold newlines or control characters: {value!r}")
     store = store if store.startswith("s3://") else str(Path(store).expanduser().absolute())
     command = [sys.executable, "-m", "trader_ml", name, "--store", store, *extra]
     if name == "train":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from trader_ml.errors import NotFoundError, PreconditionFailed, StoreError
 
+STALE_TEMP_SECONDS = 24 * 3600  # a temp file this old belongs to a writer that died
 S3_WORKERS = 16  # S3 latency is per request; parallel requests hide it.
 LOCAL_WORKERS = 4
 
@@ -97,9 +99,14 @@ class LocalStore(Store):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().absolute()
         self.url = str(self.root)
+        self._swept: set[Path] = set()
 
     def _path(self, key: str) -> Path:
-        return self.root / _check_key(key)
+        path = self.root / _check_key(key)
+        # A link planted inside a store could make it read or write files anywhere.
+        if not path.resolve().is_relative_to(self.root.resolve()):
+            raise StoreError(f"{self.describe(key)} is a link that leaves the store; refusing to follow it")
+        return path
 
     def read(self, key: str) -> bytes:
         try:
@@ -130,6 +137,21 @@ class LocalStore(Store):
         path = self._path(key)
         tmp = self._write_temp(path, data, durable)
         os.replace(tmp, path)
+        self._sweep(path.parent)
+
+    def _sweep(self, folder: Path) -> None:
+        """Remove temp files a killed writer left in ``folder`` over a day ago (once per folder
+        and process: a write must stay cheap)."""
+        if folder in self._swept:
+            return
+        self._swept.add(folder)
+        cutoff = time.time() - STALE_TEMP_SECONDS
+        for leftover in folder.glob(".*.tmp-*"):
+            try:
+                if leftover.stat().st_mtime < cutoff:
+                    leftover.unlink()
+            except OSError:
+                pass  # gone already, or not ours to remove
 
     def create(self, key: str, data: bytes) -> None:
         path = self._path(key)

@@ -7,11 +7,15 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
+from trader_ml.baselines import DEFAULT_RULES, min_baseline_days
 from trader_ml.errors import NotFoundError, TraderMLError
 from trader_ml.schema import DAILY_PREFIX, daily_key, partition_day, predictions_key
 from trader_ml.store import Store
 
-HISTORY_DAYS = 252  # the regime rules judge news tone against its last year
+# The rules judge news tone against its mean over the last year, from windows that themselves
+# need 21 + 14 days: with fewer rows than this the served baseline would differ from the one
+# training and the backtest evaluate (which read the whole history).
+HISTORY_DAYS = DEFAULT_RULES.tone_reference + min_baseline_days(DEFAULT_RULES)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import pandas as pd
 
 from trader_ml import __version__, registry
 from trader_ml.baselines import baseline_health, baseline_regimes
-from trader_ml.errors import TraderMLError
+from trader_ml.errors import StoreError, TraderMLError
 from trader_ml.gate import DEFAULT_TOLERANCE, GateDecision, decide, health_comparison, regime_comparison
 from trader_ml.labels import health_targets, regime_labels
 from trader_ml.partitions import last_day_before, read_table
@@ -402,7 +402,13 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> O
     store.create(report_key(version), report)
     log(f"  report: {store.describe(report_key(version))} (trader-ml report {version} --store {store.url})")
     if promoted:
-        registry.swap_latest(store, registry.pointer_for(stored, pointer), etag)
+        try:
+            registry.swap_latest(store, registry.pointer_for(stored, pointer), etag)
+        except StoreError as e:
+            raise StoreError(
+                f"version {version} is stored but not current: {e}; latest.json still points to "
+                f"{champion_version or 'nothing'}; make it current with trader-ml models promote {version} --store {store.url}"
+            ) from None
         log(f"  promoted {version}: models/latest.json now points to it" + (" (--force)" if options.force else ""))
     else:
         log(
