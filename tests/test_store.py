@@ -115,9 +115,14 @@ def test_a_link_that_leaves_the_store_is_refused(tmp_path):
     (store.root / "models" / "latest.json").symlink_to(outside)
     with pytest.raises(StoreError, match="is a link that leaves the store"):
         store.read("models/latest.json")
+    store.write("models/latest.json", b"{}")  # a write replaces the link itself, never follows it
+    assert outside.read_text() == "not the store's" and not (store.root / "models" / "latest.json").is_symlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (store.root / "reports").symlink_to(elsewhere)  # a folder that leaves the store
     with pytest.raises(StoreError, match="is a link that leaves the store"):
-        store.write("models/latest.json", b"overwrite")
-    assert outside.read_text() == "not the store's"
+        LocalStore(store.root).write("reports/v1/index.html", b"<html>")
+    assert not any(elsewhere.iterdir())
 
 
 def test_stale_temp_files_are_swept_by_the_next_write(tmp_path):

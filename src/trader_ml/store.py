@@ -100,13 +100,31 @@ class LocalStore(Store):
         self.root = Path(root).expanduser().absolute()
         self.url = str(self.root)
         self._swept: set[Path] = set()
+        self._real_root = Path(os.path.realpath(self.root))
+        self._checked: set[Path] = set()
 
-    def _path(self, key: str) -> Path:
+    def _path(self, key: str, reading: bool = True) -> Path:
         path = self.root / _check_key(key)
-        # A link planted inside a store could make it read or write files anywhere.
-        if not path.resolve().is_relative_to(self.root.resolve()):
-            raise StoreError(f"{self.describe(key)} is a link that leaves the store; refusing to follow it")
+        self._check_folder(path.parent)
+        # A write renames a temp file over the name, replacing a link rather than following it;
+        # only a read would follow one.
+        if reading and os.path.islink(path):
+            self._refuse_link_out(path, key)
         return path
+
+    def _check_folder(self, folder: Path) -> None:
+        """A link planted inside a store could make it read or write files anywhere: each folder
+        is checked once per process (a store has thousands of day folders)."""
+        if folder in self._checked or folder == self.root:
+            return
+        self._check_folder(folder.parent)
+        if os.path.islink(folder):
+            self._refuse_link_out(folder, folder.relative_to(self.root).as_posix())
+        self._checked.add(folder)
+
+    def _refuse_link_out(self, path: Path, key: str) -> None:
+        if not Path(os.path.realpath(path)).is_relative_to(self._real_root):
+            raise StoreError(f"{self.describe(key)} is a link that leaves the store; refusing to follow it")
 
     def read(self, key: str) -> bytes:
         try:
@@ -134,10 +152,11 @@ class LocalStore(Store):
         return tmp
 
     def write(self, key: str, data: bytes, durable: bool = False) -> None:
-        path = self._path(key)
+        path = self._path(key, reading=False)
+        if path.parent not in self._swept:
+            self._sweep(path.parent)
         tmp = self._write_temp(path, data, durable)
         os.replace(tmp, path)
-        self._sweep(path.parent)
 
     def _sweep(self, folder: Path) -> None:
         """Remove temp files a killed writer left in ``folder`` over a day ago (once per folder
@@ -146,10 +165,14 @@ class LocalStore(Store):
             return
         self._swept.add(folder)
         cutoff = time.time() - STALE_TEMP_SECONDS
-        for leftover in folder.glob(".*.tmp-*"):
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return  # a folder not made yet holds no leftovers
+        for entry in entries:
             try:
-                if leftover.stat().st_mtime < cutoff:
-                    leftover.unlink()
+                if entry.name.startswith(".") and ".tmp-" in entry.name and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
             except OSError:
                 pass  # gone already, or not ours to remove
 
