@@ -98,7 +98,8 @@ def test_seed_train_py_against_s3(market_bucket, aws_env, tmp_path):
     assert -1 <= health["test_health_correlation"] <= 1
     window = latest["data_window"]
     assert window["last_date"] == "2008-06-30" and window["symbols"] == 6 and window["rows"] > 300
-    assert latest["package_version"] and latest["previous_version"] is None and latest["history"] == [version]
+    assert latest["package_version"] and latest["previous_version"] is None
+    assert latest["history"] == [{"version": version, "regime": version, "health": version}]
     assert set(latest["baseline_metrics"]) == {"regime", "health"}
     local = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert local == [
@@ -144,12 +145,43 @@ def test_gate_holds_back_unless_forced(local_store, tmp_path, monkeypatch):
     )
     lines: list[str] = []
     held = orchestrate.run_training(options, log=lines.append)
-    assert not held.promoted and registry.read_latest(local_store) == (None, None)
+    assert held.promoted == () and registry.read_latest(local_store) == (None, None)
     assert any("stored but not promoted" in line for line in lines)
+    assert registry.read_manifest(local_store, held.version)["gate"]["gate_passed"] == {"regime": False, "health": False}
     forced = orchestrate.run_training(orchestrate.TrainOptions(**{**options.__dict__, "force": True}), log=lines.append)
-    assert forced.promoted and forced.version != held.version
+    assert forced.promoted == ("regime", "health") and forced.version != held.version
     assert registry.read_latest(local_store)[0]["version"] == forced.version
     assert registry.versions(local_store) == [held.version, forced.version]
+    gate = registry.read_manifest(local_store, forced.version)["gate"]
+    assert gate["forced"] and gate["gate_passed"] == {"regime": False, "health": False} and "promoted" not in gate
+
+
+def test_a_model_that_passes_is_promoted_without_the_one_that_fails(local_store, tmp_path, monkeypatch):
+    from trader_ml.training import orchestrate
+
+    fill(local_store)
+    real_decide = orchestrate.decide
+
+    def health_only(vs_baseline, *args, **kwargs):
+        decision = real_decide(vs_baseline, *args, **kwargs)
+        passed = vs_baseline.metric == "test_health_correlation"
+        return GateDecision(passed, "forced by the test", decision.vs_baseline, decision.vs_champion, 30)
+
+    monkeypatch.setattr(orchestrate, "decide", health_only)
+    options = orchestrate.TrainOptions(
+        store=local_store.url, max_days=600, epochs=1, output_dir=str(tmp_path / "o"), progress=False
+    )
+    lines: list[str] = []
+    outcome = orchestrate.run_training(options, log=lines.append)
+    pointer = registry.read_latest(local_store)[0]
+    assert outcome.promoted == ("health",)
+    assert pointer["regime_model"] is None and pointer["regime_metrics"]["model_type"] == "baseline"
+    assert registry.model_version(pointer, "health") == outcome.version
+    assert any(f"now makes current: regime baseline, health {outcome.version}" in line for line in lines)
+    assert registry.read_manifest(local_store, outcome.version)["gate"]["gate_passed"] == {
+        "regime": False,
+        "health": True,
+    }
 
 
 def test_models_commands(local_store, tmp_path, monkeypatch):
@@ -165,10 +197,13 @@ def test_models_commands(local_store, tmp_path, monkeypatch):
             timeout=60,
         )
 
-    assert f"promoted {v1}" in models("promote", v1).stdout
-    assert f"promoted {v2}; previous: {v1}" in models("promote", v2).stdout
+    assert f"promoted {v1} (regime and health); previous: None" in models("promote", v1).stdout
+    promoted = models("promote", v2, "--model", "health").stdout
+    assert f"promoted {v2} (health); previous: {v1}" in promoted and f"current: regime {v1}, health {v2}" in promoted
     listing = models("list").stdout
-    assert f"* {v2}" in listing.replace("*  ", "* ") or re.search(rf"\*\s+{re.escape(v2)}", listing)
+    assert re.search(rf"^regime\s+{re.escape(v1)}\s", listing, re.M)
+    assert re.search(rf"^health\s+{re.escape(v2)}\s", listing, re.M)
+    assert f"current (models/latest.json): regime {v1}, health {v2}" in listing
     shown = json.loads(models("show", v1).stdout)
     assert shown["artifact_checks"] == {"regime": "sha256 ok", "health": "sha256 ok"}
     assert f"rolled back to {v1}" in models("rollback").stdout

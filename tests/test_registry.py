@@ -57,12 +57,36 @@ def test_promote_then_rollback(any_store):
     v1, v2 = store_version(any_store, b"1"), store_version(any_store, b"2", dt.date(2026, 2, 27))
     registry.promote(any_store, v1)
     pointer = registry.promote(any_store, v2)
-    assert pointer["version"] == v2 and pointer["previous_version"] == v1 and pointer["history"] == [v1, v2]
+    assert pointer["version"] == v2 and pointer["previous_version"] == v1
+    assert [entry["version"] for entry in pointer["history"]] == [v1, v2]
     back = registry.rollback(any_store)
     assert back["version"] == v1 and back["previous_version"] is None
     assert registry.read_latest(any_store)[0]["regime_model"] == registry.artifact_key("regime", v1)
     with pytest.raises(RegistryError, match="no previous version"):
         registry.rollback(any_store)
+
+
+def test_each_model_is_promoted_on_its_own_and_rolled_back_as_it_was(any_store):
+    v1, v2 = store_version(any_store, b"1"), store_version(any_store, b"2", dt.date(2026, 2, 27))
+    first = registry.promote(any_store, v1, ("health",))
+    assert first["regime_model"] is None and first["regime_sha256"] is None  # the rule baseline serves it
+    assert first["regime_metrics"] == {"test_f1_macro": 0.5, "model_type": "baseline"}
+    assert first["health_model"] == registry.artifact_key("health", v1)
+    second = registry.promote(any_store, v2, ("regime",))
+    assert registry.model_version(second, "regime") == v2 and registry.model_version(second, "health") == v1
+    assert second["history"][-1] == {"version": v2, "regime": v2, "health": v1}
+    assert registry.read_latest(any_store)[0] == second  # a mixed pointer reads back as valid
+    back = registry.rollback(any_store)
+    assert back["regime_model"] is None and registry.model_version(back, "health") == v1
+    assert back["version"] == v1 and back["previous_version"] is None
+
+
+def test_a_pointer_from_before_per_model_promotion_still_reads_and_rolls_back(local_store):
+    v1, v2 = store_version(local_store, b"1"), store_version(local_store, b"2")
+    old = {**registry.pointer_for(registry.read_manifest(local_store, v2), None), "history": [v1, v2]}
+    local_store.write(LATEST_KEY, json.dumps(old).encode())
+    back = registry.rollback(local_store)
+    assert registry.model_version(back, "regime") == v1 and registry.model_version(back, "health") == v1
 
 
 def test_promote_refuses_a_damaged_artifact(local_store):
@@ -223,9 +247,13 @@ def _c(diff: float, low: float, high: float, candidate: float = 0.6, other: floa
 
 
 def test_gate_decisions():
-    beats = _c(0.1, 0.0, 0.2)
+    beats = _c(0.1, 0.01, 0.2)
     assert not decide(_c(-0.1, -0.2, 0.0, 0.4, 0.5), None, 30).promote  # loses to the baseline
     assert not decide(_c(0.0, -0.1, 0.1, 0.5, 0.5), None, 30).promote  # a tie does not beat it
+    lucky = decide(_c(0.1, -0.02, 0.2), None, 30)  # ahead, but the interval reaches below zero
+    assert not lucky.promote and "cannot be told from its baseline" in lucky.reason
+    short = decide(beats, None, 19)
+    assert not short.promote and "only 19 test days; the gate needs at least 20" in short.reason
     assert decide(beats, None, 30).promote  # first model
     assert decide(beats, _c(-0.01, -0.015, 0.02), 30).promote  # not worse beyond 0.02
     worse = decide(beats, _c(-0.2, -0.3, -0.1), 30)

@@ -172,6 +172,19 @@ def test_new_version_goes_live_after_the_ttl_and_a_bad_one_does_not(store, day):
     assert answer["model_source"] == "trained" and answer["model_version"] == second["version"]
 
 
+def test_a_pointer_naming_the_baseline_for_one_model_serves_it_and_the_other_trained(store, day):
+    version = registry.read_latest(store)[0]["version"]
+    pointer = registry.pointer_for(registry.read_manifest(store, version), None, ("health",))
+    store.write(LATEST_KEY, json.dumps(pointer).encode())
+    predictor = Predictor.from_store(store.url)
+    regime = predictor.predict_regime(day.context_rows)
+    check_regime(regime, "baseline")
+    assert regime["model_version"] == BASELINE_VERSION and "names the rule baseline" in regime["fallback_reason"]
+    answers, _ = predictor.predict_health(day.feature_rows)
+    check_health(answers, "trained")
+    assert {a["model_version"] for a in answers.values()} == {version}
+
+
 def test_serving_imports_no_torch_pandas_or_training(store):
     code = f"""
 import sys

@@ -472,6 +472,11 @@ def build_parser(
     p = sub.add_parser("models", help="list, show, promote or roll back model versions")
     p.add_argument("action", choices=("list", "show", "promote", "rollback"))
     p.add_argument("version", nargs="?", help="for show and promote: a version such as 20260130 or 20260130-2")
+    p.add_argument(
+        "--model",
+        choices=("regime", "health"),
+        help="for promote: make only this model of the version current; the other stays as it is (default: both)",
+    )
     add_store_args(p)
     p.set_defaults(func=cmd_models)
 

@@ -1,9 +1,12 @@
-"""The promotion gate: is a candidate model better than its baseline and not worse than the champion?
+"""The promotion gate, per model: better than its baseline beyond doubt, not worse than the champion.
 
 Test windows are short (with a year of data, about a month), so a point estimate alone would
-promote on luck. The gate compares candidate and champion on the same test days, resamples
-those days in blocks (the days are not independent) and promotes only when a loss larger than
-the tolerance is unlikely. numpy only.
+promote on luck. The gate compares the candidate with its baseline and with the champion on the
+same test days, resamples those days in blocks (the days are not independent) and passes a model
+only when the low end of its interval against the baseline is above zero, a loss to the
+champion beyond the tolerance is unlikely, and the window has at least ``MIN_TEST_DAYS`` days.
+Each model is judged on its own: a health model that passes is not held back by a regime model
+that does not. numpy only.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ DEFAULT_TOLERANCE = 0.02
 BOOTSTRAP_SAMPLES = 1000
 BLOCK_DAYS = 10
 CONFIDENCE = 0.90
+MIN_TEST_DAYS = 20  # a month of trading days: fewer and two blocks of 10 days would decide
 
 
 @dataclass(frozen=True)
@@ -130,32 +134,39 @@ def health_comparison(
 
 
 def decide(
-    vs_baseline: Comparison, vs_champion: Comparison | None, test_days: int, tolerance: float = DEFAULT_TOLERANCE
+    vs_baseline: Comparison,
+    vs_champion: Comparison | None,
+    test_days: int,
+    tolerance: float = DEFAULT_TOLERANCE,
+    min_test_days: int = MIN_TEST_DAYS,
 ) -> GateDecision:
-    """Promote when the candidate beats its baseline and, if a champion exists, a loss to it
-    beyond ``tolerance`` is unlikely: the interval's low end is at least ``-tolerance``."""
+    """Pass when the test window has at least ``min_test_days`` days, the low end of the
+    interval against the baseline is above zero and, if a champion exists, a loss to it beyond
+    ``tolerance`` is unlikely: that interval's low end is at least ``-tolerance``."""
     name = vs_baseline.metric
-    if not vs_baseline.difference > 0:
-        return GateDecision(
-            False,
-            f"does not beat its baseline on {name} ({vs_baseline.candidate:.3f} vs {vs_baseline.other:.3f})",
-            vs_baseline,
-            vs_champion,
-            test_days,
+
+    def fail(reason: str) -> GateDecision:
+        return GateDecision(False, reason, vs_baseline, vs_champion, test_days)
+
+    if test_days < min_test_days:
+        return fail(f"only {test_days} test days; the gate needs at least {min_test_days}")
+    baseline_interval = f"{CONFIDENCE:.0%} interval [{vs_baseline.low:+.3f}, {vs_baseline.high:+.3f}]"
+    if not vs_baseline.low > 0:
+        verdict = "does not beat" if not vs_baseline.difference > 0 else "cannot be told from"
+        return fail(
+            f"{verdict} its baseline on {name} ({vs_baseline.candidate:.3f} vs {vs_baseline.other:.3f}, "
+            f"{baseline_interval})"
         )
+    beats = (
+        f"beats its baseline on {name} ({vs_baseline.candidate:.3f} vs {vs_baseline.other:.3f}, {baseline_interval})"
+    )
     if vs_champion is None:
-        return GateDecision(
-            True,
-            f"beats its baseline on {name} ({vs_baseline.candidate:.3f} vs {vs_baseline.other:.3f}); no champion yet",
-            vs_baseline,
-            None,
-            test_days,
-        )
+        return GateDecision(True, f"{beats}; no champion yet", vs_baseline, None, test_days)
     interval = f"[{vs_champion.low:+.3f}, {vs_champion.high:+.3f}]"
     if vs_champion.low >= -tolerance:
         return GateDecision(
             True,
-            f"not worse than the champion beyond {tolerance} on {name}: "
+            f"{beats}; not worse than the champion beyond {tolerance}: "
             f"difference {vs_champion.difference:+.3f}, {CONFIDENCE:.0%} interval {interval}",
             vs_baseline,
             vs_champion,
@@ -165,11 +176,7 @@ def decide(
         verdict = "worse than the champion"
     else:
         verdict = f"cannot be told from the champion on {test_days} test days"
-    return GateDecision(
-        False,
+    return fail(
         f"{verdict} on {name}: difference {vs_champion.difference:+.3f}, "
-        f"{CONFIDENCE:.0%} interval {interval}, tolerance {tolerance}",
-        vs_baseline,
-        vs_champion,
-        test_days,
+        f"{CONFIDENCE:.0%} interval {interval}, tolerance {tolerance}"
     )

@@ -3,7 +3,9 @@
 A version ``YYYYMMDD`` (``YYYYMMDD-2``, ``-3`` ... for more runs that day) owns
 ``models/regime_vV.onnx``, ``models/health_vV.onnx`` and ``models/manifest_vV.json``, all
 created only if absent. ``models/latest.json`` keeps the training guide's keys, adds checksums, data
-window, baselines and history, and moves only by compare-and-swap. numpy-free, torch-free.
+window, baselines and history, and moves only by compare-and-swap. Each model is current on its
+own: ``regime_model`` and ``health_model`` may name versions of different dates, or ``null``
+where the rule baseline serves that model. numpy-free, torch-free.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from trader_ml.schema import LATEST_KEY, MODELS_PREFIX
 from trader_ml.store import Store
 
 SEED_KEYS = ("version", "timestamp", "regime_model", "health_model", "regime_metrics", "health_metrics")
+KINDS = ("regime", "health")
 HISTORY_LENGTH = 50
 VERSION = re.compile(r"^\d{8}(-\d+)?$")
 
@@ -93,21 +96,41 @@ def check_pointer(pointer: object, where: str) -> dict:
         raise RegistryError(f"{where}: missing key(s) {', '.join(missing)}")
     if not isinstance(pointer["version"], str) or not VERSION.match(pointer["version"]):
         raise RegistryError(f"{where}: version {str(pointer['version'])[:40]!r} is not YYYYMMDD or YYYYMMDD-N")
-    for kind in ("regime", "health"):
+    for kind in KINDS:
         path = pointer[f"{kind}_model"]
-        if not isinstance(path, str) or not ARTIFACT[kind].match(path):
-            raise RegistryError(f"{where}: {kind}_model {str(path)[:60]!r} points outside {MODELS_PREFIX}")
         checksum = pointer.get(f"{kind}_sha256")
-        if checksum is not None and not (isinstance(checksum, str) and SHA256.match(checksum)):
+        if path is None:  # the rule baseline serves this model
+            if checksum is not None:
+                raise RegistryError(f"{where}: {kind}_sha256 is set but {kind}_model is null")
+        elif not isinstance(path, str) or not ARTIFACT[kind].match(path):
+            raise RegistryError(f"{where}: {kind}_model {str(path)[:60]!r} points outside {MODELS_PREFIX}")
+        elif checksum is not None and not (isinstance(checksum, str) and SHA256.match(checksum)):
             raise RegistryError(f"{where}: {kind}_sha256 {str(checksum)[:70]!r} is not a sha256 checksum")
         if not isinstance(pointer[f"{kind}_metrics"], dict):
             raise RegistryError(f"{where}: {kind}_metrics is not an object")
     if not isinstance(pointer["timestamp"], str):
         raise RegistryError(f"{where}: timestamp is not a string")
     history = pointer.get("history", [])
-    if not isinstance(history, list) or not all(isinstance(v, str) and VERSION.match(v) for v in history):
+    if not isinstance(history, list) or not all(_history_entry(entry) for entry in history):
         raise RegistryError(f"{where}: history is not a list of versions")
     return pointer
+
+
+def _history_entry(entry: object) -> dict | None:
+    """A history entry as {"version", "regime", "health"} (the version each model came from, None
+    for a baseline); a bare version string, as older pointers wrote, means both models of it."""
+    if isinstance(entry, str):
+        return {"version": entry, "regime": entry, "health": entry} if VERSION.match(entry) else None
+    if not isinstance(entry, dict) or set(entry) != {"version", *KINDS}:
+        return None
+    values = [entry["version"], *(entry[k] for k in KINDS if entry[k] is not None)]
+    return entry if all(isinstance(v, str) and VERSION.match(v) for v in values) else None
+
+
+def model_version(pointer: dict, kind: str) -> str | None:
+    """The version whose ``kind`` model the pointer makes current; None where the baseline serves."""
+    path = pointer[f"{kind}_model"]
+    return None if path is None else path.removeprefix(f"{MODELS_PREFIX}{kind}_v").removesuffix(".onnx")
 
 
 def read_latest(store: Store) -> tuple[dict | None, str | None]:
@@ -200,23 +223,53 @@ def publish(
     raise AssertionError("unreachable")
 
 
-def pointer_for(manifest: dict, previous: dict | None, now: dt.datetime | None = None) -> dict:
-    """The latest.json that makes ``manifest``'s version current."""
-    history = [v for v in (previous or {}).get("history", []) if v != manifest["version"]]
-    history = (history + [manifest["version"]])[-HISTORY_LENGTH:]
-    pointer = {key: manifest[key] for key in SEED_KEYS}
-    pointer.update(
-        {
-            "regime_sha256": manifest["regime_sha256"],
-            "health_sha256": manifest["health_sha256"],
-            "data_window": manifest["data_window"],
-            "package_version": manifest["package_version"],
-            "baseline_metrics": manifest["baseline_metrics"],
-            "previous_version": history[-2] if len(history) > 1 else None,
-            "history": history,
-            "promoted_at": (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
-        }
-    )
+def baseline_fields(kind: str, manifest: dict) -> dict:
+    """The pointer fields that make the rule baseline serve ``kind``, with the baseline's metrics
+    from the run that measured them."""
+    metrics = {**manifest["baseline_metrics"][kind], "model_type": "baseline"}
+    return {f"{kind}_model": None, f"{kind}_sha256": None, f"{kind}_metrics": metrics}
+
+
+def model_fields(kind: str, manifest: dict) -> dict:
+    return {f"{kind}_{field}": manifest[f"{kind}_{field}"] for field in ("model", "sha256", "metrics")}
+
+
+def pointer_for(
+    manifest: dict, previous: dict | None, kinds: tuple[str, ...] = KINDS, now: dt.datetime | None = None
+) -> dict:
+    """The latest.json that makes ``manifest``'s models of ``kinds`` current; each other model
+    stays as ``previous`` had it, or the baseline when there was none."""
+    fields = {}
+    for kind in KINDS:
+        if kind in kinds:
+            fields.update(model_fields(kind, manifest))
+        elif previous is not None:
+            fields.update({f"{kind}_{f}": previous.get(f"{kind}_{f}") for f in ("model", "sha256", "metrics")})
+        else:
+            fields.update(baseline_fields(kind, manifest))
+    entry = {"version": manifest["version"], **{k: model_version(fields, k) for k in KINDS}}
+    history = [_history_entry(e) for e in (previous or {}).get("history", [])]
+    history = ([e for e in history if e != entry] + [entry])[-HISTORY_LENGTH:]
+    return _pointer(manifest, fields, history, now)
+
+
+def _pointer(manifest: dict, fields: dict, history: list[dict], now: dt.datetime | None) -> dict:
+    pointer = {
+        "version": manifest["version"],
+        "timestamp": manifest["timestamp"],
+        "regime_model": fields["regime_model"],
+        "health_model": fields["health_model"],
+        "regime_metrics": fields["regime_metrics"],
+        "health_metrics": fields["health_metrics"],
+        "regime_sha256": fields["regime_sha256"],
+        "health_sha256": fields["health_sha256"],
+        "data_window": manifest["data_window"],
+        "package_version": manifest["package_version"],
+        "baseline_metrics": manifest["baseline_metrics"],
+        "previous_version": history[-2]["version"] if len(history) > 1 else None,
+        "history": history,
+        "promoted_at": (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
+    }
     return pointer
 
 
@@ -236,23 +289,26 @@ def swap_latest(store: Store, pointer: dict, expected_etag: str | None) -> str:
         ) from None
 
 
-def promote(store: Store, version: str, log: Callable[[str], None] = lambda _: None) -> dict:
-    """Make a stored version current (a user's decision: no gate)."""
+def promote(
+    store: Store, version: str, kinds: tuple[str, ...] = KINDS, log: Callable[[str], None] = lambda _: None
+) -> dict:
+    """Make a stored version's models of ``kinds`` current (a user's decision: no gate)."""
     manifest = read_manifest(store, version)
-    for kind in ("regime", "health"):
+    for kind in kinds:
         read_artifact(store, manifest[f"{kind}_model"], manifest[f"{kind}_sha256"])
     try:
         previous, etag = read_latest(store)
     except DamagedPointer as damaged:  # the repair the error message promises
         previous, etag = None, damaged.etag
         log(f"{store.describe(LATEST_KEY)} was damaged; its bytes are kept as {keep_damaged(store, damaged)}")
-    pointer = pointer_for(manifest, previous)
+    pointer = pointer_for(manifest, previous, kinds)
     swap_latest(store, pointer, etag)
     return pointer
 
 
 def rollback(store: Store) -> dict:
-    """Make the previous version in latest.json's history current again."""
+    """Make latest.json what it was before its last move: each model back to the version (or
+    baseline) the previous entry of its history names."""
     try:
         previous, etag = read_latest(store)
     except DamagedPointer:
@@ -263,10 +319,19 @@ def rollback(store: Store) -> dict:
         ) from None
     if previous is None:
         raise RegistryError(f"no {LATEST_KEY} in {store.url}: nothing to roll back")
-    history = previous.get("history", [])
+    history = [_history_entry(e) for e in previous.get("history", [])]
     if len(history) < 2:
         raise RegistryError(f"{LATEST_KEY} has no previous version to roll back to")
-    target = read_manifest(store, history[-2])
-    pointer = pointer_for(target, {**previous, "history": history[:-2]})
+    target = history[-2]
+    manifest = read_manifest(store, target["version"])
+    fields = {}
+    for kind in KINDS:
+        source = target[kind]
+        if source is None:
+            fields.update(baseline_fields(kind, manifest))
+        else:
+            fields.update(model_fields(kind, manifest if source == target["version"] else read_manifest(store, source)))
+            read_artifact(store, fields[f"{kind}_model"], fields[f"{kind}_sha256"])
+    pointer = _pointer(manifest, fields, history[:-1], None)
     swap_latest(store, pointer, etag)
     return pointer

@@ -14,28 +14,36 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def _gate(manifest: dict, kind: str) -> str:
+    gate = manifest.get("gate", {})
+    passed = gate.get("gate_passed", {}).get(kind, gate.get("promoted"))  # "promoted": older manifests
+    word = "-" if passed is None else "passed" if passed else "failed"
+    return f"{word}, forced" if gate.get("forced") else word
+
+
 def list_versions(store: Store) -> None:
-    """The versions, current one starred. A damaged latest.json still lets the versions be
-    listed (to choose one to promote); the damage is then reported as the command's error."""
+    """The versions: each model's gate verdict and whether latest.json makes it current. A damaged
+    latest.json still lets the versions be listed (to choose one to promote); the damage is then
+    reported as the command's error."""
     damaged = None
     try:
         current, _ = registry.read_latest(store)
     except registry.DamagedPointer as e:
         current, damaged = None, e
-    current_version = current["version"] if current else None
-    rows = [("", "version", "created", "regime f1 (baseline)", "health corr (baseline)", "gate")]
+    current_of = {kind: registry.model_version(current, kind) if current else None for kind in registry.KINDS}
+    rows = [("current", "version", "created", "regime f1 (baseline)", "gate", "health corr (baseline)", "gate")]
     for version in registry.versions(store):
         m = registry.read_manifest(store, version)
         rm, hm, base = m["regime_metrics"], m["health_metrics"], m["baseline_metrics"]
-        gate = "passed" if m.get("gate", {}).get("promoted") else "held back"
         rows.append(
             (
-                "*" if version == current_version else "",
+                "+".join(kind for kind in registry.KINDS if current_of[kind] == version) or "",
                 version,
                 m["timestamp"],
                 f"{_fmt(rm['test_f1_macro'])} ({_fmt(base['regime']['test_f1_macro'])})",
+                _gate(m, "regime"),
                 f"{_fmt(hm['test_health_correlation'])} ({_fmt(base['health']['test_health_correlation'])})",
-                gate,
+                _gate(m, "health"),
             )
         )
     if len(rows) == 1:
@@ -47,7 +55,9 @@ def list_versions(store: Store) -> None:
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     count = len(rows) - 1
-    print(f"* current (models/latest.json); {count} version{'s' if count != 1 else ''} in {store.url}")
+    served = ", ".join(f"{kind} {current_of[kind] or 'rule baseline'}" for kind in registry.KINDS)
+    print(f"current (models/latest.json): {served if current else 'nothing; the rule baselines serve'}")
+    print(f"{count} version{'s' if count != 1 else ''} in {store.url}")
     if damaged is not None:
         raise damaged
 
@@ -64,6 +74,10 @@ def show(store: Store, version: str) -> None:
     print(json.dumps({**manifest, "artifact_checks": checks}, indent=2))
 
 
+def _current(pointer: dict) -> str:
+    return ", ".join(f"{kind} {registry.model_version(pointer, kind) or 'rule baseline'}" for kind in registry.KINDS)
+
+
 def run(args: argparse.Namespace, store: Store) -> int:
     if args.action in ("show", "promote") and not args.version:
         raise TraderMLError(f"models {args.action} needs a VERSION (see trader-ml models list)")
@@ -72,9 +86,12 @@ def run(args: argparse.Namespace, store: Store) -> int:
     elif args.action == "show":
         show(store, args.version)
     elif args.action == "promote":
-        pointer = registry.promote(store, args.version, log=print)
-        print(f"promoted {pointer['version']}; previous: {pointer['previous_version']}")
+        kinds = (args.model,) if args.model else registry.KINDS
+        pointer = registry.promote(store, args.version, kinds, log=print)
+        print(f"promoted {pointer['version']} ({' and '.join(kinds)}); previous: {pointer['previous_version']}")
+        print(f"current: {_current(pointer)}")
     else:
         pointer = registry.rollback(store)
         print(f"rolled back to {pointer['version']}; previous: {pointer['previous_version']}")
+        print(f"current: {_current(pointer)}")
     return 0

@@ -152,7 +152,9 @@ def render(
     manifest: dict, regime_metrics: dict, health_metrics: dict, decisions: dict, regime: RegimeView, health: HealthView
 ) -> str:
     """The page: headline, gate, metric tables against baselines and champion, five figures."""
-    champion = manifest["gate"].get("champion_version")
+    gate = manifest["gate"]
+    champions = gate.get("champion_versions") or {}
+    champion = ", ".join(f"{k} {v}" for k, v in champions.items() if v) or None
     regime_cols = [c for c in ("model", "baseline", "model_vs_truth", "baseline_vs_truth") if c in regime_metrics]
     regime_rows = {
         k: [regime_metrics[c].get(k) for c in regime_cols]
@@ -187,7 +189,8 @@ def render(
         f'<figure><img alt="{html.escape(t)}" src="{src}"><figcaption>{html.escape(t)}</figcaption></figure>'
         for t, src in figures
     )
-    verdict = "promoted" if manifest["gate"]["promoted"] else "stored, not promoted"
+    passed = gate.get("gate_passed", {})
+    verdict = "gate: " + ", ".join(f"{k} {'passes' if ok else 'fails'}" for k, ok in passed.items())
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>trader-ml report v{html.escape(manifest["version"])}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}}
@@ -195,7 +198,7 @@ table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{border:1px solid #cc
 thead th{{background:#f3f3f3}}figure{{margin:1em 0}}img{{max-width:100%}}</style></head><body>
 <h1>Training report, version {html.escape(manifest["version"])}</h1>
 <p>{html.escape(manifest["timestamp"])}; data {html.escape(window["first_date"])} .. {html.escape(window["last_date"])}
-({window["rows"]} trading days, {window["symbols"]} symbols); <b>{verdict}</b>{" (forced)" if manifest["gate"]["forced"] else ""}.</p>
+({window["rows"]} trading days, {window["symbols"]} symbols); <b>{verdict}</b>{" (promotion forced)" if gate["forced"] else ""}; models/latest.json says which models are current.</p>
 {_table("Gate: candidate, baseline, champion " + (champion or "(none)"), ["candidate", "baseline", "champion", "verdict"], gate_rows)}
 <ul>{reasons}</ul>
 {_table("Regime model on its test window", regime_cols, regime_rows)}

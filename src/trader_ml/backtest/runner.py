@@ -113,6 +113,9 @@ def run_refits(
         else:
             models[slot], metrics[slot] = cached[0], {**cached[1], "cached": True}
     slots = {job.key: slot for slot, job in jobs.items()}
+    # Longest first: on an expanding window the last refits are the largest, and started last
+    # they would run alone at the end while the other workers idle.
+    todo.sort(key=lambda job: len(job.rows), reverse=True)
     workers = config.workers or default_workers()
     if todo:
         where = f"Ray at {config.ray_address}" if config.ray_address else f"{min(workers, len(todo))} process(es)"

@@ -1,7 +1,7 @@
 """The predictor: current models from a store, re-checked after a TTL, baselines when it must.
 
 It reads ``models/latest.json`` when created, verifies each artifact's sha256 and loads it with
-onnxruntime. Every ``ttl_seconds`` it looks at latest.json again: a new version goes live with
+onnxruntime; a model that latest.json leaves to the rule baseline (``null``) is answered by it. Every ``ttl_seconds`` it looks at latest.json again: a new version goes live with
 no redeploy, and a new pointer that cannot be loaded leaves the last good models serving. When
 no trained model can answer, the rule baselines do, with the same dicts. Every answer says
 which model produced it (``model_source``, ``model_version``) and why a fallback happened
@@ -42,12 +42,17 @@ class InputError(TraderMLError):
 
 @dataclass
 class Loaded:
-    """Models of one version, all or nothing."""
+    """The models one latest.json names, all or nothing; None where it names the baseline."""
 
     version: str
     etag: str
-    regime: RegimeModel
-    health: HealthModel
+    regime: RegimeModel | None
+    health: HealthModel | None
+    versions: dict[str, str | None]  # the version each model came from
+
+
+def _baseline_by_choice(kind: str) -> str:
+    return f"latest.json names the rule baseline for the {kind} model: no trained {kind} model has passed its gate"
 
 
 class Predictor:
@@ -105,13 +110,19 @@ class Predictor:
             self._keep_or_fall_back(f"{type(e).__name__}: {e}")
 
     def _load(self, pointer: dict, etag: str) -> Loaded:
-        regime_bytes = registry.read_artifact(self.store, pointer["regime_model"], pointer["regime_sha256"])
-        health_bytes = registry.read_artifact(self.store, pointer["health_model"], pointer["health_sha256"])
+        models = {}
+        for kind, cls in (("regime", RegimeModel), ("health", HealthModel)):
+            key = pointer[f"{kind}_model"]
+            if key is None:
+                models[kind] = None
+                continue
+            models[kind] = cls.from_bytes(registry.read_artifact(self.store, key, pointer[f"{kind}_sha256"]), key)
         return Loaded(
             version=pointer["version"],
             etag=etag,
-            regime=RegimeModel.from_bytes(regime_bytes, pointer["regime_model"]),
-            health=HealthModel.from_bytes(health_bytes, pointer["health_model"]),
+            regime=models["regime"],
+            health=models["health"],
+            versions={kind: registry.model_version(pointer, kind) for kind in registry.KINDS},
         )
 
     def _keep_or_fall_back(self, reason: str) -> None:
@@ -127,11 +138,14 @@ class Predictor:
 
     # --- answers --------------------------------------------------------------------------
 
-    def _tag(self, answer: dict, trained: bool, reason: str | None) -> dict:
+    def _tag(self, answer: dict, kind: str, trained: bool, reason: str | None) -> dict:
         answer["model_source"] = "trained" if trained else "baseline"
-        answer["model_version"] = self.loaded.version if trained and self.loaded else BASELINE_VERSION
+        answer["model_version"] = self.loaded.versions[kind] if trained and self.loaded else BASELINE_VERSION
         if not trained:
-            answer["fallback_reason"] = reason or self.problem or "no trained model"
+            chosen = self.loaded is not None and getattr(self.loaded, kind) is None
+            answer["fallback_reason"] = (
+                reason or (_baseline_by_choice(kind) if chosen else None) or self.problem or "no trained model"
+            )
         return answer
 
     def predict_regime(self, context_rows) -> dict:
@@ -139,30 +153,30 @@ class Predictor:
         column or rows in CONTEXT_FEATURES order), plus where it came from."""
         self.refresh()
         reason = None
-        if self.loaded is not None:
+        if self.loaded is not None and self.loaded.regime is not None:
             try:
-                return self._tag(self.loaded.regime.predict(context_rows), True, None)
+                return self._tag(self.loaded.regime.predict(context_rows), "regime", True, None)
             except ArtifactError as e:
                 reason = f"the trained regime model cannot read these rows: {e}"
                 log.warning("regime falls back to the baseline: %s", reason)
-        return self._tag(baseline_regime(context_rows), False, reason)
+        return self._tag(baseline_regime(context_rows), "regime", False, reason)
 
     def predict_health(self, feature_rows) -> tuple[dict[str, dict], list[str]]:
         """({symbol: the training guide's health dict plus where it came from}, skipped symbols) for one
         day's feature rows. Rows with a missing or non-finite feature are skipped and counted."""
         self.refresh()
         reason = None
-        if self.loaded is not None:
+        if self.loaded is not None and self.loaded.health is not None:
             try:
                 answers, skipped = self.loaded.health.predict(feature_rows)
                 _log_skipped(skipped)
-                return {s: self._tag(a, True, None) for s, a in answers.items()}, skipped
+                return {s: self._tag(a, "health", True, None) for s, a in answers.items()}, skipped
             except ArtifactError as e:
                 reason = f"the trained health model cannot read these rows: {e}"
                 log.warning("health falls back to the baseline: %s", reason)
         answers, skipped = baseline_health_answers(feature_rows)
         _log_skipped(skipped)
-        return {s: self._tag(a, False, reason) for s, a in answers.items()}, skipped
+        return {s: self._tag(a, "health", False, reason) for s, a in answers.items()}, skipped
 
 
 def _log_skipped(skipped: list[str]) -> None:

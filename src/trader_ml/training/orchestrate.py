@@ -1,9 +1,10 @@
 """The monthly job: read the store, train both models, judge them, export, publish, maybe promote.
 
 Stages: read -> regime -> health -> gate -> write --output-dir -> publish (unless --skip-upload).
-Every candidate is compared, on its own test window, with its baseline and with the current
-champion (run from the champion's ONNX files); only a candidate that passes both gates moves
-latest.json, and only by compare-and-swap.
+Each candidate model is compared, on its own test window, with its baseline and with the current
+champion of its kind (run from the champion's ONNX file); each model that passes its gate is made
+current on its own (a health model that passes is not held back by a regime model that fails),
+and latest.json moves only by compare-and-swap.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ import pandas as pd
 from trader_ml import __version__, registry
 from trader_ml.baselines import baseline_health, baseline_regimes
 from trader_ml.errors import StoreError, TraderMLError
-from trader_ml.gate import DEFAULT_TOLERANCE, GateDecision, decide, health_comparison, regime_comparison
+from trader_ml.gate import (
+    DEFAULT_TOLERANCE,
+    MIN_TEST_DAYS,
+    GateDecision,
+    decide,
+    health_comparison,
+    regime_comparison,
+)
 from trader_ml.labels import health_targets, regime_labels
 from trader_ml.partitions import last_day_before, read_table
 from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES
@@ -87,7 +95,7 @@ class Candidate:
 @dataclass
 class Outcome:
     version: str | None  # None with --skip-upload
-    promoted: bool
+    promoted: tuple[str, ...]  # the models this run made current
     decisions: dict[str, GateDecision]
     manifest: dict
     output_files: list[Path]
@@ -136,20 +144,24 @@ def train_candidate(
 
 
 def load_champion(store: Store, pointer: dict | None, log: Callable[[str], None]):
-    """(regime model, health model) of the current version, or Nones if there is none usable."""
-    if pointer is None:
-        return None, None
-    try:
-        regime = RegimeModel.from_bytes(
-            registry.read_artifact(store, pointer["regime_model"], pointer["regime_sha256"])
-        )
-        health = HealthModel.from_bytes(
-            registry.read_artifact(store, pointer["health_model"], pointer["health_sha256"])
-        )
-        return regime, health
-    except (TraderMLError, KeyError) as e:
-        log(f"  champion {pointer.get('version')} cannot be evaluated ({e}); judging against the baseline only")
-        return None, None
+    """(regime model, health model) latest.json makes current; None for a model it leaves to the
+    baseline or that cannot be loaded (the candidate is then judged against the baseline only)."""
+    models = []
+    for kind, cls in (("regime", RegimeModel), ("health", HealthModel)):
+        key = pointer.get(f"{kind}_model") if pointer else None
+        if key is None:
+            models.append(None)
+            continue
+        try:
+            models.append(cls.from_bytes(registry.read_artifact(store, key, pointer[f"{kind}_sha256"])))
+        except (TraderMLError, KeyError) as e:
+            log(f"  champion {kind} model {key} cannot be evaluated ({e}); judging against the baseline only")
+            models.append(None)
+    return tuple(models)
+
+
+def champion_versions(pointer: dict | None) -> dict[str, str | None]:
+    return {kind: registry.model_version(pointer, kind) if pointer else None for kind in registry.KINDS}
 
 
 @dataclass
@@ -222,14 +234,15 @@ def describe(
     context: pd.DataFrame,
     features: pd.DataFrame,
     decisions: dict[str, GateDecision],
-    champion_version: str | None,
+    champions: dict[str, str | None],
     options: TrainOptions,
 ) -> dict:
-    """The manifest of a version; its first six keys are latest.json's seed keys."""
+    """The manifest of a version; its first six keys are latest.json's seed keys. It records what
+    the gate decided for each model and whether the run was forced; what is current is for
+    latest.json alone to say."""
     regime_m, health_m = candidate.regime.metrics, candidate.health.metrics
     regime_summary_ = regime_summary(regime_m)
     health_summary_ = health_summary(health_m)
-    promoted = options.force or all(d.promote for d in decisions.values())
     return {
         "version": version,
         "timestamp": dt.datetime.now().isoformat(timespec="seconds"),
@@ -268,10 +281,11 @@ def describe(
         "test_windows": {"regime": regime_m["test_window"], "health": health_m["test_window"]},
         "warnings": {"regime": regime_m["warnings"], "health": health_m["warnings"]},
         "gate": {
-            "promoted": promoted,
+            "gate_passed": {kind: d.promote for kind, d in decisions.items()},
             "forced": options.force,
             "tolerance": options.tolerance,
-            "champion_version": champion_version,
+            "min_test_days": MIN_TEST_DAYS,
+            "champion_versions": champions,
             **{kind: d.to_dict() for kind, d in decisions.items()},
         },
     }
@@ -339,13 +353,19 @@ def report_key(version: str) -> str:
     return f"reports/v{version}/index.html"
 
 
-def summary_table(decisions: dict[str, GateDecision], champion_version: str | None) -> str:
-    columns = ["candidate", "baseline", f"champion {champion_version}" if champion_version else "champion"]
+def summary_table(decisions: dict[str, GateDecision]) -> str:
     rows = {}
     for kind, d in decisions.items():
         champion = d.vs_champion.other if d.vs_champion else None
         rows[f"{kind} {d.vs_baseline.metric}"] = [d.vs_baseline.candidate, d.vs_baseline.other, champion]
-    return format_table("", columns, rows).lstrip("\n")
+    return format_table("", ["candidate", "baseline", "champion"], rows).lstrip("\n")
+
+
+def describe_pointer(pointer: dict | None) -> str:
+    """What a latest.json makes current, model by model."""
+    if pointer is None:
+        return "nothing (the rule baselines serve)"
+    return ", ".join(f"{kind} {registry.model_version(pointer, kind) or 'baseline'}" for kind in registry.KINDS)
 
 
 def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> Outcome:
@@ -356,8 +376,8 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> O
     context, features = load_data(store, options)
     pointer, etag = registry.read_latest(store)
     candidate = train_candidate(options, store, context, features, stage)
-    champion_version = pointer["version"] if pointer else None
-    stage(f"judging against the baselines and the champion ({champion_version or 'none yet'})")
+    champions = champion_versions(pointer)
+    stage(f"judging against the baselines and the champions ({describe_pointer(pointer)})")
     window = test_windows(candidate, context, features)
     decisions = judge(window, context, load_champion(store, pointer, log), options.tolerance)
     regime_window = candidate.regime.metrics["test_window"]
@@ -376,23 +396,23 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> O
 
     planned = next(registry.candidate_versions(store, today))
     stage(f"writing version {planned} to {options.output_dir}")
-    manifest = describe(planned, candidate, context, features, decisions, champion_version, options)
+    manifest = describe(planned, candidate, context, features, decisions, champions, options)
     files = write_outputs(options.output_dir, planned, candidate, manifest)
-    promoted = manifest["gate"]["promoted"]
+    passing = registry.KINDS if options.force else tuple(k for k in registry.KINDS if decisions[k].promote)
     local = LocalStore(options.output_dir)
     if options.skip_upload:
         local.create(files[-1].name, report_html(manifest, candidate, context, window, decisions))
         log(f"  wrote {', '.join(str(f) for f in files)}")
         stage("--skip-upload: nothing written to the store")
-        log(summary_table(decisions, champion_version))
-        return Outcome(None, False, decisions, manifest, files)
+        log(summary_table(decisions))
+        return Outcome(None, (), decisions, manifest, files)
 
     stage(f"publishing to {store.url}")
     stored = registry.publish(
         store,
         today,
         {"regime": candidate.regime_onnx, "health": candidate.health_onnx},
-        lambda version: describe(version, candidate, context, features, decisions, champion_version, options),
+        lambda version: describe(version, candidate, context, features, decisions, champions, options),
         log=lambda text: log(f"  {text}"),
     )
     version = stored["version"]
@@ -401,19 +421,22 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> O
     log(f"  local copies: {', '.join(str(f) for f in files)}")
     store.create(report_key(version), report)
     log(f"  report: {store.describe(report_key(version))} (trader-ml report {version} --store {store.url})")
-    if promoted:
+    if passing:
+        new_pointer = registry.pointer_for(stored, pointer, passing)
         try:
-            registry.swap_latest(store, registry.pointer_for(stored, pointer), etag)
+            registry.swap_latest(store, new_pointer, etag)
         except StoreError as e:
             raise StoreError(
-                f"version {version} is stored but not current: {e}; latest.json still points to "
-                f"{champion_version or 'nothing'}; make it current with trader-ml models promote {version} --store {store.url}"
+                f"version {version} is stored but not current: {e}; latest.json still makes current "
+                f"{describe_pointer(pointer)}; make it current with trader-ml models promote {version} --store {store.url}"
             ) from None
-        log(f"  promoted {version}: models/latest.json now points to it" + (" (--force)" if options.force else ""))
+        forced = " (--force)" if options.force else ""
+        log(f"  promoted the {' and '.join(passing)} model{'s' if len(passing) > 1 else ''} of {version}{forced}")
+        log(f"  models/latest.json now makes current: {describe_pointer(new_pointer)}")
     else:
         log(
-            f"  version {version} is stored but not promoted; latest.json still points to {champion_version or 'nothing'} "
-            f"(trader-ml models promote {version} to override)"
+            f"  version {version} is stored but not promoted; latest.json still makes current "
+            f"{describe_pointer(pointer)} (trader-ml models promote {version} to override)"
         )
-    log(summary_table(decisions, champion_version))
-    return Outcome(version, promoted, decisions, stored, files)
+    log(summary_table(decisions))
+    return Outcome(version, passing, decisions, stored, files)
