@@ -228,3 +228,29 @@ def test_a_losing_or_wrong_way_round_model_is_said_out_loud(trained):
     assert "wrong-way round" in said[1] and "-0.105" in said[1]
     fine = {"model": {"test_health_correlation": 0.30}, "baseline": {"test_health_correlation": 0.27}}
     assert health_warnings(fine, calibration_slope=0.9, score_std=0.1) == []
+
+
+def test_the_score_starts_from_a_volatility_prior_and_keeps_only_a_correction_that_helps(synthetic_features, trained):
+    from trader_ml.training.health import CORRECTION_WEIGHTS, predict_health
+    from trader_ml.training.metrics import per_date_rank_correlation
+
+    features, _ = synthetic_features
+    prior = trained.metrics["prior"]
+    assert prior["features"] == ["vol_21d", "vol_63d"]
+    assert prior["weights"][0] + prior["weights"][1] < 0  # more volatile, less likely to stay healthy
+    by_weight = prior["val_correlation_by_correction_weight"]
+    chosen = by_weight["chosen"]
+    assert chosen in CORRECTION_WEIGHTS and by_weight[str(chosen)] >= by_weight["0.0"]
+    # With no correction the score ranks each day exactly as the prior does.
+    model = trained.model
+    x = trained.test_rows
+    kept = float(model.correction_weight)
+    try:
+        model.correction_weight.fill_(0.0)
+        probability, _, _ = predict_health(model, x)
+    finally:
+        model.correction_weight.fill_(kept)
+    logv = np.log(np.maximum(x[:, [ASSET_FEATURES.index("vol_21d"), ASSET_FEATURES.index("vol_63d")]], 1e-4))
+    dates = features["date"].to_numpy()[trained.test_index]
+    prior_score = logv @ model.prior[:2].double().numpy()
+    assert per_date_rank_correlation(dates, probability, prior_score) == pytest.approx(1.0, abs=1e-6)

@@ -2,6 +2,12 @@
 
 The latent (16-dim) must both rebuild the standardised features and predict whether the asset
 avoids the worst fifth of its universe over the next 21 days; the two losses train together.
+The health logit starts from a volatility prior (volatility clustering is the strongest known
+predictor of near-term drawdown): a logistic fit on log vol_21d and log vol_63d, fixed before
+the network trains. The head learns a correction to it from the latent and the reconstruction
+error, and ``correction_weight`` (chosen on validation days, 0 allowed) says how much of that
+correction the served score keeps: a correction that does not help on validation is dropped,
+so the score cannot rank worse there than its prior.
 """
 
 from __future__ import annotations
@@ -31,6 +37,16 @@ class HealthModelConfig:
     def __post_init__(self) -> None:
         if self.model_type not in MODEL_TYPES:
             raise ValueError(f"model_type must be one of {MODEL_TYPES}, not {self.model_type!r}")
+
+
+PRIOR_FEATURES = ("vol_21d", "vol_63d")
+PRIOR_COLUMNS = tuple(ASSET_FEATURES.index(name) for name in PRIOR_FEATURES)
+MIN_VOL = 1e-4  # a floor under log volatility: a flat price would make it -inf
+
+
+def prior_inputs(x: torch.Tensor) -> torch.Tensor:
+    """(B, 2) log vol_21d and log vol_63d of raw feature rows."""
+    return torch.log(torch.clamp(x[:, list(PRIOR_COLUMNS)], min=MIN_VOL))
 
 
 class HealthParts(NamedTuple):
@@ -63,7 +79,11 @@ class HealthNet(nn.Module):
         self.to_latent = nn.Linear(hidden, latent)
         self.to_log_var = nn.Linear(hidden, latent) if config.model_type == "vae" else None
         self.decoder = _mlp([latent, hidden, hidden, config.n_features], config.dropout)
-        self.health = _mlp([latent, hidden // 2, 1], config.dropout)
+        self.health = _mlp([latent + 1, hidden // 2, 1], config.dropout)
+        # The volatility prior (weights of log vol_21d, log vol_63d; bias), fit before training.
+        self.register_buffer("prior", torch.zeros(len(PRIOR_FEATURES) + 1))
+        # How much of the head's correction the score keeps: 1 while training, then chosen on validation.
+        self.register_buffer("correction_weight", torch.tensor(1.0))
         # Platt scaling of the health logit, fit on validation after training.
         self.register_buffer("calibration", torch.tensor([1.0, 0.0]))
 
@@ -75,7 +95,15 @@ class HealthNet(nn.Module):
         code = mean
         if log_var is not None and self.training:
             code = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
-        return HealthParts(z, self.decoder(code), mean, log_var, self.health(mean).squeeze(-1))
+        reconstruction = self.decoder(code)
+        # The head reads the error without moving it: the decoder learns only to rebuild.
+        error = ((reconstruction - z) ** 2).mean(dim=-1, keepdim=True).detach()
+        correction = self.health(torch.cat([mean, torch.log1p(error)], dim=-1)).squeeze(-1)
+        logit = self.prior_logit(x) + self.correction_weight * correction
+        return HealthParts(z, reconstruction, mean, log_var, logit)
+
+    def prior_logit(self, x: torch.Tensor) -> torch.Tensor:
+        return prior_inputs(x) @ self.prior[:-1] + self.prior[-1]
 
     def health_probability(self, logit: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.calibration[0] * logit + self.calibration[1])
