@@ -13,7 +13,7 @@ from trader_ml.backtest import BacktestConfig, run_backtest
 from trader_ml.backtest.allocation import exposure, max_drawdown, performance, strategy_returns
 from trader_ml.backtest.config import periods
 from trader_ml.backtest.health_stats import daily_measures, newey_west_se
-from trader_ml.backtest.references import hmm_regime_probs, jump_regime_probs, oracle_regime_probs
+from trader_ml.backtest.references import forward_filter, hmm_regime_probs, jump_regime_probs, oracle_regime_probs
 from trader_ml.backtest.runner import make_jobs
 from trader_ml.cli import main
 from trader_ml.errors import TraderMLError
@@ -115,6 +115,23 @@ def test_daily_measures_by_hand():
 
 
 # --- reference rows -------------------------------------------------------------------------
+
+
+def test_forward_filter_matches_the_log_space_recursion():
+    from scipy.special import logsumexp
+
+    rng = np.random.default_rng(3)
+    log_emission = rng.normal(0.0, 30.0, (200, 3))  # wide: emissions far below the day's best
+    log_emission[50, :2] = -1e4  # a day on which the likely states all but vanish
+    transition = np.array([[0.9, 0.1, 0.0], [0.05, 0.9, 0.05], [0.0, 0.2, 0.8]])  # a move never made
+    with np.errstate(divide="ignore"):
+        log_transition, log_start = np.log(transition), np.log(np.array([1.0, 0.0, 0.0]))
+    alpha = log_start + log_emission[0]
+    expected = [alpha - logsumexp(alpha)]
+    for t in range(1, len(log_emission)):
+        alpha = logsumexp(expected[-1][:, None] + log_transition, axis=0) + log_emission[t]
+        expected.append(alpha - logsumexp(alpha))
+    np.testing.assert_allclose(forward_filter(log_emission, log_transition, log_start), np.exp(expected), atol=1e-9)
 
 
 def test_hmm_and_jump_model_rows_are_reproducible_with_a_fixed_seed(history):

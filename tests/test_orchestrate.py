@@ -147,7 +147,10 @@ def test_gate_holds_back_unless_forced(local_store, tmp_path, monkeypatch):
     held = orchestrate.run_training(options, log=lines.append)
     assert held.promoted == () and registry.read_latest(local_store) == (None, None)
     assert any("stored but not promoted" in line for line in lines)
-    assert registry.read_manifest(local_store, held.version)["gate"]["gate_passed"] == {"regime": False, "health": False}
+    assert registry.read_manifest(local_store, held.version)["gate"]["gate_passed"] == {
+        "regime": False,
+        "health": False,
+    }
     forced = orchestrate.run_training(orchestrate.TrainOptions(**{**options.__dict__, "force": True}), log=lines.append)
     assert forced.promoted == ("regime", "health") and forced.version != held.version
     assert registry.read_latest(local_store)[0]["version"] == forced.version

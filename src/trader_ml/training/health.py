@@ -27,17 +27,13 @@ from trader_ml.training.split import Split, chronological_split
 log = logging.getLogger(__name__)
 CORRECTION_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # tried on validation days, smallest first
 MIN_GAIN = 0.002  # a larger correction must beat a smaller one by this much on validation
-# Epochs without a better validation loss before stopping. A health epoch is thousands of steps
-# (every asset-day), its validation loss noisy: a 2022 refit of the sample found its best loss
-# at epoch 11 within 0.0002 of its epoch-19 best, so 10 epochs of patience mostly bought noise.
-HEALTH_PATIENCE = 5
 MIN_DATES = 100  # dates with a known outcome needed to train, validate and test at all
 
 
 @dataclass(frozen=True)
 class HealthTrainConfig:
     model: HealthModelConfig = field(default_factory=HealthModelConfig)
-    fit: FitConfig = field(default_factory=lambda: FitConfig(batch_size=64, patience=HEALTH_PATIENCE))
+    fit: FitConfig = field(default_factory=lambda: FitConfig(batch_size=64))
     horizon: int = HEALTH_HORIZON
     val_fraction: float = 0.15
     test_fraction: float = 0.15
@@ -53,7 +49,7 @@ def health_train_config(
     """The configuration every entry point trains with (train, train-health, backtest)."""
     return HealthTrainConfig(
         model=HealthModelConfig(model_type=model_type),
-        fit=FitConfig(epochs=epochs, batch_size=batch_size, patience=HEALTH_PATIENCE, seed=seed, device=device),
+        fit=FitConfig(epochs=epochs, batch_size=batch_size, seed=seed, device=device),
     )
 
 
