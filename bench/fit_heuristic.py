@@ -17,15 +17,12 @@ import tempfile
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
-from stores import sample_store  # bench/stores.py
+from stores import sample_store, synthetic_store  # bench/stores.py
 
 from trader_ml.baselines import baseline_health
 from trader_ml.labels import health_targets
 from trader_ml.partitions import read_table
-from trader_ml.pipeline import ingest
 from trader_ml.schema import ASSET_FEATURES
-from trader_ml.sources.synthetic import SyntheticParams, SyntheticSource
-from trader_ml.store import LocalStore
 from trader_ml.training.metrics import per_date_rank_correlation
 
 INPUTS = ("vol_63d", "vol_21d", "drawdown_63d", "return_63d", "rel_strength_63d")
@@ -52,14 +49,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = sample_store(tmp)
         refit(read_table(store, "features", None, None, dt.date(2004, 12, 31)), "sample before 2005")
-        synthetic = LocalStore(f"{tmp}/synthetic")
-        ingest(
-            SyntheticSource(SyntheticParams(seed=0, n_symbols=50)),
-            synthetic,
-            dt.date(2000, 1, 1),
-            dt.date(2011, 12, 31),
-            log=lambda _: None,
-        )
+        synthetic = synthetic_store(tmp, symbols=50, start=dt.date(2000, 1, 1), end=dt.date(2011, 12, 31))
         refit(read_table(synthetic, "features", None, None, None), "synthetic seed 0, 50 stocks, 2000-2011")
 
 

@@ -10,10 +10,16 @@ from trader_ml.sources.synthetic import SyntheticParams, SyntheticSource
 from trader_ml.store import LocalStore
 
 
-def synthetic_store(folder: str) -> LocalStore:
+def synthetic_store(
+    folder: str,
+    seed: int = 0,
+    symbols: int = 200,
+    start: dt.date = dt.date(2012, 1, 1),
+    end: dt.date = dt.date(2021, 12, 31),
+) -> LocalStore:
     store = LocalStore(f"{folder}/synthetic")
-    source = SyntheticSource(SyntheticParams(seed=0, n_symbols=200))
-    ingest(source, store, dt.date(2012, 1, 1), dt.date(2021, 12, 31), log=lambda _: None)
+    source = SyntheticSource(SyntheticParams(seed=seed, n_symbols=symbols))
+    ingest(source, store, start, end, log=lambda _: None)
     return store
 
 
