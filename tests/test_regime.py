@@ -184,3 +184,20 @@ def test_transformer_export_matches_pytorch(synthetic_context):
     assert metadata["model_config"]["model_type"] == "transformer"
     out = RegimeModel.from_bytes(data).predict(result.test_windows[-1])
     assert out["regime_label"] in REGIMES
+
+
+def test_a_column_unseen_in_training_is_read_as_missing_and_said(spy_only_context, synthetic_context, caplog):
+    result = train_regime(spy_only_context, quick_config("gru"), progress=False)
+    data, metadata = regime_artifact(result)
+    assert metadata["unseen_columns"] == list(CONTEXT_FEATURES[3:])
+    served = RegimeModel.from_bytes(data)
+    full = synthetic_context[0][list(CONTEXT_FEATURES)].to_numpy(dtype=np.float64)  # every column present
+    window = full[-63:]
+    blanked = window.copy()
+    blanked[:, 3:] = np.nan
+    np.testing.assert_allclose(served.predict_proba(window[None])[0], served.predict_proba(blanked[None])[0], atol=1e-6)
+    with caplog.at_level("WARNING", logger="trader_ml.serving"):
+        answer = served.predict(window)
+    assert answer["ignored_columns"] == list(CONTEXT_FEATURES[3:])
+    assert "missing throughout its training data" in caplog.text
+    assert "ignored_columns" not in served.predict(blanked)

@@ -11,7 +11,9 @@ class MaskedStandardize(nn.Module):
     """(x - mean) / scale with NaN -> 0, and the mask of present values appended.
 
     The scaler lives in buffers, so it is saved with the weights and exported to ONNX: serving
-    feeds raw rows, NaN included. (..., F) -> (..., 2F), or (..., F) without ``with_mask``.
+    feeds raw rows, NaN included. A column never present in the training rows counts as missing
+    whatever values it holds later (``seen``): the network never learned what it means, and a
+    0/1 scaler would feed it unscaled. (..., F) -> (..., 2F), or (..., F) without ``with_mask``.
     """
 
     def __init__(self, n_features: int, feature_dropout: float = 0.0, with_mask: bool = True) -> None:
@@ -20,6 +22,7 @@ class MaskedStandardize(nn.Module):
         self.with_mask = with_mask
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("scale", torch.ones(n_features))
+        self.register_buffer("seen", torch.ones(n_features, dtype=torch.bool))
 
     def fit(self, rows: np.ndarray) -> MaskedStandardize:
         """Set the scaler from training rows (NaN ignored; a column never seen stays 0 / 1)."""
@@ -31,10 +34,11 @@ class MaskedStandardize(nn.Module):
         scale = np.where((count > 1) & (var > 1e-18), np.sqrt(var), 1.0)
         self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
+        self.seen.copy_(torch.as_tensor(count > 0))
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        present = ~torch.isnan(x)
+        present = ~torch.isnan(x) & self.seen
         if self.training and self.feature_dropout > 0:
             # Hide whole columns of some samples, as a missing source would: the network learns
             # not to lean on any one input.

@@ -7,6 +7,7 @@ serving process never needs torch or pandas.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Sequence
 
@@ -24,6 +25,7 @@ from trader_ml.schema import (
     regime_output,
 )
 
+log = logging.getLogger("trader_ml.serving")
 METADATA_KEY = "trader_ml"
 FORMAT_VERSION = 1
 MAX_LOOKBACK = 5000  # trading days: twenty years is already more than any window needs
@@ -145,6 +147,11 @@ class RegimeModel(ServedModel):
                 f"{self.artifact.name}: lookback {lookback!r} is not a whole number of days in 1..{MAX_LOOKBACK}"
             )
         self.lookback = lookback
+        unseen = meta.get("unseen_columns", [])
+        if not isinstance(unseen, list) or not all(isinstance(c, str) and c in CONTEXT_FEATURES for c in unseen):
+            raise ArtifactError(f"{self.artifact.name}: unseen_columns {str(unseen)[:60]!r} are not context columns")
+        self.unseen = [CONTEXT_FEATURES.index(c) for c in unseen]
+        self.warned = False
 
     def window(self, rows) -> np.ndarray:
         """The checked (lookback, features) window ending with the last row."""
@@ -169,10 +176,21 @@ class RegimeModel(ServedModel):
 
     def predict(self, rows) -> dict:
         """The training guide's regime dict for the day of the last row."""
-        probs, embedding = self.predict_proba(self.window(rows)[None])
+        window = self.window(rows)
+        probs, embedding = self.predict_proba(window[None])
         if not (np.isfinite(probs).all() and np.isfinite(embedding).all()):
             raise ArtifactError("context rows: the model's answer is not finite for these values")
-        return regime_output(probs[0], embedding[0])
+        answer = regime_output(probs[0], embedding[0])
+        ignored = [CONTEXT_FEATURES[i] for i in self.unseen if np.isfinite(window[:, i]).any()]
+        if ignored:
+            # The model never saw these columns in training and reads them as missing.
+            answer["ignored_columns"] = ignored
+            if not self.warned:
+                log.warning(
+                    "%s: ignoring %s: missing throughout its training data", self.artifact.name, ", ".join(ignored)
+                )
+                self.warned = True
+        return answer
 
 
 def asset_rows(rows) -> tuple[list[str], np.ndarray, list[str]]:

@@ -244,6 +244,8 @@ def regime_artifact(result: RegimeTrainResult) -> tuple[bytes, dict]:
         "evidence_weight": float(model.head.evidence_weight),
         "fit_config": asdict(result.config.fit),
         "scaler": {"mean": model.inputs.mean.tolist(), "scale": model.inputs.scale.tolist()},
+        # Columns missing throughout training: the model reads them as missing whatever comes later.
+        "unseen_columns": [c for c, seen in zip(CONTEXT_FEATURES, model.inputs.seen.tolist(), strict=True) if not seen],
         "data_window": result.data_window,
         "test_window": result.metrics["test_window"],
         "metrics": regime_summary(result.metrics),
