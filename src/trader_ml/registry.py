@@ -254,7 +254,8 @@ def pointer_for(
 
 
 def _pointer(manifest: dict, fields: dict, history: list[dict], now: dt.datetime | None) -> dict:
-    pointer = {
+    """latest.json's keys in the training guide's order, then this project's."""
+    return {
         "version": manifest["version"],
         "timestamp": manifest["timestamp"],
         "regime_model": fields["regime_model"],
@@ -270,7 +271,6 @@ def _pointer(manifest: dict, fields: dict, history: list[dict], now: dt.datetime
         "history": history,
         "promoted_at": (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
     }
-    return pointer
 
 
 def swap_latest(store: Store, pointer: dict, expected_etag: str | None) -> str:
