@@ -230,8 +230,9 @@ def baseline_fields(kind: str, manifest: dict) -> dict:
     return {f"{kind}_model": None, f"{kind}_sha256": None, f"{kind}_metrics": metrics}
 
 
-def model_fields(kind: str, manifest: dict) -> dict:
-    return {f"{kind}_{field}": manifest[f"{kind}_{field}"] for field in ("model", "sha256", "metrics")}
+def model_fields(kind: str, source: dict) -> dict:
+    """The pointer fields of ``kind`` as a manifest or an earlier pointer holds them."""
+    return {f"{kind}_{field}": source.get(f"{kind}_{field}") for field in ("model", "sha256", "metrics")}
 
 
 def pointer_for(
@@ -244,7 +245,7 @@ def pointer_for(
         if kind in kinds:
             fields.update(model_fields(kind, manifest))
         elif previous is not None:
-            fields.update({f"{kind}_{f}": previous.get(f"{kind}_{f}") for f in ("model", "sha256", "metrics")})
+            fields.update(model_fields(kind, previous))
         else:
             fields.update(baseline_fields(kind, manifest))
     entry = {"version": manifest["version"], **{k: model_version(fields, k) for k in KINDS}}

@@ -110,18 +110,11 @@ class Predictor:
             self._keep_or_fall_back(f"{type(e).__name__}: {e}")
 
     def _load(self, pointer: dict, etag: str) -> Loaded:
-        models = {}
-        for kind, cls in (("regime", RegimeModel), ("health", HealthModel)):
-            key = pointer[f"{kind}_model"]
-            if key is None:
-                models[kind] = None
-                continue
-            models[kind] = cls.from_bytes(registry.read_artifact(self.store, key, pointer[f"{kind}_sha256"]), key)
         return Loaded(
             version=pointer["version"],
             etag=etag,
-            regime=models["regime"],
-            health=models["health"],
+            regime=current_model(self.store, pointer, "regime"),
+            health=current_model(self.store, pointer, "health"),
             versions={kind: registry.model_version(pointer, kind) for kind in registry.KINDS},
         )
 
@@ -177,6 +170,16 @@ class Predictor:
         answers, skipped = baseline_health_answers(feature_rows)
         _log_skipped(skipped)
         return {s: self._tag(a, "health", False, reason) for s, a in answers.items()}, skipped
+
+
+def current_model(store: Store, pointer: dict, kind: str) -> RegimeModel | HealthModel | None:
+    """The ``kind`` model a latest.json makes current, its sha256 checked; None where it names the
+    rule baseline."""
+    key = pointer[f"{kind}_model"]
+    if key is None:
+        return None
+    model_class = RegimeModel if kind == "regime" else HealthModel
+    return model_class.from_bytes(registry.read_artifact(store, key, pointer.get(f"{kind}_sha256")), key)
 
 
 def _log_skipped(skipped: list[str]) -> None:

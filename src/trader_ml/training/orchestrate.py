@@ -34,6 +34,7 @@ from trader_ml.labels import health_targets, regime_labels
 from trader_ml.partitions import last_day_before, read_table
 from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES
 from trader_ml.serving.artifacts import ArtifactError, HealthModel, RegimeModel
+from trader_ml.serving.predictor import current_model
 from trader_ml.store import LocalStore, Store, open_store
 from trader_ml.training.commands import health_truth, no_data_message, regime_truth
 from trader_ml.training.health import (
@@ -147,15 +148,14 @@ def load_champion(store: Store, pointer: dict | None, log: Callable[[str], None]
     """(regime model, health model) latest.json makes current; None for a model it leaves to the
     baseline or that cannot be loaded (the candidate is then judged against the baseline only)."""
     models = []
-    for kind, cls in (("regime", RegimeModel), ("health", HealthModel)):
-        key = pointer.get(f"{kind}_model") if pointer else None
-        if key is None:
-            models.append(None)
-            continue
+    for kind in registry.KINDS:
         try:
-            models.append(cls.from_bytes(registry.read_artifact(store, key, pointer[f"{kind}_sha256"])))
+            models.append(current_model(store, pointer, kind) if pointer else None)
         except (TraderMLError, KeyError) as e:
-            log(f"  champion {kind} model {key} cannot be evaluated ({e}); judging against the baseline only")
+            log(
+                f"  champion {kind} model {pointer.get(f'{kind}_model')} cannot be evaluated ({e}); "
+                "judging against the baseline only"
+            )
             models.append(None)
     return tuple(models)
 
