@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from trader_ml.models.health import HealthModelConfig, HealthNet, health_loss
 from trader_ml.models.regime import RegimeModelConfig, build_regime_model
@@ -29,7 +31,7 @@ def test_regime_net_overfits_a_tiny_batch(synthetic_context, model_type):
     seed_everything(0)
     config = RegimeModelConfig(model_type=model_type, num_layers=1, feature_dropout=0.0, dropout=0.0)
     model = build_regime_model(config)
-    model.inputs.fit(values)
+    model.fit_inputs(values, x)
 
     def loss_fn(net, batch):
         logits = net.daily_logits(batch[0])
@@ -48,22 +50,61 @@ def test_regime_net_overfits_a_tiny_batch(synthetic_context, model_type):
     assert (probs.argmax(axis=1) == y[:, -1]).all()
 
 
-@pytest.mark.parametrize("model_type", ["gru", "transformer"])
-def test_a_day_s_state_ignores_the_days_after_it(synthetic_context, model_type):
-    """The GRU reads forward only; the Transformer's causal mask keeps day t from attending to
-    later days. Changing the window's last 20 days leaves the states of the days before them."""
+def _later_days_changed(x: torch.Tensor, first: int, scale: float, shift: float) -> torch.Tensor:
+    changed = x.clone()
+    changed[:, first:] = changed[:, first:] * scale + shift
+    changed[:, first:, 0] = changed[:, first:, 0].clamp(min=-0.5)  # still a possible daily return
+    return changed
+
+
+def _states_of_earlier_days_stay(model, x: torch.Tensor, first: int, scale: float, shift: float) -> None:
+    changed = _later_days_changed(x, first, scale, shift)
+    with torch.no_grad():
+        for part in (model.day_inputs, model.states):
+            before, after = part(x), part(changed)
+            torch.testing.assert_close(before[:, :first], after[:, :first], rtol=0, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def causal_windows(synthetic_context):
     context, _ = synthetic_context
     values = context[list(CONTEXT_FEATURES)].to_numpy(np.float32)
-    x = torch.as_tensor(windows(values, np.arange(100, 108), 63))
+    return values, torch.as_tensor(windows(values, np.arange(100, 104), 63))
+
+
+@pytest.fixture(scope="module", params=["gru", "transformer"])
+def fitted_net(request, causal_windows):
+    values, x = causal_windows
     seed_everything(0)
-    model = build_regime_model(RegimeModelConfig(model_type=model_type, num_layers=2)).eval()
-    model.inputs.fit(values)
-    changed = x.clone()
-    changed[:, -20:] = changed[:, -20:] * -5.0 + 1.0
-    with torch.no_grad():
-        before, after = model.states(x), model.states(changed)
-    torch.testing.assert_close(before[:, :-20], after[:, :-20], rtol=0, atol=1e-6)
-    assert not torch.allclose(before[:, -20:], after[:, -20:])  # the changed days did change
+    model = build_regime_model(RegimeModelConfig(model_type=request.param, num_layers=2)).eval()
+    model.fit_inputs(values, x.numpy())
+    return model
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    first=st.integers(min_value=1, max_value=62),
+    scale=st.floats(min_value=-5.0, max_value=5.0),
+    shift=st.floats(min_value=-1.0, max_value=1.0),
+)
+def test_a_day_s_inputs_and_state_ignore_the_days_after_it(fitted_net, causal_windows, first, scale, shift):
+    """The trend inputs weigh only earlier days, the GRU reads forward only, and the
+    Transformer's causal mask keeps day t from attending to later days: whatever replaces the
+    window's days from ``first`` on, the inputs and states of the days before stay."""
+    _states_of_earlier_days_stay(fitted_net, causal_windows[1], first, scale, shift)
+
+
+def test_the_causality_check_catches_a_leak(fitted_net, causal_windows):
+    """The same check fails on a variant whose trend weights also read the next days."""
+    _, x = causal_windows
+    trend = fitted_net.trend
+    honest = trend.weights.clone()
+    try:
+        trend.weights.copy_(honest + honest.transpose(-1, -2))  # each day also weighs the days after it
+        with pytest.raises(AssertionError):
+            _states_of_earlier_days_stay(fitted_net, x, 40, -3.0, 0.5)
+    finally:
+        trend.weights.copy_(honest)
 
 
 @pytest.mark.parametrize("model_type", ["autoencoder", "vae"])

@@ -192,6 +192,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         region=args.region,
         endpoint_url=args.endpoint_url,
         max_days=args.max_days,
+        regime_max_days=args.regime_max_days,
         start=args.start,
         end=args.end,
         until=args.until,
@@ -389,7 +390,14 @@ def build_parser(
     region_default = wrapper.get("region", "boto3's chain")
     p.add_argument("--region", help=f"AWS region (default: {region_default})")
     p.add_argument("--endpoint-url", help="S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL)")
-    p.add_argument("--max-days", type=positive_int, default=365, help="days of history to use (default: %(default)s)")
+    p.add_argument(
+        "--max-days", type=positive_int, default=365, help="days of features history to use (default: %(default)s)"
+    )
+    p.add_argument(
+        "--regime-max-days",
+        type=positive_int,
+        help="days of context history the regime model uses (default: all stored)",
+    )
     add_window_args(p)
     p.add_argument("--regime-type", default="gru", choices=("gru", "transformer"), help="(default: %(default)s)")
     p.add_argument(

@@ -15,7 +15,7 @@ import pandas as pd
 from trader_ml.backtest.allocation import exposure, performance, performance_by_year, strategy_returns
 from trader_ml.backtest.config import BacktestConfig, Period
 from trader_ml.backtest.references import hmm_regime_probs, jump_regime_probs, oracle_regime_probs
-from trader_ml.labels import regime_labels
+from trader_ml.regime_labeller import hindsight_labels
 from trader_ml.schema import CONTEXT_FEATURES, REGIMES
 from trader_ml.serving.artifacts import RegimeModel
 from trader_ml.serving.history import regime_history
@@ -30,7 +30,7 @@ class Prepared:
     context: pd.DataFrame
     values: np.ndarray  # (days, 8)
     dates: pd.DatetimeIndex
-    labels: np.ndarray  # the rule labels (look 10 days ahead: judging only)
+    labels: np.ndarray  # hindsight labels fit on every day (judging only)
     truth: np.ndarray | None  # the simulator's regimes, when the store has them
 
 
@@ -43,7 +43,7 @@ def prepare(
         context=frame,
         values=frame[list(CONTEXT_FEATURES)].to_numpy(dtype=np.float64),
         dates=days,
-        labels=regime_labels(frame),
+        labels=hindsight_labels(frame),
         truth=regime_truth(store, frame["date"]),
     )
 

@@ -46,3 +46,41 @@ class MaskedStandardize(nn.Module):
             present = present & keep
         z = torch.where(present, (x - self.mean) / self.scale, torch.zeros_like(x))
         return torch.cat([z, present.to(x.dtype)], dim=-1) if self.with_mask else z
+
+
+class TrendInputs(nn.Module):
+    """SPY's exponentially weighted return, volatility and downside deviation at several
+    half-lives, the inputs persistent-regime models are built on, computed inside the network
+    from the raw window's daily returns.
+
+    Each day's values read that day and the days before it in the window only (the weights
+    are lower-triangular, renormalised where the window is short), then are standardised with
+    a scaler fit on training windows. (B, T, F) raw rows -> (B, T, 3 x len(halflives)).
+    """
+
+    def __init__(self, lookback: int, return_column: int, halflives: tuple[int, ...]) -> None:
+        super().__init__()
+        self.return_column = return_column
+        lags = torch.arange(lookback)[:, None] - torch.arange(lookback)[None, :]  # t - s
+        decay = torch.tensor([0.5 ** (1.0 / h) for h in halflives])[:, None, None]
+        weights = torch.where(lags >= 0, decay ** lags.clamp(min=0), torch.zeros(()))
+        self.register_buffer("weights", weights / weights.sum(dim=-1, keepdim=True), persistent=False)
+        self.scale = MaskedStandardize(3 * len(halflives), with_mask=False)
+
+    def raw(self, x: torch.Tensor) -> torch.Tensor:
+        r = torch.log1p(torch.nan_to_num(x[..., self.return_column]))[:, None, :, None]  # (B, 1, T, 1)
+        # Square roots, not logs: a window without a down day has no downside deviation, and
+        # the log of nearly nothing would be a huge input that float rounding moves about.
+        mean = torch.matmul(self.weights, r)  # (B, H, T, 1)
+        vol = torch.sqrt(torch.matmul(self.weights, r * r) + 1e-12)
+        downside = torch.sqrt(torch.matmul(self.weights, torch.clamp(r, max=0.0) ** 2) + 1e-12)
+        return torch.cat([mean, vol, downside], dim=1).squeeze(-1).transpose(1, 2)  # (B, T, 3H)
+
+    def fit(self, windows: np.ndarray) -> TrendInputs:
+        with torch.no_grad():
+            values = self.raw(torch.as_tensor(windows, dtype=torch.float32))
+        self.scale.fit(values.reshape(-1, values.shape[-1]).numpy())
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale(self.raw(x))

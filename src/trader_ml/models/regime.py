@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
-from trader_ml.models.inputs import MaskedStandardize
+from trader_ml.models.inputs import MaskedStandardize, TrendInputs
 from trader_ml.schema import CONTEXT_FEATURES, REGIME_EMBEDDING_DIM, REGIMES
 
 MODEL_TYPES = ("gru", "transformer")
@@ -27,6 +28,7 @@ class RegimeModelConfig:
     n_heads: int = 4
     dropout: float = 0.1
     feature_dropout: float = 0.3  # chance, per training window, that an input column is hidden
+    trend_halflives: tuple[int, ...] = (5, 10, 21)  # of SPY's weighted return, volatility, downside
     filter_days: int = 21  # days of per-day evidence the regime filter reads
     stay_probability: float = 0.9  # the filter's prior that tomorrow's regime is today's (training
     # replaces it with the training labels' own persistence: see set_persistence)
@@ -45,7 +47,8 @@ class RegimeHead(nn.Module):
     A prediction reads the evidence of those days through a forward filter whose regime stays
     put with probability ``stay_probability`` from one day to the next: one odd day cannot flip
     the regime, a lasting change does. Consecutive days' evidence overlaps (each state has read
-    the same past), so the filter may count it at ``evidence_weight`` < 1; training picks both.
+    the same past), so the filter may count it at ``evidence_weight`` < 1; training picks both,
+    and a ``temperature`` that makes the probabilities mean what they say on validation days.
     """
 
     def __init__(self, config: RegimeModelConfig) -> None:
@@ -55,6 +58,7 @@ class RegimeHead(nn.Module):
         self.classify = nn.Linear(config.embedding_dim, config.n_regimes)
         self.register_buffer("log_transition", torch.zeros(config.n_regimes, config.n_regimes))
         self.register_buffer("evidence_weight", torch.tensor(1.0))
+        self.register_buffer("temperature", torch.tensor(1.0))  # calibration, set on validation days
         self.set_persistence(config.stay_probability)
 
     def set_persistence(self, stay_probability: float) -> None:
@@ -74,13 +78,29 @@ class RegimeHead(nn.Module):
         for day in range(1, evidence.shape[1]):
             prior = torch.logsumexp(log_probs.unsqueeze(-1) + self.log_transition, dim=1)  # (B, K)
             log_probs = (prior + evidence[:, day]).log_softmax(dim=-1)
-        return log_probs, embeddings[:, -1]
+        return (log_probs / self.temperature).log_softmax(dim=-1), embeddings[:, -1]
 
 
 class RegimeNet(nn.Module):
     """Shared shape of both networks: ``states`` is the architecture, the head is common."""
 
     head: RegimeHead
+    inputs: MaskedStandardize
+    trend: TrendInputs
+
+    def _build_inputs(self, config: RegimeModelConfig) -> int:
+        """The input layers; returns the width of each day's input vector."""
+        self.inputs = MaskedStandardize(config.n_features, config.feature_dropout)
+        self.trend = TrendInputs(config.lookback, CONTEXT_FEATURES.index("spy_return_1d"), config.trend_halflives)
+        return 2 * config.n_features + 3 * len(config.trend_halflives)
+
+    def fit_inputs(self, train_rows: np.ndarray, train_windows: np.ndarray) -> None:
+        """Scalers from training days only: the raw rows, and the trend inputs of training windows."""
+        self.inputs.fit(train_rows)
+        self.trend.fit(train_windows)
+
+    def day_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.inputs(x), self.trend(x)], dim=-1)
 
     def states(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -98,9 +118,9 @@ class GRURegime(RegimeNet):
     def __init__(self, config: RegimeModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.inputs = MaskedStandardize(config.n_features, config.feature_dropout)
+        width = self._build_inputs(config)
         self.gru = nn.GRU(
-            2 * config.n_features,
+            width,
             config.hidden_size,
             num_layers=config.num_layers,
             batch_first=True,
@@ -109,7 +129,7 @@ class GRURegime(RegimeNet):
         self.head = RegimeHead(config)
 
     def states(self, x: torch.Tensor) -> torch.Tensor:
-        states, _ = self.gru(self.inputs(x))  # (B, T, H): state t has read days up to t
+        states, _ = self.gru(self.day_inputs(x))  # (B, T, H): state t has read days up to t
         return states
 
 
@@ -117,8 +137,7 @@ class TransformerRegime(RegimeNet):
     def __init__(self, config: RegimeModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.inputs = MaskedStandardize(config.n_features, config.feature_dropout)
-        self.project = nn.Linear(2 * config.n_features, config.hidden_size)
+        self.project = nn.Linear(self._build_inputs(config), config.hidden_size)
         self.position = nn.Parameter(torch.randn(config.lookback, config.hidden_size) * 0.02)
         layer = nn.TransformerEncoderLayer(
             config.hidden_size,
@@ -136,7 +155,7 @@ class TransformerRegime(RegimeNet):
         self.register_buffer("causal_mask", causal, persistent=False)
 
     def states(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.project(self.inputs(x)) + self.position  # (B, T, H); T must equal the lookback
+        h = self.project(self.day_inputs(x)) + self.position  # (B, T, H); T must equal the lookback
         return self.norm(self.encoder(h, mask=self.causal_mask))
 
 

@@ -30,7 +30,7 @@ from trader_ml.gate import (
     health_comparison,
     regime_comparison,
 )
-from trader_ml.labels import health_targets, regime_labels
+from trader_ml.labels import health_targets
 from trader_ml.partitions import last_day_before, read_table
 from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES
 from trader_ml.serving.artifacts import ArtifactError, HealthModel, RegimeModel
@@ -62,7 +62,10 @@ class TrainOptions:
     store: str = "./store"
     region: str | None = None
     endpoint_url: str | None = None
-    max_days: int | None = 365
+    max_days: int | None = 365  # the features table (the health model): the guide's --max-days
+    # The regime model reads one context row a day: all of them by default, so that its test
+    # window spans years and several regimes (docs/models.md).
+    regime_max_days: int | None = None
     start: dt.date | None = None  # read only days from start to end, and strictly before until
     end: dt.date | None = None
     until: dt.date | None = None
@@ -117,7 +120,7 @@ def load_data(store: Store, options: TrainOptions) -> tuple[pd.DataFrame, pd.Dat
     if options.start and options.end and options.start > options.end:
         raise TraderMLError(f"--start {options.start} is after --end {options.end}")
     last = last_day_before(options.end, options.until)
-    context = read_table(store, "context", options.max_days, options.start, last)
+    context = read_table(store, "context", options.regime_max_days, options.start, last)
     if context.empty:
         raise TraderMLError(no_data_message(store, "context"))
     features = read_table(store, "features", options.max_days, options.start, last)
@@ -189,7 +192,7 @@ def test_windows(candidate: Candidate, context: pd.DataFrame, features: pd.DataF
     target, drawdown = health_targets(features, health.config.horizon)
     return TestWindows(
         regime_rows=rows,
-        regime_labels=regime_labels(context, regime.config.label_horizon)[rows],
+        regime_labels=regime.labels[rows],
         regime_probs=own.predict_proba(regime_windows(values, rows, own.lookback))[0],
         health_rows=index,
         health_x=x,
@@ -269,6 +272,7 @@ def describe(
             "feature_rows": int(len(features)),
             "symbols": int(features["symbol"].nunique()),
             "max_days": options.max_days,
+            "regime_max_days": options.regime_max_days,
         },
         "package_version": __version__,
         "baseline_metrics": {
@@ -372,7 +376,10 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> O
     stage = Stages(log)
     store = open_store(options.store, region=options.region, endpoint_url=options.endpoint_url)
     today = options.today or dt.date.today()
-    stage(f"reading the last {options.max_days or 'all'} days of data from {store.url}")
+    stage(
+        f"reading the last {options.max_days or 'all'} days of features and "
+        f"{options.regime_max_days or 'all'} days of context from {store.url}"
+    )
     context, features = load_data(store, options)
     pointer, etag = registry.read_latest(store)
     candidate = train_candidate(options, store, context, features, stage)

@@ -18,6 +18,7 @@ from trader_ml.errors import TraderMLError
 from trader_ml.export import parity_batches, to_onnx
 from trader_ml.labels import DEFAULT_LABEL_HORIZON, regime_labels
 from trader_ml.models.regime import RegimeExport, RegimeModelConfig, build_regime_model, default_layers
+from trader_ml.regime_labeller import DEFAULT_LABELLER, LabellerConfig, hindsight_labels
 from trader_ml.schema import CONTEXT_FEATURES, REGIMES
 from trader_ml.training.artifact import artifact_header
 from trader_ml.training.loop import FitConfig, FitResult, fit, seed_everything
@@ -32,6 +33,7 @@ class RegimeTrainConfig:
     model: RegimeModelConfig = field(default_factory=RegimeModelConfig)
     fit: FitConfig = field(default_factory=FitConfig)
     label_horizon: int = DEFAULT_LABEL_HORIZON
+    labeller: LabellerConfig = DEFAULT_LABELLER
     val_fraction: float = 0.15
     test_fraction: float = 0.15
 
@@ -66,6 +68,7 @@ class RegimeTrainResult:
     fit: FitResult
     split: Split
     metrics: dict  # model / baseline (and *_vs_truth) on the test window, test window facts
+    labels: np.ndarray  # the hindsight label of every context row (-1 where unknown)
     data_window: dict
     test_windows: np.ndarray  # (days, lookback, features) raw test inputs, for export checks
     test_dates: pd.DatetimeIndex
@@ -111,6 +114,25 @@ def choose_evidence_weight(model: torch.nn.Module, x_val: np.ndarray, y_val: np.
     return min(w for w, f1 in scores.items() if f1 >= best - EVIDENCE_F1_SLACK)
 
 
+TEMPERATURES = np.exp(np.linspace(np.log(0.25), np.log(4.0), 41))
+
+
+def choose_temperature(model: torch.nn.Module, x_val: np.ndarray, y_val: np.ndarray) -> float:
+    """The temperature of the final probabilities with the lowest log loss on validation days
+    (temperature scaling: the regime each day gets is unchanged, only how sure it is)."""
+    model.head.temperature.fill_(1.0)
+    log_probs = np.log(np.clip(predict_regimes(model, x_val)[0], 1e-12, None))
+    known = y_val >= 0
+    log_probs, y = log_probs[known], y_val[known]
+
+    def log_loss(t: float) -> float:
+        scaled = log_probs / t
+        scaled = scaled - np.logaddexp.reduce(scaled, axis=1, keepdims=True)
+        return float(-scaled[np.arange(len(y)), y].mean())
+
+    return float(min(TEMPERATURES, key=log_loss))
+
+
 def _check_history(context: pd.DataFrame, usable: int, config: RegimeTrainConfig) -> None:
     if usable < MIN_SAMPLES:
         raise TraderMLError(
@@ -130,11 +152,13 @@ def train_regime(
     config = config or RegimeTrainConfig()
     lookback, horizon = config.model.lookback, config.label_horizon
     values = context[list(CONTEXT_FEATURES)].to_numpy(dtype=np.float32)
-    labels = regime_labels(context, horizon)
     ends = np.arange(lookback - 1, len(context))
-    ends = ends[labels[ends] >= 0]
+    ends = ends[regime_labels(context, horizon)[ends] >= 0]
     _check_history(context, len(ends), config)
     split = chronological_split(ends, horizon, config.val_fraction, config.test_fraction)
+    # The labeller is fit on training days only; it labels the later days from what it learned.
+    labels = hindsight_labels(context, split.train[-1] + 1, config.labeller, horizon)
+    split = Split(*(rows[labels[rows] >= 0] for rows in (split.train, split.val, split.test)))
     present = sorted(set(labels[split.train].tolist()))
     if len(present) < 2:
         raise TraderMLError(
@@ -145,7 +169,9 @@ def train_regime(
 
     seed_everything(config.fit.seed)
     model = build_regime_model(config.model)
-    model.inputs.fit(values[: split.train[-1] + 1])  # the scaler sees training days only
+    model.fit_inputs(
+        values[: split.train[-1] + 1], windows(values, split.train[:: max(1, len(split.train) // 2000)], lookback)
+    )
     stay = label_persistence(labels[split.train])
     model.head.set_persistence(stay)
     weights = torch.as_tensor(class_weights(labels[split.train], len(REGIMES)), dtype=torch.float32)
@@ -182,6 +208,7 @@ def train_regime(
     )
     model.cpu()
     model.head.evidence_weight.fill_(choose_evidence_weight(model, x_val, y_val_today))
+    model.head.temperature.fill_(choose_temperature(model, x_val, y_val_today))
 
     x_test, y_test = windows(values, split.test, lookback), labels[split.test]
     probs, _ = predict_regimes(model, x_test)
@@ -211,6 +238,7 @@ def train_regime(
         fit=result,
         split=split,
         metrics=metrics,
+        labels=labels,
         data_window={"first_date": str(dates[0].date()), "last_date": str(dates[-1].date()), "rows": len(context)},
         test_windows=x_test,
         test_dates=dates[split.test],
@@ -238,10 +266,12 @@ def regime_artifact(result: RegimeTrainResult) -> tuple[bytes, dict]:
         "lookback": result.config.model.lookback,
         "regimes": list(REGIMES),
         "label_horizon": result.config.label_horizon,
+        "labeller": asdict(result.config.labeller),
         "rules": asdict(DEFAULT_RULES),
         "model_config": asdict(result.config.model),
         "stay_probability": float(model.head.log_transition.diagonal()[0].exp()),
         "evidence_weight": float(model.head.evidence_weight),
+        "temperature": float(model.head.temperature),
         "fit_config": asdict(result.config.fit),
         "scaler": {"mean": model.inputs.mean.tolist(), "scale": model.inputs.scale.tolist()},
         # Columns missing throughout training: the model reads them as missing whatever comes later.
@@ -268,6 +298,8 @@ def regime_summary(metrics: dict) -> dict:
         "test_f1_macro": metrics["model"]["f1_macro"],
         "baseline_test_accuracy": metrics["baseline"]["accuracy"],
         "baseline_test_f1_macro": metrics["baseline"]["f1_macro"],
+        "test_ece": metrics["model"]["ece"],
+        "baseline_test_ece": metrics["baseline"]["ece"],
     }
     if "model_vs_truth" in metrics:
         out["truth_f1_macro"] = metrics["model_vs_truth"]["f1_macro"]
