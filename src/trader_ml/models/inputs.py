@@ -68,7 +68,9 @@ class TrendInputs(nn.Module):
         self.scale = MaskedStandardize(3 * len(halflives), with_mask=False)
 
     def raw(self, x: torch.Tensor) -> torch.Tensor:
-        r = torch.log1p(torch.nan_to_num(x[..., self.return_column]))[:, None, :, None]  # (B, 1, T, 1)
+        # Simple daily returns, not log1p: ONNX has no log1p, and log(1 + r) in float32 would
+        # make the exported graph disagree with this one.
+        r = torch.nan_to_num(x[..., self.return_column])[:, None, :, None]  # (B, 1, T, 1)
         # Square roots, not logs: a window without a down day has no downside deviation, and
         # the log of nearly nothing would be a huge input that float rounding moves about.
         mean = torch.matmul(self.weights, r)  # (B, H, T, 1)
