@@ -254,3 +254,27 @@ def test_the_score_starts_from_a_volatility_prior_and_keeps_only_a_correction_th
     dates = features["date"].to_numpy()[trained.test_index]
     prior_score = logv @ model.prior[:2].double().numpy()
     assert per_date_rank_correlation(dates, probability, prior_score) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_small_universe_trains_with_the_bundled_sample_pooled_in(synthetic_features, trained):
+    """Five symbols are too few to learn from alone: the sample's rows join the training rows
+    (never validation or test), the metrics say so, and a large enough universe pools nothing."""
+    features, _ = synthetic_features
+    five = features[features["symbol"].isin(sorted(features["symbol"].unique())[:5])].reset_index(drop=True)
+    small = train_health(five, quick(), progress=False)
+    rows = small.metrics["training_rows"]
+    assert rows["pooled"] > 0 and rows["pooled_from"] is not None
+    assert rows["own"] < rows["pooled"]
+    assert small.metrics["test_window"]["rows"] == 5 * small.metrics["test_window"]["days"]  # only its own rows
+    large = trained  # 12 symbols
+    assert large.metrics["training_rows"]["pooled"] == 0 and large.metrics["training_rows"]["pooled_from"] is None
+
+
+def test_pooled_rows_end_before_the_first_validation_outcome():
+    from trader_ml.training.pooling import pooled_rows
+
+    first_val = pd.Timestamp("2008-06-02")
+    pool, target = pooled_rows(first_val, 21)
+    assert pool["date"].max() < first_val - pd.Timedelta(days=42)
+    assert len(pool) == len(target) and not np.isnan(target).any()
+    assert pool["symbol"].nunique() == 20

@@ -235,3 +235,22 @@ def test_a_second_run_never_overwrites_local_outputs(tmp_path):
     ]
     assert (tmp_path / "regime_v20261127.onnx").read_bytes() == b"regime 1"
     assert (tmp_path / "regime_v20261127.2.onnx").read_bytes() == b"regime 2"
+
+
+def test_both_models_read_all_history_unless_limited(local_store):
+    """The regime model reads every stored context day by default and --max-days limits the
+    features only; --regime-max-days limits the context the same way."""
+    from trader_ml.cli import build_parser
+    from trader_ml.training import orchestrate
+
+    fill(local_store)
+    every = orchestrate.load_data(local_store, orchestrate.TrainOptions(store=local_store.url))
+    context, features = orchestrate.load_data(local_store, orchestrate.TrainOptions(store=local_store.url, max_days=90))
+    assert len(context) == len(every[0]) and len(every[1]) > len(features)
+    assert features["date"].min() > context["date"].min() + dt.timedelta(days=300)
+    limited, _ = orchestrate.load_data(
+        local_store, orchestrate.TrainOptions(store=local_store.url, max_days=90, regime_max_days=90)
+    )
+    assert limited["date"].min() == features["date"].min()
+    args = build_parser().parse_args(["train", "--regime-max-days", "90"])
+    assert (args.max_days, args.regime_max_days) == (None, 90)

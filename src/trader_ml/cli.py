@@ -391,7 +391,9 @@ def build_parser(
     p.add_argument("--region", help=f"AWS region (default: {region_default})")
     p.add_argument("--endpoint-url", help="S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL)")
     p.add_argument(
-        "--max-days", type=positive_int, default=365, help="days of features history to use (default: %(default)s)"
+        "--max-days",
+        type=positive_int,
+        help="days of features history the health model uses (default: all stored; the guide's was 365)",
     )
     p.add_argument(
         "--regime-max-days",

@@ -148,11 +148,13 @@ def train_health_command(args: argparse.Namespace) -> int:
 
 def print_health_result(result) -> None:
     from trader_ml.training.metrics import health_table
+    from trader_ml.training.pooling import training_rows_text
 
     window = result.metrics["test_window"]
     if result.skipped_rows:
         print(f"skipped {result.skipped_rows} rows without a known 21-day outcome (the last days or gaps)")
     print(f"test window {window['first_date']} .. {window['last_date']}: {window['days']} days, {window['rows']} rows")
+    print(training_rows_text(result.metrics["training_rows"]))
     print(health_table({k: result.metrics[k] for k in ("model", "baseline", "-vol_63d", "drawdown_63d")}))
     print_warnings(result.metrics["warnings"])
 

@@ -22,6 +22,7 @@ from trader_ml.schema import ASSET_FEATURES, BEHAVIORS, HEALTH_LATENT_DIM, VOL_B
 from trader_ml.training.artifact import artifact_header
 from trader_ml.training.loop import FitConfig, FitResult, fit, seed_everything
 from trader_ml.training.metrics import health_metrics, per_date_rank_correlation
+from trader_ml.training.pooling import POOL_BELOW_SYMBOLS, POOLED_SOURCE, pooled_rows
 from trader_ml.training.split import Split, chronological_split
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ class HealthTrainConfig:
     model: HealthModelConfig = field(default_factory=HealthModelConfig)
     fit: FitConfig = field(default_factory=lambda: FitConfig(batch_size=64))
     horizon: int = HEALTH_HORIZON
+    # A universe with fewer symbols trains with the bundled sample's rows pooled in (0: never).
+    pool_below_symbols: int = POOL_BELOW_SYMBOLS
     val_fraction: float = 0.15
     test_fraction: float = 0.15
 
@@ -179,10 +182,16 @@ def train_health(
     train, val, test = rows(split.train), rows(split.val), rows(split.test)
     if len(set(target[train].tolist())) < 2:
         raise TraderMLError("the training rows hold a single outcome: more symbols or a longer window are needed")
+    train_x, train_y, pooled = values[train], target[train], 0
+    if features["symbol"].nunique() < config.pool_below_symbols:
+        pool, pool_target = pooled_rows(unique_days[split.val[0]], config.horizon)
+        pooled = len(pool)
+        train_x = np.concatenate([train_x, pool[list(ASSET_FEATURES)].to_numpy(dtype=np.float32)])
+        train_y = np.concatenate([train_y, pool_target])
     seed_everything(config.fit.seed)
     model = HealthNet(config.model)
-    model.inputs.fit(values[train])  # the scaler sees training rows only
-    fit_prior(model, values[train], target[train])
+    model.inputs.fit(train_x)  # the scaler sees training rows only
+    fit_prior(model, train_x, train_y)
     boundaries = tuple(float(b) for b in np.quantile(values[train, ASSET_FEATURES.index("vol_21d")], [1 / 3, 2 / 3]))
     y = target.astype(np.float32)
 
@@ -196,7 +205,7 @@ def train_health(
     result = fit(
         model,
         lambda net, batch: health_loss(net, *batch),
-        (values[train], y[train]),
+        (train_x, train_y.astype(np.float32)),
         (values[val], y[val]),
         config.fit,
         evaluate=evaluate,
@@ -233,6 +242,11 @@ def train_health(
             "test_days": int(len(split.test)),
         },
         "skipped_rows": skipped,
+        "training_rows": {
+            "own": int(len(train)),
+            "pooled": pooled,
+            "pooled_from": POOLED_SOURCE if pooled else None,
+        },
         "prior": {
             "features": list(PRIOR_FEATURES),
             "weights": [round(float(w), 4) for w in model.prior.tolist()],
@@ -316,6 +330,7 @@ def health_artifact(result: HealthTrainResult) -> tuple[bytes, dict]:
         "prior": {"features": list(PRIOR_FEATURES), "weights": model.prior.tolist()},
         "correction_weight": float(model.correction_weight),
         "data_window": result.data_window,
+        "training_rows": result.metrics["training_rows"],
         "test_window": result.metrics["test_window"],
         "metrics": health_summary(result.metrics),
     }

@@ -45,6 +45,7 @@ from trader_ml.training.health import (
     train_health,
 )
 from trader_ml.training.metrics import format_table
+from trader_ml.training.pooling import training_rows_text
 from trader_ml.training.regime import (
     RegimeTrainResult,
     regime_artifact,
@@ -62,10 +63,12 @@ class TrainOptions:
     store: str = "./store"
     region: str | None = None
     endpoint_url: str | None = None
-    max_days: int | None = 365  # the features table (the health model): the guide's --max-days
-    # The regime model reads one context row a day: all of them by default, so that its test
-    # window spans years and several regimes (docs/models.md).
-    regime_max_days: int | None = None
+    # Days of history, counted back from the newest stored day; None reads everything stored.
+    # Both models read all of it by default, as every backtest refit does, so that each test
+    # window spans more than a few weeks (docs/registry.md): the guide's 365 left the regime
+    # model a 27-day test window and the health model a single year of one volatility regime.
+    max_days: int | None = None  # the features table (the health model): the guide's --max-days
+    regime_max_days: int | None = None  # the context table (the regime model)
     start: dt.date | None = None  # read only days from start to end, and strictly before until
     end: dt.date | None = None
     until: dt.date | None = None
@@ -283,6 +286,7 @@ def describe(
             "health": {k: health_m["baseline"][k] for k in ("test_health_correlation", "auc", "brier")},
         },
         "test_windows": {"regime": regime_m["test_window"], "health": health_m["test_window"]},
+        "health_training_rows": health_m["training_rows"],
         "warnings": {"regime": regime_m["warnings"], "health": health_m["warnings"]},
         "gate": {
             "gate_passed": {kind: d.promote for kind, d in decisions.items()},
@@ -396,6 +400,7 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> O
         f"  health test window: {candidate.health.metrics['test_window']['days']} days, "
         f"{candidate.health.metrics['test_window']['rows']} rows"
     )
+    log(f"  health model {training_rows_text(candidate.health.metrics['training_rows'])}")
     for kind, d in decisions.items():
         log(f"  {kind}: {'passes' if d.promote else 'fails'}: {d.reason}")
     for warning in candidate.regime.metrics["warnings"] + candidate.health.metrics["warnings"]:

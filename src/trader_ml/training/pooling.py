@@ -1,0 +1,56 @@
+"""Borrowed strength: the bundled sample's feature rows, pooled into a small universe's training.
+
+A universe of five or ten ETFs holds too few names a day to learn a health correction from.
+Its features are per asset and its target is a rank within each day's own universe, so rows
+of another universe can join the training rows unchanged: the bundled 20 US large caps
+(1990-2022) form their own daily universes and keep their own targets. Only training rows are
+pooled; validation, test and every reported number stay the user's own universe.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from trader_ml.labels import health_targets
+
+POOL_BELOW_SYMBOLS = 10  # a universe with fewer symbols than this trains with the sample pooled in
+POOLED_SOURCE = "the bundled sample (20 US large caps, 1990-2022)"
+POOL_DAYS = 1260  # the latest five years before the cutoff: 25,000 rows, the market nearest the user's
+
+
+@lru_cache(maxsize=1)
+def bundled_features() -> pd.DataFrame:
+    """The bundled sample's feature rows (computed once per process)."""
+    from trader_ml.features import feature_rows
+    from trader_ml.sources.sample import SampleSource
+
+    raw = SampleSource().fetch(dt.date(1989, 1, 1), dt.date(2023, 1, 1))
+    return feature_rows(raw)[0]
+
+
+def pooled_rows(before: pd.Timestamp, horizon: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """(feature rows, target) of the bundled sample's last ``POOL_DAYS`` days whose outcome is
+    known before ``before``: a pooled row never shares a market day with the user's validation
+    or test outcomes."""
+    features = bundled_features()
+    target, _ = health_targets(features, horizon)
+    dates = pd.DatetimeIndex(features["date"])
+    # The outcome of day d ends ``horizon`` trading days later: keep a calendar margin of twice that.
+    keep = ~np.isnan(target) & (dates < before - pd.Timedelta(days=2 * horizon))
+    days = np.unique(dates[keep])[-POOL_DAYS:]
+    keep &= dates.isin(days)
+    return features[keep].reset_index(drop=True), target[keep]
+
+
+def training_rows_text(training_rows: dict) -> str:
+    """One line saying which rows trained the model."""
+    if not training_rows["pooled"]:
+        return f"trained on {training_rows['own']} rows of its own universe"
+    return (
+        f"trained on {training_rows['own']} rows of its own universe and {training_rows['pooled']} rows pooled "
+        f"from {training_rows['pooled_from']}: fewer than {POOL_BELOW_SYMBOLS} symbols are too few to learn from alone"
+    )
