@@ -119,6 +119,10 @@ class Stages:
         self.log(f"[{self.n}/{STAGES}] {text} ({time.perf_counter() - self.began:.0f} s)")
 
 
+def _days(max_days: int | None) -> str:
+    return f"the last {max_days} days" if max_days else "every stored day"
+
+
 def load_data(store: Store, options: TrainOptions) -> tuple[pd.DataFrame, pd.DataFrame]:
     if options.start and options.end and options.start > options.end:
         raise TraderMLError(f"--start {options.start} is after --end {options.end}")
@@ -381,8 +385,7 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> O
     store = open_store(options.store, region=options.region, endpoint_url=options.endpoint_url)
     today = options.today or dt.date.today()
     stage(
-        f"reading the last {options.max_days or 'all'} days of features and "
-        f"{options.regime_max_days or 'all'} days of context from {store.url}"
+        f"reading {_days(options.max_days)} of features and {_days(options.regime_max_days)} of context from {store.url}"
     )
     context, features = load_data(store, options)
     pointer, etag = registry.read_latest(store)
