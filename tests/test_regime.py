@@ -201,3 +201,21 @@ def test_a_column_unseen_in_training_is_read_as_missing_and_said(spy_only_contex
     assert answer["ignored_columns"] == list(CONTEXT_FEATURES[3:])
     assert "missing throughout its training data" in caplog.text
     assert "ignored_columns" not in served.predict(blanked)
+
+
+def test_the_temperature_is_chosen_on_validation_and_changes_no_regime(trained, synthetic_context):
+    from trader_ml.training.regime import TEMPERATURES
+
+    model = trained.model
+    chosen = float(model.head.temperature)
+    assert any(np.isclose(chosen, t) for t in TEMPERATURES)
+    x = trained.test_windows
+    calibrated, _ = predict_regimes(model, x)
+    try:
+        model.head.temperature.fill_(1.0)
+        raw, _ = predict_regimes(model, x)
+    finally:
+        model.head.temperature.fill_(chosen)
+    np.testing.assert_array_equal(calibrated.argmax(axis=1), raw.argmax(axis=1))
+    if not np.isclose(chosen, 1.0):
+        assert not np.allclose(calibrated, raw)

@@ -26,6 +26,7 @@ from trader_ml.training.metrics import regime_metrics
 from trader_ml.training.split import Split, chronological_split, class_weights
 
 MIN_SAMPLES = 100  # labelled windows needed to train, validate and test at all
+TREND_SCALER_WINDOWS = 2000  # evenly spaced training windows fit the trend inputs' scaler
 
 
 @dataclass(frozen=True)
@@ -169,9 +170,8 @@ def train_regime(
 
     seed_everything(config.fit.seed)
     model = build_regime_model(config.model)
-    model.fit_inputs(
-        values[: split.train[-1] + 1], windows(values, split.train[:: max(1, len(split.train) // 2000)], lookback)
-    )
+    every = max(1, len(split.train) // TREND_SCALER_WINDOWS)
+    model.fit_inputs(values[: split.train[-1] + 1], windows(values, split.train[::every], lookback))
     stay = label_persistence(labels[split.train])
     model.head.set_persistence(stay)
     weights = torch.as_tensor(class_weights(labels[split.train], len(REGIMES)), dtype=torch.float32)
