@@ -17,10 +17,10 @@ import onnxruntime as ort
 import torch
 
 from trader_ml.errors import TraderMLError
+from trader_ml.schema import ARTIFACT_METADATA_KEY
 
 PARITY_TOLERANCE = 1e-5
 OPSET = 17
-METADATA_KEY = "trader_ml"
 
 
 class ExportError(TraderMLError):
@@ -73,7 +73,7 @@ def to_onnx(
     proto = onnx.load_from_string(buffer.getvalue())
     onnx.checker.check_model(proto)
     entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps(metadata, sort_keys=True)
+    entry.key, entry.value = ARTIFACT_METADATA_KEY, json.dumps(metadata, sort_keys=True)
     data = proto.SerializeToString()
     gap = parity_gap(module, data, input_name, parity_inputs)
     if not gap <= PARITY_TOLERANCE:

@@ -73,6 +73,10 @@ DAILY_FILES = ("context.json", "features.json")
 DAY_MARKER_PREFIX = "data/complete/"
 DAY_MARKER_FILE = "day.json"
 MODELS_PREFIX = "models/"
+# The artifact format, written by training and read by serving: the ONNX metadata entry that
+# carries an artifact's JSON, and the version of what that JSON holds.
+ARTIFACT_METADATA_KEY = "trader_ml"
+ARTIFACT_FORMAT_VERSION = 1
 LATEST_KEY = "models/latest.json"
 REPORTS_PREFIX = "reports/"
 PREDICTIONS_PREFIX = "predictions/"

@@ -16,6 +16,8 @@ import numpy as np
 from trader_ml.baselines import behaviors, vol_buckets
 from trader_ml.errors import TraderMLError
 from trader_ml.schema import (
+    ARTIFACT_FORMAT_VERSION,
+    ARTIFACT_METADATA_KEY,
     ASSET_FEATURES,
     CONTEXT_FEATURES,
     FLOAT32_MAX,
@@ -26,8 +28,6 @@ from trader_ml.schema import (
 )
 
 log = logging.getLogger("trader_ml.serving")
-METADATA_KEY = "trader_ml"
-FORMAT_VERSION = 1
 MAX_LOOKBACK = 5000  # trading days: twenty years is already more than any window needs
 
 
@@ -49,7 +49,7 @@ class OnnxArtifact:
             self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types for bad files
             raise ArtifactError(f"{name}: not a loadable ONNX model ({type(e).__name__})") from None
-        raw = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        raw = self.session.get_modelmeta().custom_metadata_map.get(ARTIFACT_METADATA_KEY)
         if raw is None:
             raise ArtifactError(f"{name}: no trader-ml metadata in the ONNX file")
         try:
@@ -58,9 +58,9 @@ class OnnxArtifact:
             raise ArtifactError(f"{name}: its trader-ml metadata is not JSON") from None
         if not isinstance(self.metadata, dict):
             raise ArtifactError(f"{name}: its trader-ml metadata is not a JSON object")
-        if self.metadata.get("format_version") != FORMAT_VERSION:
+        if self.metadata.get("format_version") != ARTIFACT_FORMAT_VERSION:
             raise ArtifactError(
-                f"{name}: artifact format {self.metadata.get('format_version')} is not {FORMAT_VERSION}"
+                f"{name}: artifact format {self.metadata.get('format_version')} is not {ARTIFACT_FORMAT_VERSION}"
             )
         self.name = name
         self.input_name = self.session.get_inputs()[0].name
