@@ -16,6 +16,8 @@ CONTEXT_FEATURES: tuple[str, ...] = (
 CONTEXT_COLUMNS: tuple[str, ...] = ("date", *CONTEXT_FEATURES)
 # SPY is the one context input every source must provide; the rest may be NaN (unavailable).
 REQUIRED_CONTEXT_FEATURES: tuple[str, ...] = ("spy_return_1d", "spy_return_21d", "spy_vol_21d")
+# Their positions in a context row, for checking a matrix of rows.
+REQUIRED_CONTEXT_INDEX: list[int] = [CONTEXT_FEATURES.index(name) for name in REQUIRED_CONTEXT_FEATURES]
 
 # Features data: one row per symbol per trading day (the training guide's "Features Data" columns).
 ASSET_FEATURES: tuple[str, ...] = (

@@ -22,6 +22,7 @@ from trader_ml.schema import (
     CONTEXT_FEATURES,
     FLOAT32_MAX,
     REGIMES,
+    REQUIRED_CONTEXT_INDEX,
     SYMBOL_PATTERN,
     health_output,
     regime_output,
@@ -163,7 +164,7 @@ class RegimeModel(ServedModel):
         window = matrix[-self.lookback :]
         if np.isinf(window).any():
             raise ArtifactError("context rows: infinite value")
-        if np.isnan(window[:, :3]).any():
+        if np.isnan(window[:, REQUIRED_CONTEXT_INDEX]).any():
             raise ArtifactError(
                 "context rows: SPY columns (spy_return_1d, spy_return_21d, spy_vol_21d) must not be missing"
             )

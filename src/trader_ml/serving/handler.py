@@ -25,7 +25,9 @@ from trader_ml.serving.predictor import DEFAULT_TTL_SECONDS, Predictor
 STORE_ENV = "TRADER_ML_STORE"
 TTL_ENV = "TRADER_ML_MODEL_TTL_SECONDS"
 log = logging.getLogger("trader_ml.serving")
-logging.getLogger().setLevel(logging.INFO)
+# INFO for this package's loggers only: the Lambda runtime's root handler passes them on, and
+# importing the handler never changes the level of anyone else's logging.
+logging.getLogger("trader_ml").setLevel(logging.INFO)
 
 _predictor: Predictor | None = None
 

@@ -14,7 +14,7 @@ from trader_ml.baselines import (
     baseline_regime_embedding,
     baseline_regimes,
 )
-from trader_ml.schema import REGIME_EMBEDDING_DIM, REGIMES
+from trader_ml.schema import REGIME_EMBEDDING_DIM, REGIMES, REQUIRED_CONTEXT_INDEX
 from trader_ml.serving.artifacts import HealthModel, RegimeModel
 
 BATCH_DAYS = 4096  # windows per ONNX call: large enough to amortise the call, small in memory
@@ -40,7 +40,7 @@ def regime_history(context: np.ndarray, model: RegimeModel | None = None) -> tup
     if n < lookback:
         return probs, embeddings
     views = np.lib.stride_tricks.sliding_window_view(context, lookback, axis=0).transpose(0, 2, 1)  # (n-L+1, L, F)
-    spy_known = np.isfinite(views[:, :, :3]).all(axis=(1, 2)) & ~np.isinf(views).any(axis=(1, 2))
+    spy_known = np.isfinite(views[:, :, REQUIRED_CONTEXT_INDEX]).all(axis=(1, 2)) & ~np.isinf(views).any(axis=(1, 2))
     ends = np.flatnonzero(spy_known)
     for lo in range(0, len(ends), BATCH_DAYS):
         chunk = ends[lo : lo + BATCH_DAYS]

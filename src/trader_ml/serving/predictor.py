@@ -27,7 +27,7 @@ from trader_ml.baselines import (
     min_baseline_days,
 )
 from trader_ml.errors import TraderMLError
-from trader_ml.schema import CONTEXT_FEATURES, regime_output
+from trader_ml.schema import CONTEXT_FEATURES, REQUIRED_CONTEXT_INDEX, regime_output
 from trader_ml.serving.artifacts import ArtifactError, HealthModel, RegimeModel, as_matrix, asset_rows, health_dicts
 from trader_ml.store import Store, open_store
 
@@ -196,7 +196,7 @@ def baseline_regime(context_rows) -> dict:
     need = min_baseline_days()
     if len(matrix) < need:
         raise InputError(f"context rows: the rules need the last {need} trading days, got {len(matrix)}")
-    if not np.isfinite(matrix[:, :3]).all():
+    if not np.isfinite(matrix[:, REQUIRED_CONTEXT_INDEX]).all():
         raise InputError("context rows: SPY columns (spy_return_1d, spy_return_21d, spy_vol_21d) must be finite")
     _, probs = baseline_regimes(matrix)
     return regime_output(probs[-1], baseline_regime_embedding(matrix[-1]))
