@@ -219,3 +219,11 @@ def test_the_temperature_is_chosen_on_validation_and_changes_no_regime(trained, 
     np.testing.assert_array_equal(calibrated.argmax(axis=1), raw.argmax(axis=1))
     if not np.isclose(chosen, 1.0):
         assert not np.allclose(calibrated, raw)
+
+
+def test_the_saved_config_is_the_one_the_model_was_built_with(trained, artifact):
+    _, metadata = artifact
+    stay = trained.config.model.stay_probability
+    assert stay != RegimeModelConfig().stay_probability  # the labels' own persistence, not the default
+    assert metadata["model_config"]["stay_probability"] == stay
+    assert metadata["stay_probability"] == pytest.approx(stay, abs=1e-6)

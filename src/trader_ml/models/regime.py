@@ -31,7 +31,7 @@ class RegimeModelConfig:
     trend_halflives: tuple[int, ...] = (5, 10, 21)  # of SPY's weighted return, volatility, downside
     filter_days: int = 21  # days of per-day evidence the regime filter reads
     stay_probability: float = 0.9  # the filter's prior that tomorrow's regime is today's (training
-    # replaces it with the training labels' own persistence: see set_persistence)
+    # builds the model with the training labels' own persistence instead)
     embedding_dim: int = REGIME_EMBEDDING_DIM
     n_regimes: int = len(REGIMES)
 

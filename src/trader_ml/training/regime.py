@@ -6,7 +6,7 @@ stopping decision has seen, next to the rule baseline on the very same days.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -169,11 +169,12 @@ def train_regime(
         )
 
     seed_everything(config.fit.seed)
+    # The filter's stay probability is the training labels' own persistence: set in the config
+    # the model is built from, so the saved config is the model's.
+    config = replace(config, model=replace(config.model, stay_probability=label_persistence(labels[split.train])))
     model = build_regime_model(config.model)
     every = max(1, len(split.train) // TREND_SCALER_WINDOWS)
     model.fit_inputs(values[: split.train[-1] + 1], windows(values, split.train[::every], lookback))
-    stay = label_persistence(labels[split.train])
-    model.head.set_persistence(stay)
     weights = torch.as_tensor(class_weights(labels[split.train], len(REGIMES)), dtype=torch.float32)
 
     days = config.model.filter_days
