@@ -15,18 +15,15 @@ import time
 
 from stores import sample_store, synthetic_store  # bench/stores.py
 
-from trader_ml.models.regime import RegimeModelConfig
 from trader_ml.partitions import read_table
 from trader_ml.store import LocalStore
 from trader_ml.training.commands import regime_truth
-from trader_ml.training.loop import FitConfig
 from trader_ml.training.metrics import regime_table
-from trader_ml.training.regime import RegimeTrainConfig, regime_artifact, train_regime
+from trader_ml.training.regime import RegimeTrainConfig, regime_artifact, regime_train_config, train_regime
 
 
 def config(model_type: str) -> RegimeTrainConfig:
-    layers = 2 if model_type == "transformer" else 1
-    return RegimeTrainConfig(model=RegimeModelConfig(model_type=model_type, num_layers=layers), fit=FitConfig())
+    return regime_train_config(model_type)
 
 
 def report(name: str, store: LocalStore, model_type: str, max_days: int | None = None) -> float:

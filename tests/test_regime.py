@@ -12,7 +12,7 @@ import torch
 
 from trader_ml.errors import TraderMLError, ValidationError
 from trader_ml.export import PARITY_TOLERANCE, parity_gap
-from trader_ml.models.regime import RegimeExport, RegimeModelConfig
+from trader_ml.models.regime import RegimeExport, RegimeModelConfig, default_layers
 from trader_ml.schema import CONTEXT_FEATURES, REGIMES
 from trader_ml.serving.artifacts import ArtifactError, RegimeModel
 from trader_ml.training.loop import FitConfig
@@ -25,7 +25,7 @@ QUICK = FitConfig(epochs=3, batch_size=64, patience=3)
 
 
 def quick_config(model_type: str = "gru", **model) -> RegimeTrainConfig:
-    layers = 2 if model_type == "transformer" else 1
+    layers = default_layers(model_type)
     return RegimeTrainConfig(model=RegimeModelConfig(model_type=model_type, num_layers=layers, **model), fit=QUICK)
 
 
