@@ -179,3 +179,33 @@ def test_export_then_train_from_the_file_or_the_partition_folder(tmp_path):
         str(tmp_path / "regime.onnx"),
     )
     assert trained.returncode == 0, trained.stderr
+
+
+def test_flag_defaults_are_the_configs_defaults():
+    """Each default is the dataclass's: a flag whose default drifts from the config it fills fails here."""
+    from trader_ml.cli import build_parser
+    from trader_ml.training.health import health_train_config
+    from trader_ml.training.loop import FitConfig
+    from trader_ml.training.orchestrate import TrainOptions
+    from trader_ml.training.regime import regime_train_config
+
+    parser = build_parser()
+    train, options = parser.parse_args(["train"]), TrainOptions()
+    for name in ("max_days", "regime_max_days", "regime_type", "health_type", "epochs", "output_dir", "force"):
+        assert getattr(train, name) == getattr(options, name), name
+    for name in ("tolerance", "device", "seed", "skip_upload"):
+        assert getattr(train, name) == getattr(options, name), name
+    regime, health = regime_train_config(), health_train_config()
+    assert (options.regime_batch_size, options.health_batch_size) == (regime.fit.batch_size, health.fit.batch_size)
+    assert options.epochs == FitConfig.epochs and options.regime_type == regime.model.model_type
+    assert options.health_type == health.model.model_type
+    for command, config in (("train-regime", regime), ("train-health", health)):
+        args = parser.parse_args([command])
+        assert (args.epochs, args.batch_size, args.seed, args.device) == (
+            config.fit.epochs,
+            config.fit.batch_size,
+            config.fit.seed,
+            config.fit.device,
+        ), command
+        assert args.model_type == config.model.model_type, command
+    assert parser.parse_args(["train-regime"]).label_horizon == regime.label_horizon
