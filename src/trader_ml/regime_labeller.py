@@ -99,11 +99,12 @@ def hindsight_labels(
     fit_days: int | None = None,
     config: LabellerConfig = DEFAULT_LABELLER,
     horizon: int = DEFAULT_LABEL_HORIZON,
+    rules: np.ndarray | None = None,
 ) -> np.ndarray:
     """Regime index of each context row (-1 where unknown). The HMM is seeded from the rules
-    read ``horizon`` days later, fit on the first ``fit_days`` rows only (all when None), and
-    decodes every row."""
-    rules = regime_labels(context, horizon)
+    read ``horizon`` days later (``rules``, when the caller has them already), fit on the first
+    ``fit_days`` rows only (all when None), and decodes every row."""
+    rules = regime_labels(context, horizon) if rules is None else rules
     fit_days = len(context) if fit_days is None else fit_days
     raw = observations(context)
     present = np.isfinite(raw[:fit_days]).mean(axis=0) >= config.min_coverage

@@ -153,12 +153,13 @@ def train_regime(
     config = config or RegimeTrainConfig()
     lookback, horizon = config.model.lookback, config.label_horizon
     values = context[list(CONTEXT_FEATURES)].to_numpy(dtype=np.float32)
+    rules = regime_labels(context, horizon)
     ends = np.arange(lookback - 1, len(context))
-    ends = ends[regime_labels(context, horizon)[ends] >= 0]
+    ends = ends[rules[ends] >= 0]
     _check_history(context, len(ends), config)
     split = chronological_split(ends, horizon, config.val_fraction, config.test_fraction)
     # The labeller is fit on training days only; it labels the later days from what it learned.
-    labels = hindsight_labels(context, split.train[-1] + 1, config.labeller, horizon)
+    labels = hindsight_labels(context, split.train[-1] + 1, config.labeller, horizon, rules)
     split = Split(*(rows[labels[rows] >= 0] for rows in (split.train, split.val, split.test)))
     present = sorted(set(labels[split.train].tolist()))
     if len(present) < 2:
