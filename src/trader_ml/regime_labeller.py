@@ -61,11 +61,14 @@ def observations(context: pd.DataFrame) -> np.ndarray:
     return np.column_stack(columns)
 
 
-def _gaussian_log_density(x: np.ndarray, mean: np.ndarray, covariance: np.ndarray) -> np.ndarray:
-    _, log_det = np.linalg.slogdet(covariance)
-    centred = x - mean
-    mahalanobis = np.einsum("ij,ij->i", centred, np.linalg.solve(covariance, centred.T).T)
-    return -0.5 * (mahalanobis + log_det + x.shape[1] * np.log(2.0 * np.pi))
+def gaussian_log_density(x: np.ndarray, means: np.ndarray, covariances: np.ndarray) -> np.ndarray:
+    """log N(x_t; mean_s, cov_s) for every day t and state s: (days, states)."""
+    out = np.empty((len(x), len(means)))
+    for s, (mean, cov) in enumerate(zip(means, covariances, strict=True)):
+        chol = np.linalg.cholesky(cov)
+        z = np.linalg.solve(chol, (x - mean).T)  # (features, days)
+        out[:, s] = -0.5 * (z**2).sum(axis=0) - np.log(np.diag(chol)).sum() - 0.5 * len(mean) * np.log(2 * np.pi)
+    return out
 
 
 def viterbi(log_emission: np.ndarray, log_transition: np.ndarray) -> np.ndarray:
@@ -132,10 +135,11 @@ def _emissions(x: np.ndarray, states: np.ndarray, fitted: np.ndarray, ridge: flo
     """Log density of each day under each state's Gaussian, fit on the fitted days of that
     state; a state with too few days to fit cannot be visited."""
     out = np.full((len(x), len(REGIMES)), -np.inf)
-    for state in range(len(REGIMES)):
+    fittable = [state for state in range(len(REGIMES)) if (fitted & (states == state)).sum() >= x.shape[1] + 2]
+    means, covariances = [], []
+    for state in fittable:
         days = x[fitted & (states == state)]
-        if len(days) < x.shape[1] + 2:
-            continue
-        covariance = np.cov(days.T).reshape(x.shape[1], x.shape[1]) + ridge * np.eye(x.shape[1])
-        out[:, state] = _gaussian_log_density(x, days.mean(axis=0), covariance)
+        means.append(days.mean(axis=0))
+        covariances.append(np.cov(days.T).reshape(x.shape[1], x.shape[1]) + ridge * np.eye(x.shape[1]))
+    out[:, fittable] = gaussian_log_density(x, np.array(means), np.array(covariances))
     return out

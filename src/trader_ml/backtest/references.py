@@ -25,6 +25,7 @@ import pandas as pd
 from scipy.special import logsumexp
 
 from trader_ml.baselines import DEFAULT_RULES, RegimeRules, window_classes
+from trader_ml.regime_labeller import gaussian_log_density
 from trader_ml.schema import REGIMES
 
 TRADING_DAYS_PER_YEAR = 252
@@ -93,16 +94,6 @@ def forward_filter(log_emission: np.ndarray, log_transition: np.ndarray, log_sta
     return out
 
 
-def _gaussian_log_density(x: np.ndarray, means: np.ndarray, covariances: np.ndarray) -> np.ndarray:
-    """log N(x_t; mean_s, cov_s) for every day t and state s: (days, states)."""
-    out = np.empty((len(x), len(means)))
-    for s, (mean, cov) in enumerate(zip(means, covariances, strict=True)):
-        chol = np.linalg.cholesky(cov)
-        z = np.linalg.solve(chol, (x - mean).T)  # (features, days)
-        out[:, s] = -0.5 * (z**2).sum(axis=0) - np.log(np.diag(chol)).sum() - 0.5 * len(mean) * np.log(2 * np.pi)
-    return out
-
-
 def hmm_regime_probs(spy_return_1d: np.ndarray, train_days: int, seed: int = 0) -> np.ndarray:
     """Filtered regime probabilities of every day from a Gaussian HMM fit on the first
     ``train_days`` days; days before the first return are NaN."""
@@ -120,7 +111,7 @@ def hmm_regime_probs(spy_return_1d: np.ndarray, train_days: int, seed: int = 0) 
     x = r[known][:, None]
     with np.errstate(divide="ignore"):
         filtered = forward_filter(
-            _gaussian_log_density(x, model.means_, model.covars_), np.log(model.transmat_), np.log(model.startprob_)
+            gaussian_log_density(x, model.means_, model.covars_), np.log(model.transmat_), np.log(model.startprob_)
         )
     out = np.full((len(r), len(REGIMES)), np.nan)
     out[known] = to_regime_probs(filtered, names)
@@ -185,7 +176,7 @@ def oracle_regime_probs(context: np.ndarray, truth: np.ndarray, train_days: int,
             covariances.append(overall)
     start = np.bincount(train_y, minlength=k) + 1.0
     filtered = forward_filter(
-        _gaussian_log_density(x[known], np.array(means), np.array(covariances)),
+        gaussian_log_density(x[known], np.array(means), np.array(covariances)),
         np.log(transition),
         np.log(start / start.sum()),
     )

@@ -22,22 +22,22 @@ POOLED_SOURCE = "the bundled sample (20 US large caps, 1990-2022)"
 POOL_DAYS = 1260  # the latest five years before the cutoff: 25,000 rows, the market nearest the user's
 
 
-@lru_cache(maxsize=1)
-def bundled_features() -> pd.DataFrame:
-    """The bundled sample's feature rows (computed once per process)."""
+@lru_cache(maxsize=2)
+def bundled_rows(horizon: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """The bundled sample's feature rows and their targets (computed once per process: every
+    refit of a backtest pools from the same rows)."""
     from trader_ml.features import feature_rows
     from trader_ml.sources.sample import SampleSource
 
-    raw = SampleSource().fetch(dt.date(1989, 1, 1), dt.date(2023, 1, 1))
-    return feature_rows(raw)[0]
+    features = feature_rows(SampleSource().fetch(dt.date(1989, 1, 1), dt.date(2023, 1, 1)))[0]
+    return features, health_targets(features, horizon)[0]
 
 
 def pooled_rows(before: pd.Timestamp, horizon: int) -> tuple[pd.DataFrame, np.ndarray]:
     """(feature rows, target) of the bundled sample's last ``POOL_DAYS`` days whose outcome is
     known before ``before``: a pooled row never shares a market day with the user's validation
     or test outcomes."""
-    features = bundled_features()
-    target, _ = health_targets(features, horizon)
+    features, target = bundled_rows(horizon)
     dates = pd.DatetimeIndex(features["date"])
     # The outcome of day d ends ``horizon`` trading days later: keep a calendar margin of twice that.
     keep = ~np.isnan(target) & (dates < before - pd.Timedelta(days=2 * horizon))
