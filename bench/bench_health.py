@@ -15,10 +15,11 @@ import time
 
 from stores import sample_store, synthetic_store  # bench/stores.py
 
+from trader_ml.cli.train import print_health_result
+from trader_ml.data.partitions import read_table
+from trader_ml.data.truth import health_truth
 from trader_ml.models.health import HealthModelConfig
-from trader_ml.partitions import read_table
 from trader_ml.store import LocalStore
-from trader_ml.training.commands import health_truth, print_health_result
 from trader_ml.training.health import HealthTrainConfig, health_artifact, train_health
 
 

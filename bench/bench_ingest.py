@@ -13,9 +13,9 @@ import statistics
 import tempfile
 import time
 
-from trader_ml.pipeline import ingest
-from trader_ml.sources.sample import SampleSource
-from trader_ml.sources.synthetic import SyntheticParams, SyntheticSource
+from trader_ml.data.ingest import ingest
+from trader_ml.data.sources.sample import SampleSource
+from trader_ml.data.sources.synthetic import SyntheticParams, SyntheticSource
 from trader_ml.store import LocalStore
 
 CASES = {

@@ -15,9 +15,9 @@ import time
 
 from stores import sample_store, synthetic_store  # bench/stores.py
 
-from trader_ml.partitions import read_table
+from trader_ml.data.partitions import read_table
+from trader_ml.data.truth import regime_truth
 from trader_ml.store import LocalStore
-from trader_ml.training.commands import regime_truth
 from trader_ml.training.metrics import regime_table
 from trader_ml.training.regime import RegimeTrainConfig, regime_artifact, regime_train_config, train_regime
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 
 from trader_ml import registry
-from trader_ml.partitions import read_table
-from trader_ml.pipeline import ingest
-from trader_ml.sources.synthetic import SyntheticParams, SyntheticSource
+from trader_ml.data.ingest import ingest
+from trader_ml.data.partitions import read_table
+from trader_ml.data.sources.synthetic import SyntheticParams, SyntheticSource
 from trader_ml.store import LocalStore
 from trader_ml.training.health import HealthTrainConfig, health_artifact, train_health
 from trader_ml.training.loop import FitConfig
@@ -169,7 +169,7 @@ def main() -> None:
         for name, r in results.items():
             print(f"{name:16}" + "".join(f"{v:11.3f}" for v in r.values()))
         print(f"cold start: torch / onnx = {results['torch']['cold_s'] / results['onnx predictor']['cold_s']:.1f}x")
-        from trader_ml.bundle import build_bundle
+        from trader_ml.serving.bundle import build_bundle
 
         size = build_bundle(f"{tmp}/lambda.zip", wheels_dir=args.wheels_dir)
         with zipfile.ZipFile(f"{tmp}/lambda.zip") as z:

@@ -20,9 +20,9 @@ from sklearn.linear_model import LogisticRegression
 from stores import sample_store, synthetic_store  # bench/stores.py
 
 from trader_ml.baselines import baseline_health
-from trader_ml.labels import health_targets
-from trader_ml.partitions import read_table
+from trader_ml.data.partitions import read_table
 from trader_ml.schema import ASSET_FEATURES
+from trader_ml.training.labels import health_targets
 from trader_ml.training.metrics import per_date_rank_correlation
 
 INPUTS = ("vol_63d", "vol_21d", "drawdown_63d", "return_63d", "rel_strength_63d")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from trader_ml.pipeline import ingest
-from trader_ml.sources.sample import SampleSource
-from trader_ml.sources.synthetic import SyntheticParams, SyntheticSource
+from trader_ml.data.ingest import ingest
+from trader_ml.data.sources.sample import SampleSource
+from trader_ml.data.sources.synthetic import SyntheticParams, SyntheticSource
 from trader_ml.store import LocalStore
 
 

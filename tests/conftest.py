@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from trader_ml.sources.synthetic import SyntheticParams, SyntheticSource
+from trader_ml.data.sources.synthetic import SyntheticParams, SyntheticSource
 from trader_ml.store import LocalStore, S3Store
 
 RECORDED = Path(__file__).parent / "recorded"
@@ -112,7 +112,7 @@ def store_snapshot(store) -> dict:
 @pytest.fixture(scope="session")
 def synthetic_context():
     """About five years of synthetic context rows and the true regime of each row."""
-    from trader_ml.features import context_rows
+    from trader_ml.data.features import context_rows
 
     raw = SyntheticSource(SyntheticParams(seed=3, n_symbols=2)).fetch(dt.date(2005, 1, 1), dt.date(2009, 12, 31))
     context = context_rows(raw)
@@ -134,7 +134,7 @@ def spy_only_context(synthetic_context):
 def synthetic_features():
     """About two years of feature rows for 12 synthetic stocks, and each row's hidden state
     (2 healthy, 1 neutral, 0 distressed)."""
-    from trader_ml.features import feature_rows
+    from trader_ml.data.features import feature_rows
 
     raw = SyntheticSource(SyntheticParams(seed=4, n_symbols=12)).fetch(dt.date(2005, 1, 1), dt.date(2006, 12, 31))
     features, _ = feature_rows(raw, since=None)
@@ -147,8 +147,8 @@ def synthetic_features():
 @pytest.fixture(scope="session")
 def trained_store(tmp_path_factory) -> LocalStore:
     """A store with 18 months of synthetic data and a promoted version (1 epoch: fast, not good)."""
-    from trader_ml.pipeline import ingest
-    from trader_ml.training.orchestrate import TrainOptions, run_training
+    from trader_ml.data.ingest import ingest
+    from trader_ml.release.job import TrainOptions, run_training
 
     store = LocalStore(tmp_path_factory.mktemp("served"))
     ingest(

@@ -16,10 +16,10 @@ from trader_ml.backtest.health_stats import daily_measures, newey_west_se
 from trader_ml.backtest.references import forward_filter, hmm_regime_probs, jump_regime_probs, oracle_regime_probs
 from trader_ml.backtest.runner import make_jobs
 from trader_ml.cli import main
+from trader_ml.data.ingest import ingest
+from trader_ml.data.partitions import read_table
+from trader_ml.data.sources.synthetic import SyntheticParams, SyntheticSource
 from trader_ml.errors import TraderMLError
-from trader_ml.partitions import read_table
-from trader_ml.pipeline import ingest
-from trader_ml.sources.synthetic import SyntheticParams, SyntheticSource
 from trader_ml.store import LocalStore
 
 from .conftest import TODAY, store_snapshot

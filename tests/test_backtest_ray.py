@@ -44,7 +44,7 @@ def test_ray_and_local_give_identical_numbers(ray_head, history, tmp_path):  # n
     settings = {"start": dt.date(2003, 1, 1), "refit": "quarterly", "end": dt.date(2003, 6, 30), "epochs": 2}
     local = run_backtest(BacktestConfig(**settings, workers=1), fresh_copy(history, tmp_path / "local"), **QUIET)
     clustered = fresh_copy(history, tmp_path / "ray")
-    command = [sys.executable, "-m", "trader_ml.cli", "backtest", "--store", clustered.url, "--quiet", "--ray", address]
+    command = [sys.executable, "-m", "trader_ml", "backtest", "--store", clustered.url, "--quiet", "--ray", address]
     command += ["--start", "2003-01-01", "--end", "2003-06-30", "--refit", "quarterly", "--epochs", "2"]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr

@@ -12,8 +12,8 @@ from trader_ml.baselines import (
     baseline_regimes,
     min_baseline_days,
 )
-from trader_ml.labels import regime_labels
 from trader_ml.schema import CONTEXT_FEATURES, REGIMES
+from trader_ml.training.labels import regime_labels
 
 
 def values(context):

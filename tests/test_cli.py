@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from trader_ml.partitions import read_table
+from trader_ml.data.partitions import read_table
 from trader_ml.store import S3Store
 
 
@@ -183,10 +183,11 @@ def test_export_then_train_from_the_file_or_the_partition_folder(tmp_path):
 
 def test_flag_defaults_are_the_configs_defaults():
     """Each default is the dataclass's: a flag whose default drifts from the config it fills fails here."""
+    from trader_ml.backtest.config import BacktestConfig
     from trader_ml.cli import build_parser
     from trader_ml.training.health import health_train_config
     from trader_ml.training.loop import FitConfig
-    from trader_ml.training.orchestrate import TrainOptions
+    from trader_ml.training.options import TrainOptions
     from trader_ml.training.regime import regime_train_config
 
     parser = build_parser()
@@ -209,3 +210,6 @@ def test_flag_defaults_are_the_configs_defaults():
         ), command
         assert args.model_type == config.model.model_type, command
     assert parser.parse_args(["train-regime"]).label_horizon == regime.label_horizon
+    backtest, config = parser.parse_args(["backtest"]), BacktestConfig()
+    for name in ("model", "refit", "epochs", "seeds", "cost_bp", "window_days", "workers"):
+        assert getattr(backtest, name) == getattr(config, name), f"backtest {name}"

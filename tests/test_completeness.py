@@ -6,11 +6,11 @@ import datetime as dt
 
 import pytest
 
-from trader_ml import completeness
-from trader_ml.cli import check_days_complete
+from trader_ml.cli.data import check_days_complete
+from trader_ml.data import completeness
+from trader_ml.data.ingest import ingest
+from trader_ml.data.sources.synthetic import SyntheticParams, SyntheticSource
 from trader_ml.errors import TraderMLError
-from trader_ml.pipeline import ingest
-from trader_ml.sources.synthetic import SyntheticParams, SyntheticSource
 from trader_ml.store import LocalStore, Store
 
 from .conftest import TODAY, store_snapshot

@@ -1,4 +1,5 @@
-"""features: values equal an independent, loop-by-loop computation from the bundled CSVs."""
+"""features: values equal an independent, loop-by-loop computation from the bundled CSVs, and no
+row changes when later days are appended."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import statistics
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from trader_ml.features import context_rows, feature_rows
-from trader_ml.partitions import read_table
-from trader_ml.pipeline import ingest
-from trader_ml.sources.base import RawMarket
-from trader_ml.sources.sample import BUNDLED, SampleSource
+from trader_ml.data.features import context_rows, feature_rows
+from trader_ml.data.ingest import ingest
+from trader_ml.data.partitions import read_table
+from trader_ml.data.sources.base import RawMarket
+from trader_ml.data.sources.sample import BUNDLED, SampleSource
 
 from .conftest import TODAY
 
@@ -138,3 +141,63 @@ def test_literal_values_read_off_the_csv(sample_store):
     features = read_table(sample_store, "features", start=day, end=day).set_index("symbol")
     # AAPL closes 3.159 on 2008-10-14 and 2.973 on 2008-10-15 in sp500_stocks.csv.gz
     assert features.loc["AAPL", "return_1d"] == pytest.approx(2.973 / 3.159 - 1, abs=1e-12)
+
+
+def _market(days: pd.DatetimeIndex, seed: int) -> RawMarket:
+    """Random-walk closes for the context tickers and three assets, a yield slope and a tone."""
+    rng = np.random.default_rng(seed)
+    tickers = ["SPY", "HYG", "IEF", "VIXY", "TLT", "AAA", "BBB", "CCC"]
+    closes = pd.DataFrame(
+        100 * np.exp(np.cumsum(rng.normal(0, 0.01, (len(days), len(tickers))), axis=0)), index=days, columns=tickers
+    )
+    observed = days[::3]
+    return RawMarket(
+        closes=closes,
+        symbols=("AAA", "BBB", "CCC"),
+        yield_slope=pd.Series(rng.normal(0.5, 0.3, len(observed)), index=observed),
+        news_tone=pd.Series(rng.normal(-1, 1, len(observed)), index=observed),
+    )
+
+
+def _appended(base: RawMarket, extra_days: int, scale: float, seed: int) -> RawMarket:
+    """``base`` with ``extra_days`` more days of arbitrary values (closes, slope and tone)."""
+    more = pd.bdate_range(base.closes.index[-1] + pd.Timedelta(days=1), periods=extra_days)
+    tail = _market(more, seed)
+    closes = pd.concat([base.closes, tail.closes * scale])
+    return RawMarket(
+        closes=closes,
+        symbols=base.symbols,
+        yield_slope=pd.concat([base.yield_slope, tail.yield_slope * scale]),
+        news_tone=pd.concat([base.news_tone, tail.news_tone - scale]),
+    )
+
+
+def earlier_rows_moved(base: RawMarket, longer: RawMarket) -> list[str]:
+    """The tables whose rows up to ``base``'s last day differ once later days are appended."""
+    last = base.closes.index[-1]
+    moved = []
+    for name, compute in (("context", context_rows), ("features", lambda raw: feature_rows(raw)[0])):
+        before, after = compute(base), compute(longer)
+        after = after[after["date"] <= last].reset_index(drop=True)
+        if not before.equals(after):
+            moved.append(name)
+    return moved
+
+
+BASE_DAYS = pd.bdate_range("2020-01-01", periods=110)
+
+
+@given(extra_days=st.integers(1, 40), scale=st.floats(0.2, 5.0), seed=st.integers(0, 2**16))
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_appending_days_never_changes_an_earlier_row(extra_days, scale, seed):
+    base = _market(BASE_DAYS, 7)
+    assert earlier_rows_moved(base, _appended(base, extra_days, scale, seed)) == []
+
+
+def test_the_causality_check_catches_a_feature_that_looks_ahead(monkeypatch):
+    """A drawdown over a centred window (it reads closes after the day) must be caught."""
+    from trader_ml.data import features
+
+    monkeypatch.setattr(features, "drawdown", lambda prices, days: prices / prices.rolling(days, center=True).max() - 1)
+    base = _market(BASE_DAYS, 7)
+    assert earlier_rows_moved(base, _appended(base, 30, 2.0, 1)) == ["features"]

@@ -11,12 +11,12 @@ import torch
 
 from trader_ml.baselines import DEFAULT_HEALTH_RULES, baseline_health, behaviors, vol_buckets
 from trader_ml.errors import TraderMLError
-from trader_ml.export import PARITY_TOLERANCE, parity_gap
-from trader_ml.labels import forward_drawdown, health_targets
 from trader_ml.models.health import HealthModelConfig
 from trader_ml.schema import ASSET_FEATURES, BEHAVIORS, VOL_BUCKETS
 from trader_ml.serving.artifacts import HealthModel, asset_rows
+from trader_ml.training.export import PARITY_TOLERANCE, parity_gap
 from trader_ml.training.health import HealthTrainConfig, health_artifact, train_health
+from trader_ml.training.labels import forward_drawdown, health_targets
 from trader_ml.training.loop import FitConfig
 
 QUICK = FitConfig(epochs=3, batch_size=256, patience=3)
@@ -89,16 +89,6 @@ def test_bucket_boundaries_come_from_training_days_only(synthetic_features, trai
     wild.loc[later, "vol_21d"] *= 10  # a wildly different future
     again = train_health(wild, quick(), progress=False)
     np.testing.assert_allclose(again.vol_boundaries, trained.vol_boundaries)
-
-
-def test_vae_trains_and_reports(synthetic_features):
-    features, truth = synthetic_features
-    result = train_health(features, quick("vae"), truth=truth, progress=False)
-    for column in ("model", "baseline", "-vol_63d", "drawdown_63d"):
-        m = result.metrics[column]
-        assert -1 <= m["test_health_correlation"] <= 1 and 0 <= m["auc"] <= 1
-        assert -1 <= m["truth_correlation"] <= 1
-    assert result.metrics["model"]["brier"] < 0.25 and result.metrics["-vol_63d"]["brier"] is None
 
 
 def test_export_matches_pytorch(trained, artifact):

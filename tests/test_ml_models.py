@@ -12,10 +12,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trader_ml.models.health import HealthModelConfig, HealthNet, health_loss
+from trader_ml.models.health import HealthModelConfig, HealthNet
 from trader_ml.models.regime import RegimeModelConfig, build_regime_model
 from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES
-from trader_ml.training.health import predict_health
+from trader_ml.training.health import HealthLoss, predict_health
 from trader_ml.training.loop import FitConfig, fit, seed_everything
 from trader_ml.training.regime import predict_regimes, windows
 
@@ -113,11 +113,11 @@ def test_health_net_overfits_a_tiny_batch(synthetic_features, model_type):
     x = features[list(ASSET_FEATURES)].to_numpy(np.float32)[:32]
     y = np.tile([0.0, 1.0], 16).astype(np.float32)
     seed_everything(0)
-    model = HealthNet(HealthModelConfig(model_type=model_type, dropout=0.0, kl_weight=1e-4))
+    model = HealthNet(HealthModelConfig(model_type=model_type, dropout=0.0))
     model.inputs.fit(x)
     fit(
         model,
-        lambda net, b: health_loss(net, *b),
+        lambda net, b: HealthLoss(kl_weight=1e-4)(net, *b),
         (x, y),
         (x, y),
         FitConfig(epochs=400, batch_size=32, learning_rate=3e-3, patience=400),

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+from trader_ml.data.validation import validate_context
 from trader_ml.errors import TraderMLError, ValidationError
-from trader_ml.export import PARITY_TOLERANCE, parity_gap
 from trader_ml.models.regime import RegimeExport, RegimeModelConfig, default_layers
 from trader_ml.schema import CONTEXT_FEATURES, REGIMES
 from trader_ml.serving.artifacts import ArtifactError, RegimeModel
+from trader_ml.training.export import PARITY_TOLERANCE, parity_gap
 from trader_ml.training.loop import FitConfig
 from trader_ml.training.regime import RegimeTrainConfig, predict_regimes, regime_artifact, train_regime, windows
-from trader_ml.validation import validate_context
 
 from .conftest import TODAY
 
@@ -174,16 +174,6 @@ def test_rejects_an_all_nan_spy_column(synthetic_context):
 def test_not_an_onnx_file():
     with pytest.raises(ArtifactError, match="not a loadable ONNX model"):
         RegimeModel.from_bytes(b"garbage")
-
-
-def test_transformer_export_matches_pytorch(synthetic_context):
-    context, _ = synthetic_context
-    result = train_regime(context, quick_config("transformer"), progress=False)
-    data, metadata = regime_artifact(result)
-    assert metadata["parity_max_abs_diff"] <= PARITY_TOLERANCE
-    assert metadata["model_config"]["model_type"] == "transformer"
-    out = RegimeModel.from_bytes(data).predict(result.test_windows[-1])
-    assert out["regime_label"] in REGIMES
 
 
 def test_a_column_unseen_in_training_is_read_as_missing_and_said(spy_only_context, synthetic_context, caplog):

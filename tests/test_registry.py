@@ -16,10 +16,11 @@ from sklearn.metrics import f1_score
 
 from trader_ml import registry
 from trader_ml.errors import StoreError
-from trader_ml.gate import Comparison, compare, decide, macro_f1, regime_comparison
 from trader_ml.registry import LostRace, RegistryError
 from trader_ml.schema import LATEST_KEY
 from trader_ml.store import S3Store
+from trader_ml.training.gate import Comparison, compare, decide, mean_block_length, regime_comparison
+from trader_ml.training.metrics import macro_f1_rows
 
 DAY = dt.date(2026, 1, 30)
 
@@ -230,10 +231,24 @@ def test_failed_upload_leaves_latest_json_as_it_was(s3_store, aws_env):
     assert registry.versions(s3_store) == [v1]  # no manifest: the half-stored version is not listed
 
 
-def test_macro_f1_matches_scikit_learn():
+def test_macro_f1_of_resamples_matches_scikit_learn_row_by_row():
     rng = np.random.default_rng(0)
-    y, p = rng.integers(0, 4, 300), rng.integers(0, 5, 300)
-    assert macro_f1(y, p, 5) == pytest.approx(f1_score(y, p, labels=sorted(set(y)), average="macro"))
+    y, p = rng.integers(0, 4, (6, 300)), rng.integers(0, 5, (6, 300))
+    y[0] = np.where(y[0] == 3, 0, y[0])  # a row where a class never occurs
+    expected = [
+        f1_score(a, b, labels=sorted(set(a)), average="macro", zero_division=0) for a, b in zip(y, p, strict=True)
+    ]
+    assert macro_f1_rows(y, p, 5) == pytest.approx(expected)
+
+
+def test_block_length_follows_the_dependence_of_the_days():
+    rng = np.random.default_rng(2)
+    noise = rng.normal(size=1000)
+    persistent = np.zeros(1000)
+    for t in range(1, 1000):
+        persistent[t] = 0.95 * persistent[t - 1] + noise[t]
+    assert mean_block_length(persistent) > 3 * mean_block_length(noise)
+    assert mean_block_length(np.zeros(300)) == 10.0  # flat: the fallback
 
 
 def test_identical_predictions_have_a_zero_interval():
@@ -269,7 +284,8 @@ def test_block_bootstrap_widens_with_fewer_days():
         y = rng.integers(0, 3, n)
         a = np.where(rng.random(n) < 0.7, y, rng.integers(0, 3, n))
         b = np.where(rng.random(n) < 0.7, y, rng.integers(0, 3, n))
-        c = compare("f1", lambda idx, p: macro_f1(y[idx], p[idx], 3), a, b, n)
+        daily = (a == y).astype(float) - (b == y).astype(float)
+        c = compare("f1", lambda idx, p: macro_f1_rows(y[idx], p[idx], 3), a, b, daily)
         return c.high - c.low
 
     assert width(30) > width(600)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from trader_ml.schedule import default_ingest_time, is_first_trading_day
+from trader_ml.cli.schedule import default_ingest_time, is_first_trading_day
 
 # Stand-ins for crontab, launchctl and systemctl: they record their calls and keep the crontab
 # in a file, so nothing on this machine is touched.

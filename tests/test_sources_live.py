@@ -12,15 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from trader_ml.data.ingest import ingest
+from trader_ml.data.partitions import read_table
+from trader_ml.data.sources import SourceOptions, make_source
+from trader_ml.data.sources.fred import FredSource
+from trader_ml.data.sources.gdelt import GdeltSource
+from trader_ml.data.sources.http import http_get
+from trader_ml.data.sources.yahoo import YahooSource, parse_chart
 from trader_ml.errors import SourceError
-from trader_ml.partitions import read_table
-from trader_ml.pipeline import ingest
 from trader_ml.schema import CONTEXT_FEATURES
-from trader_ml.sources import SourceOptions, make_source
-from trader_ml.sources.fred import FredSource
-from trader_ml.sources.gdelt import GdeltSource
-from trader_ml.sources.http import http_get
-from trader_ml.sources.yahoo import YahooSource, parse_chart
 
 from .conftest import RECORDED, TODAY
 

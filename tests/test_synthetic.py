@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trader_ml.features import context_rows
+from trader_ml.data.features import context_rows
+from trader_ml.data.sources.synthetic import SyntheticParams, SyntheticSource
 from trader_ml.schema import CONTEXT_FEATURES, HEALTH_STATES, REGIMES
-from trader_ml.sources.synthetic import SyntheticParams, SyntheticSource
 
 
 def _fetch(seed=7, n_symbols=6, start="2001-01-01", end="2004-12-31"):

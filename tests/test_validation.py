@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from trader_ml.data.validation import validate_context, validate_features
 from trader_ml.errors import ValidationError
 from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES
-from trader_ml.validation import validate_context, validate_features
 
 from .conftest import TODAY
 
@@ -125,7 +125,7 @@ def test_missing_symbol_is_rejected():
 
 @pytest.mark.parametrize("symbol", ["x\x00y", "a/b", "../../etc", "AB\u202eC", "", "X" * 40])
 def test_symbols_must_be_tickers(symbol):
-    from trader_ml.validation import validate_features
+    from trader_ml.data.validation import validate_features
 
     frame = _features_frame(symbol)
     with pytest.raises(ValidationError, match="column symbol"):
@@ -136,7 +136,7 @@ def test_symbols_must_be_tickers(symbol):
     ("column", "value"), [("return_1d", 1e30), ("vol_21d", -0.1), ("drawdown_63d", 0.5), ("return_21d", 250.0 * 100)]
 )
 def test_implausible_values_name_the_column_and_row(column, value):
-    from trader_ml.validation import validate_features
+    from trader_ml.data.validation import validate_features
 
     frame = _features_frame("AAPL")
     frame.loc[1, column] = value
@@ -145,7 +145,7 @@ def test_implausible_values_name_the_column_and_row(column, value):
 
 
 def test_context_in_basis_points_is_refused():
-    from trader_ml.validation import validate_context
+    from trader_ml.data.validation import validate_context
 
     frame = pd.DataFrame(
         {

@@ -1,7 +1,7 @@
 """Rule-based regime and heuristic health baselines (numpy only): serving's fallback, training's bar.
 
 The regime rules read only the context columns of days up to t. The training labels are the
-same rules read ``label_horizon`` days later (``labels.py``), so the baseline is exactly what
+same rules read ``label_horizon`` days later (``training/labels.py``), so the baseline is exactly what
 the labels would say with no look-ahead. docs/models.md explains every threshold.
 """
 

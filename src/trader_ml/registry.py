@@ -133,6 +133,13 @@ def model_version(pointer: dict, kind: str) -> str | None:
     return None if path is None else path.removeprefix(f"{MODELS_PREFIX}{kind}_v").removesuffix(".onnx")
 
 
+def describe_pointer(pointer: dict | None) -> str:
+    """What a latest.json makes current, model by model."""
+    if pointer is None:
+        return "nothing (the rule baselines serve)"
+    return ", ".join(f"{kind} {model_version(pointer, kind) or 'rule baseline'}" for kind in KINDS)
+
+
 def read_latest(store: Store) -> tuple[dict | None, str | None]:
     """(pointer, ETag), or (None, None) when no model was ever promoted."""
     try:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from trader_ml.errors import TraderMLError
+from trader_ml.training.options import TrainOptions
 
 KINDS = ("regime", "health")
 DEFAULT_TYPES = {"regime": "gru", "health": "autoencoder"}
@@ -25,7 +26,7 @@ class BacktestConfig:
     end: dt.date | None = None  # last test day (default: the newest day)
     refit: str = "yearly"
     window_days: int | None = None  # None: expanding window; N: the last N calendar days only
-    epochs: int = 100
+    epochs: int = TrainOptions.epochs
     seeds: int = 1
     cost_bp: float = 10.0
     workers: int | None = None  # None: one per core

@@ -15,11 +15,11 @@ import pandas as pd
 from trader_ml.backtest.config import BacktestConfig, Period
 from trader_ml.backtest.health_stats import daily_measures, mean_with_se
 from trader_ml.errors import TraderMLError
-from trader_ml.labels import HEALTH_HORIZON, health_targets
 from trader_ml.schema import ASSET_FEATURES
 from trader_ml.serving.artifacts import HealthModel
 from trader_ml.serving.history import health_history
 from trader_ml.store import Store
+from trader_ml.training.labels import HEALTH_HORIZON, health_targets
 
 MEASURES = ("spearman", "auc", "brier")
 REFERENCE = "-vol_63d"  # the row every score must beat: volatility clusters
@@ -39,7 +39,7 @@ class Prepared:
 def prepare(
     frame: pd.DataFrame, days: pd.DatetimeIndex, plan: list[Period], store: Store | None, where: str
 ) -> Prepared:
-    from trader_ml.training.commands import health_truth
+    from trader_ml.data.truth import health_truth
 
     target, drawdown = health_targets(frame)
     dates = pd.DatetimeIndex(frame["date"])

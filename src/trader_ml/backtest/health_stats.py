@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from trader_ml.training.metrics import daily_rank_correlations
+
 MIN_NAMES = 5  # a day needs this many assets with a known outcome to be scored
 
 
@@ -20,45 +22,28 @@ def daily_measures(
     """One row per day (index: date): ``spearman``, ``auc`` and ``brier`` (NaN where undefined:
     fewer than 5 names, no spread, one outcome only, or not a probability)."""
     frame = pd.DataFrame({"date": dates, "score": score, "drawdown": drawdown, "target": target}).dropna()
-    groups = frame.groupby("date", sort=True)
-    names = groups["score"].transform("size").to_numpy()
-    score_rank = groups["score"].rank().to_numpy()
-    outcome_rank = groups["drawdown"].rank().to_numpy()
-    s = score_rank - pd.Series(score_rank).groupby(frame["date"].to_numpy()).transform("mean").to_numpy()
-    o = outcome_rank - pd.Series(outcome_rank).groupby(frame["date"].to_numpy()).transform("mean").to_numpy()
+    spearman = daily_rank_correlations(frame["date"].to_numpy(), frame["score"], frame["drawdown"], MIN_NAMES)
     positive = frame["target"].to_numpy() == 1.0
     parts = pd.DataFrame(
         {
             "date": frame["date"].to_numpy(),
-            "so": s * o,
-            "ss": s * s,
-            "oo": o * o,
             "pos": positive.astype(float),
-            "pos_rank": np.where(positive, score_rank, 0.0),
+            "pos_rank": np.where(positive, frame.groupby("date")["score"].rank().to_numpy(), 0.0),
             "sq_error": (frame["score"].to_numpy() - frame["target"].to_numpy()) ** 2,
-            "names": names,
         }
     )
     sums = parts.groupby("date", sort=True).agg(
-        so=("so", "sum"),
-        ss=("ss", "sum"),
-        oo=("oo", "sum"),
-        pos=("pos", "sum"),
-        pos_rank=("pos_rank", "sum"),
-        brier=("sq_error", "mean"),
-        names=("names", "first"),
+        pos=("pos", "sum"), pos_rank=("pos_rank", "sum"), brier=("sq_error", "mean"), names=("pos", "size")
     )
     enough = sums["names"] >= MIN_NAMES
-    spread = (sums["ss"] > 0) & (sums["oo"] > 0)
     neg = sums["names"] - sums["pos"]
     both = (sums["pos"] > 0) & (neg > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        spearman = sums["so"] / np.sqrt(sums["ss"] * sums["oo"])
         # Mann-Whitney: the share of (healthy, unhealthy) pairs the score orders correctly.
         auc = (sums["pos_rank"] - sums["pos"] * (sums["pos"] + 1) / 2) / (sums["pos"] * neg)
     return pd.DataFrame(
         {
-            "spearman": spearman.where(enough & spread),
+            "spearman": spearman.reindex(sums.index),
             "auc": auc.where(enough & both),
             "brier": sums["brier"].where(enough) if probability else np.nan,
             "names": sums["names"],

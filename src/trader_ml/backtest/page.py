@@ -7,8 +7,8 @@ import html
 import numpy as np
 import pandas as pd
 
-from trader_ml.report import COLORS, _png, _table, plt
 from trader_ml.schema import REGIMES
+from trader_ml.training.report import COLORS, _png, _table, plt
 
 PERFORMANCE = ("annual_return", "volatility", "sharpe", "max_drawdown", "exposure_changes_per_year", "mean_exposure")
 

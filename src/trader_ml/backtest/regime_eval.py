@@ -15,11 +15,11 @@ import pandas as pd
 from trader_ml.backtest.allocation import exposure, performance, performance_by_year, strategy_returns
 from trader_ml.backtest.config import BacktestConfig, Period
 from trader_ml.backtest.references import hmm_regime_probs, jump_regime_probs, oracle_regime_probs
-from trader_ml.regime_labeller import hindsight_labels
 from trader_ml.schema import CONTEXT_FEATURES, REGIMES
 from trader_ml.serving.artifacts import RegimeModel
 from trader_ml.serving.history import regime_history
 from trader_ml.store import Store
+from trader_ml.training.labeller import hindsight_labels
 from trader_ml.training.metrics import regime_metrics
 
 REFERENCE_SEED = 0  # the HMM and jump model are fit with this seed at every refit
@@ -37,7 +37,7 @@ class Prepared:
 def prepare(
     frame: pd.DataFrame, days: pd.DatetimeIndex, plan: list[Period], store: Store | None, where: str
 ) -> Prepared:
-    from trader_ml.training.commands import regime_truth
+    from trader_ml.data.truth import regime_truth
 
     return Prepared(
         context=frame,

@@ -21,8 +21,8 @@ import pandas as pd
 from trader_ml.backtest.config import BacktestConfig, Period, check_history, periods
 from trader_ml.backtest.execute import Progress, default_workers, run_jobs
 from trader_ml.backtest.refit import RefitJob, RefitSpec, fingerprint, load_cached, make_job, save_cached
+from trader_ml.data.partitions import read_file, read_table
 from trader_ml.errors import TraderMLError
-from trader_ml.partitions import read_file, read_table
 from trader_ml.schema import TABLE_PREFIX
 from trader_ml.store import Store
 

@@ -31,8 +31,6 @@ class HealthModelConfig:
     hidden_size: int = 64
     latent_dim: int = HEALTH_LATENT_DIM
     dropout: float = 0.1
-    health_weight: float = 1.0  # the health loss next to the reconstruction loss
-    kl_weight: float = 0.01  # VAE only: the KL term of the ELBO
 
     def __post_init__(self) -> None:
         if self.model_type not in MODEL_TYPES:
@@ -113,14 +111,3 @@ class HealthNet(nn.Module):
         parts = self.parts(x)
         error = ((parts.reconstruction - parts.standardized) ** 2).mean(dim=-1)
         return self.health_probability(parts.health_logit), parts.latent, error
-
-
-def health_loss(net: HealthNet, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Reconstruction MSE (or the VAE's ELBO) plus the weighted health cross-entropy."""
-    parts = net.parts(x)
-    loss = ((parts.reconstruction - parts.standardized) ** 2).mean()
-    if parts.log_var is not None:
-        kl = -0.5 * (1 + parts.log_var - parts.latent**2 - parts.log_var.exp()).sum(dim=-1).mean()
-        loss = loss + net.config.kl_weight * kl
-    bce = torch.nn.functional.binary_cross_entropy_with_logits(parts.health_logit, target)
-    return loss + net.config.health_weight * bce

@@ -1,1 +1,1 @@
-"""Training: one generic loop, the two models' recipes, the orchestrator (needs the train extra)."""
+"""Training: labels, the generic loop, the two models' recipes, export, metrics, the gate, the report (needs the train extra)."""

@@ -15,13 +15,13 @@ import torch
 
 from trader_ml.baselines import DEFAULT_HEALTH_RULES, baseline_health
 from trader_ml.errors import TraderMLError
-from trader_ml.export import parity_batches, to_onnx
-from trader_ml.labels import HEALTH_HORIZON, health_targets
-from trader_ml.models.health import PRIOR_FEATURES, HealthModelConfig, HealthNet, health_loss, prior_inputs
+from trader_ml.models.health import PRIOR_FEATURES, HealthModelConfig, HealthNet, prior_inputs
 from trader_ml.schema import ASSET_FEATURES, BEHAVIORS, HEALTH_LATENT_DIM, VOL_BUCKETS
-from trader_ml.training.artifact import artifact_header
+from trader_ml.training.export import artifact_header, parity_batches, to_onnx
+from trader_ml.training.labels import HEALTH_HORIZON, health_targets
 from trader_ml.training.loop import FitConfig, FitResult, fit, seed_everything
 from trader_ml.training.metrics import health_metrics, per_date_rank_correlation
+from trader_ml.training.options import TrainOptions
 from trader_ml.training.pooling import POOL_BELOW_SYMBOLS, POOLED_SOURCE, pooled_rows
 from trader_ml.training.split import Split, chronological_split
 
@@ -32,9 +32,27 @@ MIN_DATES = 100  # dates with a known outcome needed to train, validate and test
 
 
 @dataclass(frozen=True)
+class HealthLoss:
+    """Reconstruction MSE (or the VAE's ELBO) plus the weighted health cross-entropy."""
+
+    health_weight: float = 1.0  # the health loss next to the reconstruction loss
+    kl_weight: float = 0.01  # VAE only: the KL term of the ELBO
+
+    def __call__(self, net: HealthNet, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        parts = net.parts(x)
+        loss = ((parts.reconstruction - parts.standardized) ** 2).mean()
+        if parts.log_var is not None:
+            kl = -0.5 * (1 + parts.log_var - parts.latent**2 - parts.log_var.exp()).sum(dim=-1).mean()
+            loss = loss + self.kl_weight * kl
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(parts.health_logit, target)
+        return loss + self.health_weight * bce
+
+
+@dataclass(frozen=True)
 class HealthTrainConfig:
     model: HealthModelConfig = field(default_factory=HealthModelConfig)
-    fit: FitConfig = field(default_factory=lambda: FitConfig(batch_size=64))
+    loss: HealthLoss = HealthLoss()
+    fit: FitConfig = field(default_factory=lambda: FitConfig(batch_size=TrainOptions.health_batch_size))
     horizon: int = HEALTH_HORIZON
     # A universe with fewer symbols trains with the bundled sample's rows pooled in (0: never).
     pool_below_symbols: int = POOL_BELOW_SYMBOLS
@@ -43,11 +61,11 @@ class HealthTrainConfig:
 
 
 def health_train_config(
-    model_type: str = "autoencoder",
-    epochs: int = FitConfig.epochs,
-    batch_size: int = 64,
-    seed: int = 0,
-    device: str = "auto",
+    model_type: str = TrainOptions.health_type,
+    epochs: int = TrainOptions.epochs,
+    batch_size: int = TrainOptions.health_batch_size,
+    seed: int = TrainOptions.seed,
+    device: str = TrainOptions.device,
 ) -> HealthTrainConfig:
     """The configuration every entry point trains with (train, train-health, backtest)."""
     return HealthTrainConfig(
@@ -204,7 +222,7 @@ def train_health(
 
     result = fit(
         model,
-        lambda net, batch: health_loss(net, *batch),
+        lambda net, batch: config.loss(net, *batch),
         (train_x, train_y.astype(np.float32)),
         (values[val], y[val]),
         config.fit,
@@ -325,6 +343,7 @@ def health_artifact(result: HealthTrainResult) -> tuple[bytes, dict]:
         "rules": asdict(DEFAULT_HEALTH_RULES),
         "model_config": asdict(result.config.model),
         "fit_config": asdict(result.config.fit),
+        "loss_config": asdict(result.config.loss),
         "scaler": {"mean": model.inputs.mean.tolist(), "scale": model.inputs.scale.tolist()},
         "calibration": model.calibration.tolist(),
         "prior": {"features": list(PRIOR_FEATURES), "weights": model.prior.tolist()},

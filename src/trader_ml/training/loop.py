@@ -20,30 +20,10 @@ import torch
 from torch import nn
 
 from trader_ml.errors import TraderMLError
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
+from trader_ml.training.options import DEVICES, FitConfig
 
 Batch = tuple[torch.Tensor, ...]
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class FitConfig:
-    epochs: int = 100  # a maximum: early stopping usually ends sooner
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4
-    # Epochs without a better validation loss before stopping. An epoch is every training window
-    # (thousands of asset-days for health), and the validation loss is noisy: on pre-2022 fits
-    # of the sample, 10 epochs of patience ran 10 more epochs for no better weights (regime: best
-    # at epoch 14 either way; health: a best within 0.0002 of one 8 epochs earlier).
-    patience: int = 5
-    grad_clip: float = 1.0
-    seed: int = 0
-    device: str = "auto"
-    # Intra-op threads while fitting: these networks are small, and on a shared 2-core machine
-    # one thread per process beats two (parallelise across processes instead).
-    threads: int = 1
 
 
 @dataclass

@@ -76,9 +76,25 @@ def regime_table(results: dict[str, dict]) -> str:
     return format_table("", columns, rows).lstrip("\n")
 
 
-def per_date_rank_correlation(dates: np.ndarray, score: np.ndarray, outcome: np.ndarray, min_names: int = 5) -> float:
-    """Spearman correlation of ``score`` with ``outcome`` across assets on each date, averaged
-    over the dates with at least ``min_names`` assets and some spread in both."""
+def macro_f1_rows(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Macro-F1 of each row of (R, n) label and prediction matrices, over the classes present in
+    that row's ``y_true``: what ``f1_score(labels=present, average="macro", zero_division=0)``
+    gives one row, for a thousand bootstrap resamples in one bincount instead of a thousand calls."""
+    rows = y_true.shape[0]
+    cells = n_classes * n_classes
+    codes = (np.arange(rows)[:, None] * cells + y_true * n_classes + y_pred).ravel()
+    matrix = np.bincount(codes, minlength=rows * cells).reshape(rows, n_classes, n_classes)
+    true_count, pred_count = matrix.sum(axis=2), matrix.sum(axis=1)
+    tp = np.diagonal(matrix, axis1=1, axis2=2)
+    f1 = 2 * tp / np.maximum(true_count + pred_count, 1)
+    present = true_count > 0
+    return (f1 * present).sum(axis=1) / present.sum(axis=1)
+
+
+def daily_rank_correlations(dates: np.ndarray, score: np.ndarray, outcome: np.ndarray, min_names: int = 5):
+    """Spearman correlation of ``score`` with ``outcome`` across assets, one value per date
+    (a pandas Series indexed by date, sorted), for the dates with at least ``min_names`` assets
+    and some spread in both; ties share their average rank (many forward drawdowns are 0)."""
     import pandas as pd
 
     frame = pd.DataFrame({"date": dates, "score": score, "outcome": outcome}).dropna()
@@ -89,11 +105,15 @@ def per_date_rank_correlation(dates: np.ndarray, score: np.ndarray, outcome: np.
     s = ranks["score"] - grouped["score"].transform("mean")
     o = ranks["outcome"] - grouped["outcome"].transform("mean")
     stats = pd.DataFrame({"date": ranks["date"], "so": s * o, "ss": s * s, "oo": o * o})[n >= min_names]
-    sums = stats.groupby("date")[["so", "ss", "oo"]].sum()
+    sums = stats.groupby("date", sort=True)[["so", "ss", "oo"]].sum()
     sums = sums[(sums["ss"] > 0) & (sums["oo"] > 0)]
-    if sums.empty:
-        return float("nan")
-    return float((sums["so"] / np.sqrt(sums["ss"] * sums["oo"])).mean())
+    return sums["so"] / np.sqrt(sums["ss"] * sums["oo"])
+
+
+def per_date_rank_correlation(dates: np.ndarray, score: np.ndarray, outcome: np.ndarray, min_names: int = 5) -> float:
+    """The mean over dates of ``daily_rank_correlations`` (NaN when no date qualifies)."""
+    daily = daily_rank_correlations(dates, score, outcome, min_names)
+    return float(daily.mean()) if len(daily) else float("nan")
 
 
 def health_metrics(

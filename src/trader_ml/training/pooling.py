@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from trader_ml.labels import health_targets
+from trader_ml.training.labels import health_targets
 
 POOL_BELOW_SYMBOLS = 10  # a universe with fewer symbols than this trains with the sample pooled in
 POOLED_SOURCE = "the bundled sample (20 US large caps, 1990-2022)"
@@ -26,8 +26,8 @@ POOL_DAYS = 1260  # the latest five years before the cutoff: 25,000 rows, the ma
 def bundled_rows(horizon: int) -> tuple[pd.DataFrame, np.ndarray]:
     """The bundled sample's feature rows and their targets (computed once per process: every
     refit of a backtest pools from the same rows)."""
-    from trader_ml.features import feature_rows
-    from trader_ml.sources.sample import SampleSource
+    from trader_ml.data.features import feature_rows
+    from trader_ml.data.sources.sample import SampleSource
 
     features = feature_rows(SampleSource().fetch(dt.date(1989, 1, 1), dt.date(2023, 1, 1)))[0]
     return features, health_targets(features, horizon)[0]

@@ -15,14 +15,14 @@ import torch.nn.functional as F
 
 from trader_ml.baselines import DEFAULT_RULES, baseline_regimes
 from trader_ml.errors import TraderMLError
-from trader_ml.export import parity_batches, to_onnx
-from trader_ml.labels import DEFAULT_LABEL_HORIZON, regime_labels
 from trader_ml.models.regime import RegimeExport, RegimeModelConfig, build_regime_model, default_layers
-from trader_ml.regime_labeller import DEFAULT_LABELLER, LabellerConfig, hindsight_labels
 from trader_ml.schema import CONTEXT_FEATURES, REGIMES
-from trader_ml.training.artifact import artifact_header
+from trader_ml.training.export import artifact_header, parity_batches, to_onnx
+from trader_ml.training.labeller import DEFAULT_LABELLER, LabellerConfig, hindsight_labels
+from trader_ml.training.labels import DEFAULT_LABEL_HORIZON, regime_labels
 from trader_ml.training.loop import FitConfig, FitResult, fit, seed_everything
 from trader_ml.training.metrics import regime_metrics
+from trader_ml.training.options import TrainOptions
 from trader_ml.training.split import Split, chronological_split, class_weights
 
 MIN_SAMPLES = 100  # labelled windows needed to train, validate and test at all
@@ -40,11 +40,11 @@ class RegimeTrainConfig:
 
 
 def regime_train_config(
-    model_type: str = "gru",
-    epochs: int = FitConfig.epochs,
-    batch_size: int = FitConfig.batch_size,
-    seed: int = 0,
-    device: str = "auto",
+    model_type: str = TrainOptions.regime_type,
+    epochs: int = TrainOptions.epochs,
+    batch_size: int = TrainOptions.regime_batch_size,
+    seed: int = TrainOptions.seed,
+    device: str = TrainOptions.device,
     layers: int | None = None,
     label_horizon: int = DEFAULT_LABEL_HORIZON,
 ) -> RegimeTrainConfig:

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from trader_ml.data.sources.base import RawMarket
 from trader_ml.errors import SourceError
 from trader_ml.schema import HEALTH_STATES, HYG, IEF, SPY, TLT, VIXY
-from trader_ml.sources.base import RawMarket
 
 ORIGIN = dt.date(2000, 1, 3)  # first simulated trading day (a Monday)
 DAYS_PER_YEAR = 252

@@ -16,15 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from trader_ml import completeness
+from trader_ml.data import completeness
+from trader_ml.data.features import LOOKBACK_CALENDAR_DAYS, context_rows, feature_rows
+from trader_ml.data.partitions import encode_days, stored_days
+from trader_ml.data.sources import Source
+from trader_ml.data.sources.base import RawMarket
+from trader_ml.data.validation import validate_context, validate_features
 from trader_ml.errors import SourceError, TraderMLError
-from trader_ml.features import LOOKBACK_CALENDAR_DAYS, context_rows, feature_rows
-from trader_ml.partitions import encode_days, stored_days
 from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, HEALTH_STATES, REGIMES, SPY, daily_key, partition_day
-from trader_ml.sources import Source
-from trader_ml.sources.base import RawMarket
 from trader_ml.store import Store
-from trader_ml.validation import validate_context, validate_features
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ every output); an export that fails the check is never returned, so it can never
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import warnings
@@ -16,8 +17,9 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from trader_ml import __version__
 from trader_ml.errors import TraderMLError
-from trader_ml.schema import ARTIFACT_METADATA_KEY
+from trader_ml.schema import ARTIFACT_FORMAT_VERSION, ARTIFACT_METADATA_KEY
 
 PARITY_TOLERANCE = 1e-5
 OPSET = 17
@@ -25,6 +27,16 @@ OPSET = 17
 
 class ExportError(TraderMLError):
     """The ONNX file does not compute what the PyTorch model computes."""
+
+
+def artifact_header(kind: str) -> dict:
+    """What every exported model says about itself: format, package version, creation time."""
+    return {
+        "kind": kind,
+        "format_version": ARTIFACT_FORMAT_VERSION,
+        "package_version": __version__,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
 
 
 def parity_gap(module: torch.nn.Module, data: bytes, input_name: str, inputs: Sequence[np.ndarray]) -> float:

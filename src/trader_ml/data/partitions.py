@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from trader_ml.data.validation import validate_context, validate_features
 from trader_ml.errors import ValidationError
 from trader_ml.schema import (
     ASSET_FEATURES,
@@ -23,7 +24,6 @@ from trader_ml.schema import (
     partition_key,
 )
 from trader_ml.store import Store
-from trader_ml.validation import validate_context, validate_features
 
 DECODE_THREADS = 4
 _FLOAT = pa.float64()
@@ -194,3 +194,10 @@ def read_file(path: str, table_name: str, today: dt.date | None = None) -> pd.Da
     except (pa.ArrowInvalid, OSError) as e:
         raise ValidationError(f"{path}: unreadable parquet ({e})") from None
     return VALIDATORS[table_name](frame, path, today)
+
+
+def no_data_message(store: Store, table: str) -> str:
+    return (
+        f"No historical data found: {store.describe(TABLE_PREFIX[table])} holds no partitions. "
+        f"Ingest some first, e.g. trader-ml ingest --source sample --store {store.url}"
+    )

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from trader_ml.data.sources.base import RawMarket, universe, wide_closes
+from trader_ml.data.sources.http import Getter, http_get
 from trader_ml.errors import SourceError
 from trader_ml.schema import CONTEXT_TICKERS
-from trader_ml.sources.base import RawMarket, universe, wide_closes
-from trader_ml.sources.http import Getter, http_get
 
 CHART_URL = "https://query2.finance.yahoo.com/v8/finance/chart/{ticker}?{query}"
 NEW_YORK = ZoneInfo("America/New_York")

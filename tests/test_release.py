@@ -1,4 +1,4 @@
-"""training.orchestrate: the seed's train.py end to end against moto's S3 server, and the gate."""
+"""release (job, judge, manifest): the seed's train.py end to end against moto's S3 server, and the gate."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from trader_ml import registry
-from trader_ml.gate import GateDecision
-from trader_ml.pipeline import ingest
+from trader_ml.data.ingest import ingest
+from trader_ml.data.sources.synthetic import SyntheticParams, SyntheticSource
 from trader_ml.schema import LATEST_KEY
-from trader_ml.sources.synthetic import SyntheticParams, SyntheticSource
 from trader_ml.store import S3Store
+from trader_ml.training.gate import GateDecision
 
 from .conftest import FAKE_AWS, TODAY, store_snapshot
 
@@ -134,24 +134,24 @@ def test_skip_upload_writes_only_the_output_dir(market_bucket, aws_env, tmp_path
 
 
 def test_gate_holds_back_unless_forced(local_store, tmp_path, monkeypatch):
-    from trader_ml.gate import Comparison
-    from trader_ml.training import orchestrate
+    from trader_ml.release import job, judge
+    from trader_ml.training.gate import Comparison
 
     fill(local_store)
     refuse = Comparison("m", 0.4, 0.5, -0.1, -0.2, 0.0)
-    monkeypatch.setattr(orchestrate, "decide", lambda *a, **k: GateDecision(False, "worse", refuse, None, 10))
-    options = orchestrate.TrainOptions(
+    monkeypatch.setattr(judge, "decide", lambda *a, **k: GateDecision(False, "worse", refuse, None, 10))
+    options = job.TrainOptions(
         store=local_store.url, max_days=600, epochs=1, output_dir=str(tmp_path / "o"), progress=False
     )
     lines: list[str] = []
-    held = orchestrate.run_training(options, log=lines.append)
+    held = job.run_training(options, log=lines.append)
     assert held.promoted == () and registry.read_latest(local_store) == (None, None)
     assert any("stored but not promoted" in line for line in lines)
     assert registry.read_manifest(local_store, held.version)["gate"]["gate_passed"] == {
         "regime": False,
         "health": False,
     }
-    forced = orchestrate.run_training(orchestrate.TrainOptions(**{**options.__dict__, "force": True}), log=lines.append)
+    forced = job.run_training(job.TrainOptions(**{**options.__dict__, "force": True}), log=lines.append)
     assert forced.promoted == ("regime", "health") and forced.version != held.version
     assert registry.read_latest(local_store)[0]["version"] == forced.version
     assert registry.versions(local_store) == [held.version, forced.version]
@@ -160,27 +160,27 @@ def test_gate_holds_back_unless_forced(local_store, tmp_path, monkeypatch):
 
 
 def test_a_model_that_passes_is_promoted_without_the_one_that_fails(local_store, tmp_path, monkeypatch):
-    from trader_ml.training import orchestrate
+    from trader_ml.release import job, judge
 
     fill(local_store)
-    real_decide = orchestrate.decide
+    real_decide = judge.decide
 
     def health_only(vs_baseline, *args, **kwargs):
         decision = real_decide(vs_baseline, *args, **kwargs)
         passed = vs_baseline.metric == "test_health_correlation"
         return GateDecision(passed, "forced by the test", decision.vs_baseline, decision.vs_champion, 30)
 
-    monkeypatch.setattr(orchestrate, "decide", health_only)
-    options = orchestrate.TrainOptions(
+    monkeypatch.setattr(judge, "decide", health_only)
+    options = job.TrainOptions(
         store=local_store.url, max_days=600, epochs=1, output_dir=str(tmp_path / "o"), progress=False
     )
     lines: list[str] = []
-    outcome = orchestrate.run_training(options, log=lines.append)
+    outcome = job.run_training(options, log=lines.append)
     pointer = registry.read_latest(local_store)[0]
     assert outcome.promoted == ("health",)
     assert pointer["regime_model"] is None and pointer["regime_metrics"]["model_type"] == "baseline"
     assert registry.model_version(pointer, "health") == outcome.version
-    assert any(f"now makes current: regime baseline, health {outcome.version}" in line for line in lines)
+    assert any(f"now makes current: regime rule baseline, health {outcome.version}" in line for line in lines)
     assert registry.read_manifest(local_store, outcome.version)["gate"]["gate_passed"] == {
         "regime": False,
         "health": True,
@@ -220,7 +220,7 @@ def test_models_commands(local_store, tmp_path, monkeypatch):
 def test_a_second_run_never_overwrites_local_outputs(tmp_path):
     from types import SimpleNamespace
 
-    from trader_ml.training.orchestrate import write_outputs
+    from trader_ml.release.job import write_outputs
 
     first = SimpleNamespace(regime_onnx=b"regime 1", health_onnx=b"health 1")
     second = SimpleNamespace(regime_onnx=b"regime 2", health_onnx=b"health 2")
@@ -241,16 +241,14 @@ def test_both_models_read_all_history_unless_limited(local_store):
     """The regime model reads every stored context day by default and --max-days limits the
     features only; --regime-max-days limits the context the same way."""
     from trader_ml.cli import build_parser
-    from trader_ml.training import orchestrate
+    from trader_ml.release import job
 
     fill(local_store)
-    every = orchestrate.load_data(local_store, orchestrate.TrainOptions(store=local_store.url))
-    context, features = orchestrate.load_data(local_store, orchestrate.TrainOptions(store=local_store.url, max_days=90))
+    every = job.load_data(local_store, job.TrainOptions(store=local_store.url))
+    context, features = job.load_data(local_store, job.TrainOptions(store=local_store.url, max_days=90))
     assert len(context) == len(every[0]) and len(every[1]) > len(features)
     assert features["date"].min() > context["date"].min() + dt.timedelta(days=300)
-    limited, _ = orchestrate.load_data(
-        local_store, orchestrate.TrainOptions(store=local_store.url, max_days=90, regime_max_days=90)
-    )
+    limited, _ = job.load_data(local_store, job.TrainOptions(store=local_store.url, max_days=90, regime_max_days=90))
     assert limited["date"].min() == features["date"].min()
     args = build_parser().parse_args(["train", "--regime-max-days", "90"])
     assert (args.max_days, args.regime_max_days) == (None, 90)

@@ -8,9 +8,9 @@ import urllib.parse
 
 import pandas as pd
 
+from trader_ml.data.sources.base import RawMarket
+from trader_ml.data.sources.http import Getter, http_get
 from trader_ml.errors import SourceError
-from trader_ml.sources.base import RawMarket
-from trader_ml.sources.http import Getter, http_get
 
 CSV_URL = "https://fred.stlouisfed.org/graph/fredgraph.csv?{query}"
 SERIES = "T10Y2Y"

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from trader_ml.labels import DEFAULT_LABEL_HORIZON, regime_labels
 from trader_ml.schema import REGIMES
+from trader_ml.training.labels import DEFAULT_LABEL_HORIZON, regime_labels
 
 LABEL_REACH = 10  # half-width of the centred windows: the days ahead an observation reads
 STRESS_COLUMNS = ("credit_spread_proxy", "vixy_return_21d", "risk_off_proxy")  # 21-day changes

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from trader_ml.pipeline import ingest
+from trader_ml.data.ingest import ingest
+from trader_ml.data.sources.synthetic import SyntheticParams, SyntheticSource
 from trader_ml.serving.artifacts import RegimeModel
-from trader_ml.sources.synthetic import SyntheticParams, SyntheticSource
 from trader_ml.store import LocalStore
 
 from .conftest import TODAY

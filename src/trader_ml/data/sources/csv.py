@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trader_ml.data.sources.base import RawMarket, universe
 from trader_ml.errors import SourceError
 from trader_ml.schema import SPY
-from trader_ml.sources.base import RawMarket, universe
 
 
 def read_price_csv(path: Path, rename: dict[str, str] | None = None) -> pd.DataFrame:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from trader_ml.data.sources.base import RawMarket
 from trader_ml.schema import ASSET_FEATURES, CONTEXT_COLUMNS, HYG, IEF, SPY, TLT, VIXY
-from trader_ml.sources.base import RawMarket
 
 TRADING_DAYS_PER_YEAR = 252
 # A yield or tone reading older than this is stale: the column is NaN rather than invented.

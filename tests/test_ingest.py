@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from trader_ml.data.ingest import ingest
+from trader_ml.data.partitions import read_table, select_days, stored_days
+from trader_ml.data.sources.csv import CsvSource
 from trader_ml.errors import SourceError, TraderMLError, ValidationError
-from trader_ml.partitions import read_table, select_days, stored_days
-from trader_ml.pipeline import ingest
 from trader_ml.schema import REGIMES, partition_key
-from trader_ml.sources.csv import CsvSource
 
 from .conftest import TODAY, store_snapshot
 
@@ -138,7 +138,7 @@ def test_future_end_is_rejected(local_store, small_synthetic):
 
 
 def test_source_without_prices_is_rejected(local_store):
-    from trader_ml.sources.fred import FredSource
+    from trader_ml.data.sources.fred import FredSource
 
     body = b"observation_date,T10Y2Y\n2024-01-02,0.5\n"
     with pytest.raises(SourceError, match="no SPY prices.*--source yahoo,fred"):

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import reduce
 
+from trader_ml.data.sources.base import RawMarket, Source
+from trader_ml.data.sources.http import Getter, http_get
 from trader_ml.errors import SourceError
-from trader_ml.sources.base import RawMarket, Source
-from trader_ml.sources.http import Getter, http_get
 
 SOURCE_NAMES = ("synthetic", "sample", "csv", "yahoo", "fred", "gdelt")
 
@@ -45,29 +45,29 @@ class CompositeSource:
 
 def _one(name: str, options: SourceOptions, get: Getter) -> Source:
     if name == "synthetic":
-        from trader_ml.sources.synthetic import SyntheticParams, SyntheticSource
+        from trader_ml.data.sources.synthetic import SyntheticParams, SyntheticSource
 
         return SyntheticSource(SyntheticParams(seed=options.seed, n_symbols=options.n_symbols))
     if name == "sample":
-        from trader_ml.sources.sample import SampleSource
+        from trader_ml.data.sources.sample import SampleSource
 
         return SampleSource()
     if name == "csv":
-        from trader_ml.sources.csv import CsvSource
+        from trader_ml.data.sources.csv import CsvSource
 
         return CsvSource(options.prices)
     if name == "yahoo":
-        from trader_ml.sources.yahoo import YahooSource
+        from trader_ml.data.sources.yahoo import YahooSource
 
         if not options.symbols:
             raise SourceError("the yahoo source needs --symbols, e.g. --symbols AAPL,MSFT")
         return YahooSource(options.symbols, get=get)
     if name == "fred":
-        from trader_ml.sources.fred import FredSource
+        from trader_ml.data.sources.fred import FredSource
 
         return FredSource(get=get)
     if name == "gdelt":
-        from trader_ml.sources.gdelt import DEFAULT_QUERY, GdeltSource
+        from trader_ml.data.sources.gdelt import DEFAULT_QUERY, GdeltSource
 
         return GdeltSource(options.gdelt_query or DEFAULT_QUERY, get=get)
     raise SourceError(f"unknown source {name!r}: choose from {', '.join(SOURCE_NAMES)}")

@@ -6,8 +6,22 @@ import argparse
 import json
 
 from trader_ml import registry
+from trader_ml.cli.args import add_store_args, open_store_from
 from trader_ml.errors import TraderMLError
 from trader_ml.store import Store
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("models", help="list, show, promote or roll back model versions")
+    p.add_argument("action", choices=("list", "show", "promote", "rollback"))
+    p.add_argument("version", nargs="?", help="for show and promote: a version such as 20260130 or 20260130-2")
+    p.add_argument(
+        "--model",
+        choices=("regime", "health"),
+        help="for promote: make only this model of the version current; the other stays as it is (default: both)",
+    )
+    add_store_args(p)
+    p.set_defaults(func=cmd_models)
 
 
 def _fmt(value) -> str:
@@ -74,11 +88,8 @@ def show(store: Store, version: str) -> None:
     print(json.dumps({**manifest, "artifact_checks": checks}, indent=2))
 
 
-def _current(pointer: dict) -> str:
-    return ", ".join(f"{kind} {registry.model_version(pointer, kind) or 'rule baseline'}" for kind in registry.KINDS)
-
-
-def run(args: argparse.Namespace, store: Store) -> int:
+def cmd_models(args: argparse.Namespace) -> int:
+    store = open_store_from(args)
     if args.action in ("show", "promote") and not args.version:
         raise TraderMLError(f"models {args.action} needs a VERSION (see trader-ml models list)")
     if args.action == "list":
@@ -89,9 +100,9 @@ def run(args: argparse.Namespace, store: Store) -> int:
         kinds = (args.model,) if args.model else registry.KINDS
         pointer = registry.promote(store, args.version, kinds, log=print)
         print(f"promoted {pointer['version']} ({' and '.join(kinds)}); previous: {pointer['previous_version']}")
-        print(f"current: {_current(pointer)}")
+        print(f"current: {registry.describe_pointer(pointer)}")
     else:
         pointer = registry.rollback(store)
         print(f"rolled back to {pointer['version']}; previous: {pointer['previous_version']}")
-        print(f"current: {_current(pointer)}")
+        print(f"current: {registry.describe_pointer(pointer)}")
     return 0

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from importlib.resources import files
 
+from trader_ml.data.sources.csv import CsvSource
 from trader_ml.schema import SPY
-from trader_ml.sources.csv import CsvSource
 
 BUNDLED = files("trader_ml") / "bundled"
 

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from trader_ml.labels import regime_labels
-from trader_ml.regime_labeller import hindsight_labels, long_runs, viterbi
 from trader_ml.schema import CONTEXT_COLUMNS
+from trader_ml.training.labeller import hindsight_labels, long_runs, viterbi
+from trader_ml.training.labels import regime_labels
 
 
 def _switches_per_year(labels: np.ndarray) -> float:

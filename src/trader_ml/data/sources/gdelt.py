@@ -8,9 +8,9 @@ import urllib.parse
 
 import pandas as pd
 
+from trader_ml.data.sources.base import RawMarket
+from trader_ml.data.sources.http import Getter, http_get
 from trader_ml.errors import SourceError
-from trader_ml.sources.base import RawMarket
-from trader_ml.sources.http import Getter, http_get
 
 DOC_URL = "https://api.gdeltproject.org/api/v2/doc/doc?{query}"
 DEFAULT_QUERY = '(economy OR "stock market" OR inflation OR recession) sourcelang:english'

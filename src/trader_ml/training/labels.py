@@ -13,8 +13,9 @@ import pandas as pd
 
 from trader_ml.baselines import DEFAULT_RULES, RegimeRules, baseline_regimes
 from trader_ml.schema import CONTEXT_FEATURES
+from trader_ml.training.options import TrainOptions
 
-DEFAULT_LABEL_HORIZON = 10
+DEFAULT_LABEL_HORIZON = TrainOptions.regime_label_horizon
 
 
 def regime_labels(

@@ -1,23 +1,30 @@
 """The promotion gate, per model: better than its baseline beyond doubt, not worse than the champion.
 
-Test windows are short (with a year of data, about a month), so a point estimate alone would
-promote on luck. The gate compares the candidate with its baseline and with the champion on the
-same test days, resamples those days in blocks (the days are not independent) and passes a model
+Test windows can be short, so a point estimate alone would promote on luck. The gate compares
+the candidate with its baseline and with the champion on the same test days, resamples those
+days with the stationary bootstrap (``arch``; the mean block length chosen for the daily series
+by Politis and White's rule, since neighbouring days are not independent) and passes a model
 only when the low end of its interval against the baseline is above zero, a loss to the
 champion beyond the tolerance is unlikely, and the window has at least ``MIN_TEST_DAYS`` days.
 Each model is judged on its own: a health model that passes is not held back by a regime model
-that does not. numpy only.
+that does not.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from arch.bootstrap import StationaryBootstrap, optimal_block_length
 
-DEFAULT_TOLERANCE = 0.02
+from trader_ml.training.metrics import daily_rank_correlations, macro_f1_rows
+from trader_ml.training.options import TrainOptions
+
+DEFAULT_TOLERANCE = TrainOptions.tolerance
 BOOTSTRAP_SAMPLES = 1000
-BLOCK_DAYS = 10
+FALLBACK_BLOCK_DAYS = 10.0  # where the series is too short or flat for the rule to say
 CONFIDENCE = 0.90
 MIN_TEST_DAYS = 20  # a month of trading days: fewer and two blocks of 10 days would decide
 
@@ -46,29 +53,35 @@ class GateDecision:
         return asdict(self)
 
 
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
-    """Macro-F1 over the classes present in ``y_true`` (as the reported metrics compute it)."""
-    present = np.unique(y_true)
-    matrix = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
-    tp = np.diag(matrix)[present].astype(float)
-    denominator = matrix.sum(axis=0)[present] + matrix.sum(axis=1)[present]
-    return float(np.mean(np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)))
+def mean_block_length(daily: np.ndarray) -> float:
+    """Politis-White mean block length of the stationary bootstrap for a daily series, between 1
+    day and a quarter of the series (NaN days are left out)."""
+    x = np.asarray(daily, dtype=float)
+    x = x[np.isfinite(x)]
+    if len(x) < 2 * MIN_TEST_DAYS or np.ptp(x) == 0:
+        return FALLBACK_BLOCK_DAYS
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # arch warns on near-flat series; the clip below decides then
+        block = float(optimal_block_length(x)["stationary"].iloc[0])
+    return float(np.clip(block, 1.0, len(x) / 4)) if np.isfinite(block) else FALLBACK_BLOCK_DAYS
 
 
-def block_resamples(n: int, seed: int = 0, samples: int = BOOTSTRAP_SAMPLES, block: int = BLOCK_DAYS) -> np.ndarray:
-    """Indices of moving-block bootstrap resamples of ``n`` consecutive days: (samples, n)."""
-    rng = np.random.default_rng(seed)
-    block = max(1, min(block, n))
-    blocks = -(-n // block)
-    starts = rng.integers(0, n - block + 1, size=(samples, blocks))
-    return (starts[:, :, None] + np.arange(block)[None, None, :]).reshape(samples, -1)[:, :n]
+def resamples(daily: np.ndarray, seed: int = 0, samples: int = BOOTSTRAP_SAMPLES) -> np.ndarray:
+    """Day indices of stationary-bootstrap resamples of the days of ``daily``: (samples, days)."""
+    bootstrap = StationaryBootstrap(mean_block_length(daily), np.arange(len(daily)), seed=np.random.default_rng(seed))
+    return np.stack([positional[0] for positional, _ in bootstrap.bootstrap(samples)])
 
 
-def compare(metric: str, score, candidate, other, n: int, seed: int = 0) -> Comparison:
-    """``score(indices, predictions) -> float`` for the candidate and the other predictions, on
-    all days and on each block resample of them."""
-    point_c, point_o = score(np.arange(n), candidate), score(np.arange(n), other)
-    diffs = np.array([score(idx, candidate) - score(idx, other) for idx in block_resamples(n, seed)])
+Score = Callable[[np.ndarray, object], np.ndarray]  # (rows of day indices, which) -> one value per row
+
+
+def compare(metric: str, score: Score, candidate, other, daily: np.ndarray, seed: int = 0) -> Comparison:
+    """Candidate minus other on all days and on each resample of them; ``daily`` is the per-day
+    series whose dependence sets the resamples' block length."""
+    every = np.arange(len(daily))[None, :]
+    point_c, point_o = float(score(every, candidate)[0]), float(score(every, other)[0])
+    index = resamples(daily, seed)
+    diffs = score(index, candidate) - score(index, other)
     tail = (1 - CONFIDENCE) / 2
     return Comparison(
         metric,
@@ -82,55 +95,27 @@ def compare(metric: str, score, candidate, other, n: int, seed: int = 0) -> Comp
 
 def regime_comparison(labels: np.ndarray, candidate: np.ndarray, other: np.ndarray, n_classes: int = 5) -> Comparison:
     """Macro-F1 against the labels, candidate vs other regime predictions (class indices)."""
+    daily = (candidate == labels).astype(float) - (other == labels).astype(float)
     return compare(
-        "test_f1_macro", lambda idx, pred: macro_f1(labels[idx], pred[idx], n_classes), candidate, other, len(labels)
+        "test_f1_macro", lambda idx, pred: macro_f1_rows(labels[idx], pred[idx], n_classes), candidate, other, daily
     )
 
 
-def average_ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks with ties sharing their average rank (many forward drawdowns are exactly 0)."""
-    order = np.argsort(values, kind="stable")
-    ordered = values[order]
-    group = np.cumsum(np.r_[True, ordered[1:] != ordered[:-1]]) - 1
-    mean_rank = np.bincount(group, np.arange(1, len(values) + 1)) / np.bincount(group)
-    ranks = np.empty(len(values))
-    ranks[order] = mean_rank[group]
-    return ranks
-
-
-def daily_rank_correlations(day_index: np.ndarray, score: np.ndarray, outcome: np.ndarray, n_days: int) -> np.ndarray:
-    """Spearman correlation per day (NaN for days with under 5 names or no spread)."""
-    out = np.full(n_days, np.nan)
-    order = np.argsort(day_index, kind="stable")
-    bounds = np.searchsorted(day_index[order], np.arange(n_days + 1))
-    for d in range(n_days):
-        rows = order[bounds[d] : bounds[d + 1]]
-        if len(rows) < 5:
-            continue
-        a, b = average_ranks(score[rows]), average_ranks(outcome[rows])
-        a, b = a - a.mean(), b - b.mean()
-        denominator = np.sqrt((a * a).sum() * (b * b).sum())
-        if denominator > 0:
-            out[d] = (a * b).sum() / denominator
-    return out
-
-
-def health_comparison(
-    day_index: np.ndarray, outcome: np.ndarray, candidate: np.ndarray, other: np.ndarray
-) -> Comparison:
+def health_comparison(dates: np.ndarray, outcome: np.ndarray, candidate: np.ndarray, other: np.ndarray) -> Comparison:
     """Mean daily rank correlation with the forward drawdown, candidate vs other scores."""
-    n_days = int(day_index.max()) + 1
     by_day = {
-        "candidate": daily_rank_correlations(day_index, candidate, outcome, n_days),
-        "other": daily_rank_correlations(day_index, other, outcome, n_days),
+        "candidate": daily_rank_correlations(dates, candidate, outcome),
+        "other": daily_rank_correlations(dates, other, outcome),
     }
-    return compare(
-        "test_health_correlation",
-        lambda idx, which: float(np.nanmean(by_day[which][idx])),
-        "candidate",
-        "other",
-        n_days,
-    )
+    days = by_day["candidate"].index.union(by_day["other"].index)
+    by_day = {k: v.reindex(days).to_numpy() for k, v in by_day.items()}
+
+    def score(idx: np.ndarray, which: str) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a resample of days none of which qualifies
+            return np.nanmean(by_day[which][idx], axis=1)
+
+    return compare("test_health_correlation", score, "candidate", "other", by_day["candidate"] - by_day["other"])
 
 
 def decide(

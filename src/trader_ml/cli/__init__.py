@@ -1,0 +1,83 @@
+"""The ``trader-ml`` command: one subcommand per stage, each a thin layer over the package."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from trader_ml import __version__
+from trader_ml.cli import backtest, daily, data, models, report, train
+from trader_ml.errors import TraderMLError
+
+
+def build_parser(
+    script: dict[str, str] | None = None, defaults: dict[str, dict[str, object]] | None = None
+) -> argparse.ArgumentParser:
+    """The command line. A wrapper script that runs one subcommand names it and its own
+    defaults (``script={"train": "training/train.py"}``, ``defaults={"train": {...}}``), so that
+    command's help and errors speak of the script and show the defaults it really uses."""
+    # allow_abbrev=False everywhere: a typo such as --max-day must fail, not become --max-days.
+    parser = argparse.ArgumentParser(
+        prog=next(iter(script.values())) if script else "trader-ml",
+        description="Train, version and serve regime and health models.",
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"trader-ml {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    made: dict[str, argparse.ArgumentParser] = {}
+
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        prog = (script or {}).get(name)
+        kwargs.setdefault("description", kwargs.get("help"))  # the command's own --help says what it is
+        made[name] = commands.add_parser(name, allow_abbrev=False, **({"prog": prog} if prog else {}), **kwargs)
+        return made[name]
+
+    sub = argparse.Namespace(add_parser=command)
+
+    data.add_commands(sub)
+    train.add_commands(sub, (defaults or {}).get("train", {}))
+    backtest.add_commands(sub)
+    models.add_commands(sub)
+    report.add_commands(sub)
+    daily.add_commands(sub)
+    for name, values in (defaults or {}).items():
+        made[name].set_defaults(**values)  # after add_argument: help's %(default)s shows these
+    return parser
+
+
+def missing_module_message(error: ModuleNotFoundError) -> str:
+    if error.name in ("torch", "onnx", "sklearn", "tqdm", "matplotlib", "scipy"):
+        return f"No module named '{error.name}': training needs the train extra: pip install 'trader-ml[train]'"
+    if error.name in ("boto3", "botocore"):
+        return f"No module named '{error.name}': S3 stores need the aws extra: pip install 'trader-ml[aws]'"
+    raise error
+
+
+def main(
+    argv: Sequence[str] | None = None, script: str | None = None, defaults: dict[str, object] | None = None
+) -> int:
+    """Run a command. A wrapper script passes its own name (``script``) and defaults, which its
+    command's help then shows."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []  # options for a scheduled job
+    named = script and argv
+    parser = build_parser({argv[0]: script} if named else None, {argv[0]: defaults or {}} if named else None)
+    args = parser.parse_args(argv[: len(argv) - len(extra) - (1 if extra or "--" in argv else 0)])
+    args.extra = extra
+    try:
+        return args.func(args)
+    except TraderMLError as e:
+        print(f"{script or f'trader-ml {args.command}'}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except ModuleNotFoundError as e:
+        print(f"trader-ml {args.command}: error: {missing_module_message(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader went away (| head): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

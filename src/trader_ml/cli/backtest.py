@@ -1,0 +1,69 @@
+"""``trader-ml backtest``: the walk-forward backtest of a model next to the simple alternatives."""
+
+from __future__ import annotations
+
+import argparse
+
+from trader_ml.cli.args import add_store_args, open_store_from, parse_date, positive_int
+from trader_ml.training.options import HEALTH_TYPES, REGIME_TYPES, TrainOptions
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("backtest", help="walk-forward backtest of a model next to the rules, an HMM, a jump model")
+    p.add_argument("--data", help="a context or features parquet file (default: the store's table)")
+    add_store_args(p)
+    p.add_argument("--model", default="regime", choices=("regime", "health"), help="(default: %(default)s)")
+    p.add_argument(
+        "--model-type",
+        choices=REGIME_TYPES + HEALTH_TYPES,
+        help="(default: gru for regime, autoencoder for health)",
+    )
+    p.add_argument("--start", type=parse_date, help="first test day (default: the first refit 5 years into the data)")
+    p.add_argument("--end", type=parse_date, help="last test day (default: the newest day)")
+    p.add_argument(
+        "--refit", default="yearly", choices=("yearly", "quarterly", "monthly"), help="(default: %(default)s)"
+    )
+    p.add_argument(
+        "--window-days", type=positive_int, help="train on the last N calendar days only (default: all earlier days)"
+    )
+    p.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=TrainOptions.epochs,
+        help="maximum epochs per refit (default: %(default)s)",
+    )
+    p.add_argument("--seeds", type=positive_int, default=1, help="seeds per refit, one row each (default: %(default)s)")
+    p.add_argument(
+        "--cost-bp",
+        type=float,
+        default=10.0,
+        help="cost per unit of exposure changed, basis points (default: %(default)s)",
+    )
+    p.add_argument("--workers", type=positive_int, help="parallel refit processes (default: one per core)")
+    p.add_argument("--ray", metavar="ADDRESS", help="run the refits on this Ray cluster (needs the cluster extra)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
+    p.set_defaults(func=cmd_backtest)
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from trader_ml.backtest import BacktestConfig, run_backtest
+    from trader_ml.backtest.summary import summary_text
+
+    config = BacktestConfig(
+        model=args.model,
+        model_type=args.model_type,
+        start=args.start,
+        end=args.end,
+        refit=args.refit,
+        window_days=args.window_days,
+        epochs=args.epochs,
+        seeds=args.seeds,
+        cost_bp=args.cost_bp,
+        workers=args.workers,
+        ray_address=args.ray,
+    )
+    store = open_store_from(args)
+    result = run_backtest(config, store, data=args.data, progress=not args.quiet)
+    print(summary_text(result.summary))
+    print(f"results: {store.describe(result.key)} (index.html, summary.json, predictions.parquet)")
+    return 0

@@ -1,0 +1,81 @@
+"""The day-to-day commands: ``predict`` a stored day, ``schedule`` the jobs, build the ``lambda-bundle``."""
+
+from __future__ import annotations
+
+import argparse
+
+from trader_ml.cli.args import DEFAULT_STORE, add_store_args, parse_date, parse_time
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("predict", help="predict a stored day with the current models (the Lambda's answer)")
+    add_store_args(p)
+    p.add_argument("--date", type=parse_date, help="the day to predict (default: the newest stored day)")
+    p.add_argument(
+        "--write", action="store_true", help="also write predictions/date=D/ to the store, as the schedule does"
+    )
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("schedule", help="install, remove or show the monthly training / daily ingest job")
+    p.add_argument("action", choices=("install", "uninstall", "show"))
+    p.add_argument("--job", required=True, choices=("train", "ingest"))
+    p.add_argument(
+        "--backend",
+        choices=("launchd", "systemd", "cron"),
+        help="(default: launchd on macOS, a systemd user timer where available, else cron)",
+    )
+    p.add_argument("--store", default=DEFAULT_STORE, help="the store the job uses (default: %(default)s)")
+    p.add_argument(
+        "--time", type=parse_time, help="HH:MM local (default: 07:00 for train; 16:30 New York time for ingest)"
+    )
+    p.epilog = "Options after -- go to the job, e.g. -- --source yahoo,fred,gdelt --symbols AAPL"
+    p.set_defaults(func=cmd_schedule)
+
+    p = sub.add_parser("lambda-bundle", help="build the AWS Lambda zip: serving code, numpy and onnxruntime")
+    p.add_argument("--output", default="build/lambda.zip", help="(default: %(default)s)")
+    p.add_argument("--arch", default="x86_64", choices=("x86_64", "arm64"), help="(default: %(default)s)")
+    p.add_argument(
+        "--python", default="3.11", choices=("3.11", "3.12", "3.13"), help="Lambda runtime (default: %(default)s)"
+    )
+    p.add_argument("--wheels-dir", help="take the wheels from this folder instead of the package registry")
+    p.set_defaults(func=cmd_lambda_bundle)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from trader_ml.serving.handler import daily_answer
+    from trader_ml.serving.predictor import Predictor
+
+    model = Predictor.from_store(args.store, region=args.region, endpoint_url=args.endpoint_url)
+    answer = daily_answer(model, args.date.isoformat() if args.date else None, write=args.write)
+    print(json.dumps(answer, indent=2))
+    return 0
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from trader_ml.cli import schedule
+
+    home = schedule.home_dir()
+    backend = args.backend or schedule.default_backend()
+    if args.action == "uninstall":
+        schedule.uninstall(args.job, backend, home)
+        return 0
+    extra = args.extra
+    job = schedule.make_job(args.job, args.store, extra, args.time, home)
+    if args.action == "show":
+        print(schedule.describe(job, backend, home))
+    else:
+        schedule.install(job, backend, home)
+    return 0
+
+
+def cmd_lambda_bundle(args: argparse.Namespace) -> int:
+    from trader_ml.serving.bundle import build_bundle
+
+    size = build_bundle(args.output, args.arch, args.python, args.wheels_dir)
+    print(
+        f"wrote {args.output}: {size / 2**20:.1f} MB unzipped (Lambda allows 250 MB), {args.arch}, Python {args.python}"
+    )
+    print("handler: trader_ml.serving.handler.handler; deploy with deploy/template.yaml (see docs/serving.md)")
+    return 0

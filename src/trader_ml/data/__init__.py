@@ -1,0 +1,1 @@
+"""Reading, checking and storing market data: sources, features, partitions, ingest."""

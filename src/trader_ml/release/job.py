@@ -1,0 +1,165 @@
+"""The monthly job: read the store, train both models, judge them, export, publish, maybe promote.
+
+Stages: read -> regime -> health -> gate -> write --output-dir -> publish (unless --skip-upload).
+Each candidate model is compared, on its own test window, with its baseline and with the current
+champion of its kind (run from the champion's ONNX file); each model that passes its gate is made
+current on its own (a health model that passes is not held back by a regime model that fails),
+and latest.json moves only by compare-and-swap.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from trader_ml import registry
+from trader_ml.data.partitions import last_day_before, no_data_message, read_table
+from trader_ml.data.truth import health_truth, regime_truth
+from trader_ml.errors import StoreError, TraderMLError
+from trader_ml.release.judge import Candidate, champion_versions, judge, load_champion, summary_table, test_windows
+from trader_ml.release.manifest import describe, report_html, report_key, write_outputs
+from trader_ml.store import LocalStore, Store, open_store
+from trader_ml.training.gate import GateDecision
+from trader_ml.training.health import health_artifact, health_train_config, train_health
+from trader_ml.training.options import TrainOptions
+from trader_ml.training.pooling import training_rows_text
+from trader_ml.training.regime import regime_artifact, regime_train_config, train_regime
+
+STAGES = 6
+
+
+@dataclass
+class Outcome:
+    version: str | None  # None with --skip-upload
+    promoted: tuple[str, ...]  # the models this run made current
+    decisions: dict[str, GateDecision]
+    manifest: dict
+    output_files: list[Path]
+
+
+class Stages:
+    """Prints ``[n/6] what`` with the time each stage took."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log, self.n, self.began = log, 0, time.perf_counter()
+
+    def __call__(self, text: str) -> None:
+        self.n += 1
+        self.log(f"[{self.n}/{STAGES}] {text} ({time.perf_counter() - self.began:.0f} s)")
+
+
+def _days(max_days: int | None) -> str:
+    return f"the last {max_days} days" if max_days else "every stored day"
+
+
+def load_data(store: Store, options: TrainOptions) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if options.start and options.end and options.start > options.end:
+        raise TraderMLError(f"--start {options.start} is after --end {options.end}")
+    last = last_day_before(options.end, options.until)
+    context = read_table(store, "context", options.regime_max_days, options.start, last)
+    if context.empty:
+        raise TraderMLError(no_data_message(store, "context"))
+    features = read_table(store, "features", options.max_days, options.start, last)
+    if features.empty:
+        raise TraderMLError(no_data_message(store, "features"))
+    return context, features
+
+
+def train_candidate(
+    options: TrainOptions, store: Store, context: pd.DataFrame, features: pd.DataFrame, stage: Stages
+) -> Candidate:
+    regime_config = regime_train_config(
+        options.regime_type, options.epochs, options.regime_batch_size, options.seed, options.device
+    )
+    stage(f"training the regime model ({options.regime_type}) on {len(context)} days")
+    regime = train_regime(context, regime_config, regime_truth(store, context["date"]), options.progress)
+    regime_onnx, regime_meta = regime_artifact(regime)
+    health_config = health_train_config(
+        options.health_type, options.epochs, options.health_batch_size, options.seed, options.device
+    )
+    stage(f"training the health model ({options.health_type}) on {len(features)} rows")
+    health = train_health(features, health_config, health_truth(store, features), options.progress)
+    health_onnx, health_meta = health_artifact(health)
+    return Candidate(regime, health, regime_onnx, health_onnx, regime_meta, health_meta)
+
+
+def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> Outcome:
+    stage = Stages(log)
+    store = open_store(options.store, region=options.region, endpoint_url=options.endpoint_url)
+    today = options.today or dt.date.today()
+    stage(
+        f"reading {_days(options.max_days)} of features and {_days(options.regime_max_days)} of context from {store.url}"
+    )
+    context, features = load_data(store, options)
+    pointer, etag = registry.read_latest(store)
+    candidate = train_candidate(options, store, context, features, stage)
+    champions = champion_versions(pointer)
+    stage(f"judging against the baselines and the champions ({registry.describe_pointer(pointer)})")
+    window = test_windows(candidate, context, features)
+    decisions = judge(window, context, load_champion(store, pointer, log), options.tolerance)
+    regime_window = candidate.regime.metrics["test_window"]
+    log(
+        f"  test window {regime_window['first_date']} .. {regime_window['last_date']}: {regime_window['days']} days; "
+        f"days per regime (labels): {regime_window['days_per_regime']}"
+    )
+    log(
+        f"  health test window: {candidate.health.metrics['test_window']['days']} days, "
+        f"{candidate.health.metrics['test_window']['rows']} rows"
+    )
+    log(f"  health model {training_rows_text(candidate.health.metrics['training_rows'])}")
+    for kind, d in decisions.items():
+        log(f"  {kind}: {'passes' if d.promote else 'fails'}: {d.reason}")
+    for warning in candidate.regime.metrics["warnings"] + candidate.health.metrics["warnings"]:
+        log(f"  warning: {warning}")
+
+    planned = next(registry.candidate_versions(store, today))
+    stage(f"writing version {planned} to {options.output_dir}")
+    manifest = describe(planned, candidate, context, features, decisions, champions, options)
+    files = write_outputs(options.output_dir, planned, candidate, manifest)
+    passing = registry.KINDS if options.force else tuple(k for k in registry.KINDS if decisions[k].promote)
+    local = LocalStore(options.output_dir)
+    if options.skip_upload:
+        local.create(files[-1].name, report_html(manifest, candidate, context, window, decisions))
+        log(f"  wrote {', '.join(str(f) for f in files)}")
+        stage("--skip-upload: nothing written to the store")
+        log(summary_table(decisions))
+        return Outcome(None, (), decisions, manifest, files)
+
+    stage(f"publishing to {store.url}")
+    stored = registry.publish(
+        store,
+        today,
+        {"regime": candidate.regime_onnx, "health": candidate.health_onnx},
+        lambda version: describe(version, candidate, context, features, decisions, champions, options),
+        log=lambda text: log(f"  {text}"),
+    )
+    version = stored["version"]
+    report = report_html(stored, candidate, context, window, decisions)  # rendered once, stored twice
+    local.create(files[-1].name, report)
+    log(f"  local copies: {', '.join(str(f) for f in files)}")
+    store.create(report_key(version), report)
+    log(f"  report: {store.describe(report_key(version))} (trader-ml report {version} --store {store.url})")
+    if passing:
+        new_pointer = registry.pointer_for(stored, pointer, passing)
+        try:
+            registry.swap_latest(store, new_pointer, etag)
+        except StoreError as e:
+            raise StoreError(
+                f"version {version} is stored but not current: {e}; latest.json still makes current "
+                f"{registry.describe_pointer(pointer)}; make it current with trader-ml models promote {version} --store {store.url}"
+            ) from None
+        forced = " (--force)" if options.force else ""
+        log(f"  promoted the {' and '.join(passing)} model{'s' if len(passing) > 1 else ''} of {version}{forced}")
+        log(f"  models/latest.json now makes current: {registry.describe_pointer(new_pointer)}")
+    else:
+        log(
+            f"  version {version} is stored but not promoted; latest.json still makes current "
+            f"{registry.describe_pointer(pointer)} (trader-ml models promote {version} to override)"
+        )
+    log(summary_table(decisions))
+    return Outcome(version, passing, decisions, stored, files)

@@ -1,0 +1,132 @@
+"""Judging a candidate: its test windows, its exported models' answers there, and the gate's
+decision for each model against the rule baseline and the current champion.
+
+The champion is run from its stored ONNX file by the serving code itself, so it is judged exactly
+as it is served; that is why this stage comes after serving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from trader_ml import registry
+from trader_ml.baselines import baseline_health, baseline_regimes
+from trader_ml.errors import TraderMLError
+from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES
+from trader_ml.serving.artifacts import ArtifactError, HealthModel, RegimeModel
+from trader_ml.serving.predictor import current_model
+from trader_ml.store import Store
+from trader_ml.training.gate import GateDecision, decide, health_comparison, regime_comparison
+from trader_ml.training.health import HealthTrainResult
+from trader_ml.training.labels import health_targets
+from trader_ml.training.metrics import format_table
+from trader_ml.training.regime import RegimeTrainResult
+from trader_ml.training.regime import windows as regime_windows
+
+
+@dataclass
+class Candidate:
+    """What the job learned, before it is stored."""
+
+    regime: RegimeTrainResult
+    health: HealthTrainResult
+    regime_onnx: bytes
+    health_onnx: bytes
+    regime_meta: dict
+    health_meta: dict
+
+
+def load_champion(store: Store, pointer: dict | None, log: Callable[[str], None]):
+    """(regime model, health model) latest.json makes current; None for a model it leaves to the
+    baseline or that cannot be loaded (the candidate is then judged against the baseline only)."""
+    models = []
+    for kind in registry.KINDS:
+        try:
+            models.append(current_model(store, pointer, kind) if pointer else None)
+        except (TraderMLError, KeyError) as e:
+            log(
+                f"  champion {kind} model {pointer.get(f'{kind}_model')} cannot be evaluated ({e}); "
+                "judging against the baseline only"
+            )
+            models.append(None)
+    return tuple(models)
+
+
+def champion_versions(pointer: dict | None) -> dict[str, str | None]:
+    return {kind: registry.model_version(pointer, kind) if pointer else None for kind in registry.KINDS}
+
+
+@dataclass
+class TestWindows:
+    """The candidate's test windows, what happened in them, and what its ONNX files answer:
+    computed once, read by both the gate and the report."""
+
+    regime_rows: np.ndarray  # context rows
+    regime_labels: np.ndarray
+    regime_probs: np.ndarray  # the exported regime model's probabilities
+    health_rows: np.ndarray  # feature rows
+    health_x: np.ndarray
+    health_target: np.ndarray
+    health_drawdown: np.ndarray
+    health_score: np.ndarray  # the exported health model's probabilities
+    day_index: np.ndarray  # test day of each health row, from 0
+
+
+def test_windows(candidate: Candidate, context: pd.DataFrame, features: pd.DataFrame) -> TestWindows:
+    regime, health = candidate.regime, candidate.health
+    rows, index = regime.split.test, health.test_index
+    values = context[list(CONTEXT_FEATURES)].to_numpy(dtype=np.float64)
+    own = RegimeModel.from_bytes(candidate.regime_onnx)
+    x = features[list(ASSET_FEATURES)].to_numpy(dtype=np.float64)[index]
+    target, drawdown = health_targets(features, health.config.horizon)
+    return TestWindows(
+        regime_rows=rows,
+        regime_labels=regime.labels[rows],
+        regime_probs=own.predict_proba(regime_windows(values, rows, own.lookback))[0],
+        health_rows=index,
+        health_x=x,
+        health_target=target[index],
+        health_drawdown=drawdown[index],
+        health_score=HealthModel.from_bytes(candidate.health_onnx).predict_proba(x)[0],
+        day_index=pd.factorize(pd.DatetimeIndex(features["date"].iloc[index]), sort=True)[0],
+    )
+
+
+def judge(window: TestWindows, context: pd.DataFrame, champion, tolerance: float) -> dict[str, GateDecision]:
+    """Candidate vs baseline vs champion, each model on the candidate's own test window."""
+    values = context[list(CONTEXT_FEATURES)].to_numpy(dtype=np.float64)
+    rows, labels = window.regime_rows, window.regime_labels
+    regime_pred = window.regime_probs.argmax(axis=1)
+    baseline_pred = baseline_regimes(values)[0][rows]
+    champion_regime, champion_health = champion
+    decisions = {}
+    vs_champion = None
+    if champion_regime is not None:
+        try:
+            champion_probs = champion_regime.predict_proba(regime_windows(values, rows, champion_regime.lookback))[0]
+            vs_champion = regime_comparison(labels, regime_pred, champion_probs.argmax(axis=1))
+        except (ArtifactError, IndexError) as e:
+            raise TraderMLError(f"the champion regime model cannot read this data: {e}") from None
+    decisions["regime"] = decide(
+        regime_comparison(labels, regime_pred, baseline_pred), vs_champion, len(rows), tolerance
+    )
+
+    days, drawdown, score = window.day_index, window.health_drawdown, window.health_score
+    vs_champion = None
+    if champion_health is not None:
+        vs_champion = health_comparison(days, drawdown, score, champion_health.predict_proba(window.health_x)[0])
+    vs_baseline = health_comparison(days, drawdown, score, baseline_health(window.health_x))
+    decisions["health"] = decide(vs_baseline, vs_champion, int(days.max()) + 1, tolerance)
+    return decisions
+
+
+def summary_table(decisions: dict[str, GateDecision]) -> str:
+    rows = {}
+    for kind, d in decisions.items():
+        champion = d.vs_champion.other if d.vs_champion else None
+        rows[f"{kind} {d.vs_baseline.metric}"] = [d.vs_baseline.candidate, d.vs_baseline.other, champion]
+    return format_table("", ["candidate", "baseline", "champion"], rows).lstrip("\n")

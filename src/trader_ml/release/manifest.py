@@ -1,0 +1,152 @@
+"""What a version says about itself and where it lands: the manifest, the local copies, the report.
+
+The manifest's first six keys are latest.json's seed keys; it records what the gate decided for
+each model, on which windows and rows, and whether the run was forced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from trader_ml import __version__, registry
+from trader_ml.schema import REPORTS_PREFIX
+from trader_ml.store import LocalStore
+from trader_ml.training.gate import MIN_TEST_DAYS, GateDecision
+from trader_ml.training.health import health_summary
+from trader_ml.training.regime import regime_summary
+
+if TYPE_CHECKING:  # annotations only: the job imports this module
+    from trader_ml.release.job import TrainOptions
+    from trader_ml.release.judge import Candidate, TestWindows
+
+
+def describe(
+    version: str,
+    candidate: Candidate,
+    context: pd.DataFrame,
+    features: pd.DataFrame,
+    decisions: dict[str, GateDecision],
+    champions: dict[str, str | None],
+    options: TrainOptions,
+) -> dict:
+    """The manifest of a version; its first six keys are latest.json's seed keys. It records what
+    the gate decided for each model and whether the run was forced; what is current is for
+    latest.json alone to say."""
+    regime_m, health_m = candidate.regime.metrics, candidate.health.metrics
+    regime_summary_ = regime_summary(regime_m)
+    health_summary_ = health_summary(health_m)
+    return {
+        "version": version,
+        "timestamp": dt.datetime.now().isoformat(timespec="seconds"),
+        "regime_model": registry.artifact_key("regime", version),
+        "health_model": registry.artifact_key("health", version),
+        "regime_metrics": {
+            "test_accuracy": regime_summary_["test_accuracy"],
+            "test_f1_macro": regime_summary_["test_f1_macro"],
+            "model_type": options.regime_type,
+            **{k: v for k, v in regime_summary_.items() if k not in ("test_accuracy", "test_f1_macro")},
+        },
+        "health_metrics": {
+            "test_recon_mse": health_summary_["test_recon_mse"],
+            "test_health_correlation": health_summary_["test_health_correlation"],
+            "model_type": options.health_type,
+            **{k: v for k, v in health_summary_.items() if k not in ("test_recon_mse", "test_health_correlation")},
+        },
+        "regime_sha256": registry.sha256(candidate.regime_onnx),
+        "health_sha256": registry.sha256(candidate.health_onnx),
+        "data_window": {
+            "first_date": str(min(context["date"].min(), features["date"].min()).date()),
+            "last_date": str(max(context["date"].max(), features["date"].max()).date()),
+            "rows": int(len(context)),
+            "feature_rows": int(len(features)),
+            "symbols": int(features["symbol"].nunique()),
+            "max_days": options.max_days,
+            "regime_max_days": options.regime_max_days,
+        },
+        "package_version": __version__,
+        "baseline_metrics": {
+            "regime": {
+                "test_accuracy": regime_m["baseline"]["accuracy"],
+                "test_f1_macro": regime_m["baseline"]["f1_macro"],
+            },
+            "health": {k: health_m["baseline"][k] for k in ("test_health_correlation", "auc", "brier")},
+        },
+        "test_windows": {"regime": regime_m["test_window"], "health": health_m["test_window"]},
+        "health_training_rows": health_m["training_rows"],
+        "warnings": {"regime": regime_m["warnings"], "health": health_m["warnings"]},
+        "gate": {
+            "gate_passed": {kind: d.promote for kind, d in decisions.items()},
+            "forced": options.force,
+            "tolerance": options.tolerance,
+            "min_test_days": MIN_TEST_DAYS,
+            "champion_versions": champions,
+            **{kind: d.to_dict() for kind, d in decisions.items()},
+        },
+    }
+
+
+OUTPUT_FILES = ("regime_v{}.onnx", "health_v{}.onnx", "manifest_v{}.json", "report_v{}.html")
+
+
+def output_names(folder: LocalStore, version: str) -> list[str]:
+    """The local file names of a version: ``*_vVERSION.*``, or ``*_vVERSION.2.*``, ``.3`` ... when
+    an earlier run (another store's, or a --skip-upload run) already wrote that version there:
+    a local artifact is never overwritten."""
+    run = 1
+    while True:
+        stem = version if run == 1 else f"{version}.{run}"
+        names = [pattern.format(stem) for pattern in OUTPUT_FILES]
+        if not any(folder.exists(name) for name in names):
+            return names
+        run += 1
+
+
+def write_outputs(output_dir: str, version: str, candidate: Candidate, manifest: dict) -> list[Path]:
+    """The artifacts and the manifest in the local output directory, under names no earlier run
+    used; returns their paths and the report's (written later)."""
+    folder = LocalStore(output_dir)
+    names = output_names(folder, version)
+    contents = (candidate.regime_onnx, candidate.health_onnx, json.dumps(manifest, indent=2).encode())
+    for name, data in zip(names, contents, strict=False):
+        folder.create(name, data)
+    return [folder.root / name for name in names]
+
+
+def report_html(
+    manifest: dict, candidate: Candidate, context: pd.DataFrame, window: TestWindows, decisions: dict[str, GateDecision]
+) -> bytes:
+    from trader_ml.training.report import HealthView, RegimeView, render
+
+    regime, health = candidate.regime, candidate.health
+    rows = window.regime_rows
+    regime_view = RegimeView(
+        dates=pd.DatetimeIndex(context["date"].iloc[rows]),
+        spy_return_1d=context["spy_return_1d"].to_numpy()[rows],
+        labels=window.regime_labels,
+        probs=window.regime_probs,
+        history=regime.fit.history,
+    )
+    health_view = HealthView(
+        probability=window.health_score,
+        target=window.health_target,
+        drawdown=window.health_drawdown,
+        history=health.fit.history,
+    )
+    page = render(
+        manifest,
+        regime.metrics,
+        health.metrics,
+        {k: d.to_dict() for k, d in decisions.items()},
+        regime_view,
+        health_view,
+    )
+    return page.encode()
+
+
+def report_key(version: str) -> str:
+    return f"{REPORTS_PREFIX}v{version}/index.html"

@@ -1,0 +1,101 @@
+"""The package's layout (docs/architecture.md): every module imports only from its own stage or an
+earlier one, so data flows one way and no stage reaches into the command line."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+import trader_ml
+
+PACKAGE = Path(trader_ml.__file__).parent
+
+# In flow order; a module belongs to the stage with the longest matching prefix.
+STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("foundation", ("trader_ml", "trader_ml.schema", "trader_ml.errors", "trader_ml.store", "trader_ml.baselines")),
+    ("data", ("trader_ml.data",)),
+    ("models", ("trader_ml.models",)),
+    ("training", ("trader_ml.training",)),
+    ("registry", ("trader_ml.registry",)),
+    ("serving", ("trader_ml.serving",)),
+    ("release", ("trader_ml.release",)),
+    ("backtest", ("trader_ml.backtest",)),
+    ("command line", ("trader_ml.cli", "trader_ml.__main__")),
+)
+# Serving ships alone in the Lambda bundle (numpy and onnxruntime, no pandas or torch): of the
+# earlier stages it may use only these.
+SERVING_USES = ("foundation", "registry", "serving")
+
+
+def stage_of(module: str) -> int:
+    best, rank = -1, None
+    for i, (_, prefixes) in enumerate(STAGES):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best:
+                best, rank = len(prefix), i
+    if rank is None:
+        raise AssertionError(f"{module} belongs to no stage: add it to STAGES and docs/architecture.md")
+    return rank
+
+
+def imported_modules(source: str) -> set[str]:
+    """Every trader_ml module a source imports, at the top or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "trader_ml")
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "trader_ml":
+            for alias in node.names:  # from trader_ml import registry: the module registry
+                name = f"{node.module}.{alias.name}"
+                found.add(name if importlib.util.find_spec(node.module) and is_module(name) else node.module)
+    return found
+
+
+def is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def back_edges(module: str, source: str) -> list[str]:
+    own = STAGES[stage_of(module)][0]
+    edges = []
+    for target in sorted(imported_modules(source)):
+        theirs = STAGES[stage_of(target)][0]
+        if stage_of(target) > stage_of(module) or (own == "serving" and theirs not in SERVING_USES):
+            edges.append(f"{module} ({own}) imports {target} ({theirs})")
+    return edges
+
+
+def package_modules() -> dict[str, str]:
+    modules = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path.read_text()
+    return modules
+
+
+def test_no_module_imports_from_a_later_stage():
+    edges = [edge for module, source in package_modules().items() for edge in back_edges(module, source)]
+    assert edges == []
+
+
+def test_a_back_edge_is_caught():
+    """The check itself can fail: training loading a served model, serving importing torch code,
+    a stage reaching into the command line."""
+    assert back_edges("trader_ml.training.gate", "from trader_ml.serving.artifacts import RegimeModel")
+    assert back_edges("trader_ml.serving.daily", "def f():\n    from trader_ml.training import labels\n")
+    assert back_edges("trader_ml.release.job", "from trader_ml.cli.train import load_table")
+    assert back_edges("trader_ml.data.ingest", "import trader_ml.models.regime")
+    assert not back_edges("trader_ml.release.judge", "from trader_ml.serving.predictor import current_model")
+
+
+@pytest.mark.parametrize("stage", [name for name, _ in STAGES])
+def test_every_stage_is_in_the_architecture_doc(stage):
+    doc = (PACKAGE.parents[1] / "docs" / "architecture.md").read_text()
+    assert stage in doc.lower()
