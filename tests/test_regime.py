@@ -185,7 +185,9 @@ def test_a_column_unseen_in_training_is_read_as_missing_and_said(spy_only_contex
     window = full[-63:]
     blanked = window.copy()
     blanked[:, 3:] = np.nan
-    np.testing.assert_allclose(served.predict_proba(window[None])[0], served.predict_proba(blanked[None])[0], atol=1e-6)
+    np.testing.assert_allclose(
+        served.predict_proba(window[None]).probs, served.predict_proba(blanked[None]).probs, atol=1e-6
+    )
     with caplog.at_level("WARNING", logger="trader_ml.serving"):
         answer = served.predict(window)
     assert answer["ignored_columns"] == list(CONTEXT_FEATURES[3:])

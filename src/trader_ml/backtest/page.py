@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from trader_ml.schema import REGIMES
-from trader_ml.training.report import COLORS, _png, _table, plt
+from trader_ml.training.report import COLORS, figure_png, html_table, plt
 
 PERFORMANCE = ("annual_return", "volatility", "sharpe", "max_drawdown", "exposure_changes_per_year", "mean_exposure")
 
@@ -24,7 +24,7 @@ def _equity(summary: dict, predictions: pd.DataFrame) -> str:
     top.set_title("Growth of 1 (log scale), after costs")
     top.legend(fontsize=8, ncol=3)
     bottom.set_title("Drawdown")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _ribbons(summary: dict, predictions: pd.DataFrame) -> str:
@@ -59,7 +59,7 @@ def _ribbons(summary: dict, predictions: pd.DataFrame) -> str:
     axes[0].set_xlim(dates[0], dates[-1])
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in COLORS]
     axes[0].legend(handles, REGIMES, fontsize=7, loc="upper left", ncol=5)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _regime_cmap():
@@ -79,7 +79,7 @@ def _year_bars(by_row: dict[str, dict[int, float | None]], title: str) -> str:
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_title(title)
     ax.legend(fontsize=8, ncol=3)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _figures(figures: list[tuple[str, str]]) -> str:
@@ -109,9 +109,9 @@ def _regime_body(summary: dict, predictions: pd.DataFrame) -> str:
         for n in names
     }
     return (
-        _table("Strategies (exposure = P(calm) + P(risk-on) + 0.5 P(choppy), after costs)", names, perf)
-        + _table("Regime classification", names, labels)
-        + _table("Sharpe ratio by year", names, yearly)
+        html_table("Strategies (exposure = P(calm) + P(risk-on) + 0.5 P(choppy), after costs)", names, perf)
+        + html_table("Regime classification", names, labels)
+        + html_table("Sharpe ratio by year", names, yearly)
         + _figures(
             [
                 ("Equity and drawdown", _equity(summary, predictions)),
@@ -146,8 +146,8 @@ def _health_body(summary: dict) -> str:
     }
     yearly = {str(y): [ic[n][y] for n in names] for y in years}
     return (
-        _table("Scores, mean over days (standard errors: Newey-West, 21 lags)", names, table)
-        + _table("Daily Spearman with the forward 21-day drawdown, by year", names, yearly)
+        html_table("Scores, mean over days (standard errors: Newey-West, 21 lags)", names, table)
+        + html_table("Daily Spearman with the forward 21-day drawdown, by year", names, yearly)
         + _figures([("Health IC by year", _year_bars(ic, "Mean daily Spearman with the forward drawdown, by year"))])
     )
 

@@ -86,12 +86,12 @@ def test_windows(candidate: Candidate, context: pd.DataFrame, features: pd.DataF
     return TestWindows(
         regime_rows=rows,
         regime_labels=regime.labels[rows],
-        regime_probs=own.predict_proba(regime_windows(values, rows, own.lookback))[0],
+        regime_probs=own.predict_proba(regime_windows(values, rows, own.lookback)).probs,
         health_rows=index,
         health_x=x,
         health_target=target[index],
         health_drawdown=drawdown[index],
-        health_score=HealthModel.from_bytes(candidate.health_onnx).predict_proba(x)[0],
+        health_score=HealthModel.from_bytes(candidate.health_onnx).predict_proba(x).probability,
         day_index=pd.factorize(pd.DatetimeIndex(features["date"].iloc[index]), sort=True)[0],
     )
 
@@ -107,7 +107,7 @@ def judge(window: TestWindows, context: pd.DataFrame, champion, tolerance: float
     vs_champion = None
     if champion_regime is not None:
         try:
-            champion_probs = champion_regime.predict_proba(regime_windows(values, rows, champion_regime.lookback))[0]
+            champion_probs = champion_regime.predict_proba(regime_windows(values, rows, champion_regime.lookback)).probs
             vs_champion = regime_comparison(labels, regime_pred, champion_probs.argmax(axis=1))
         except (ArtifactError, IndexError) as e:
             raise TraderMLError(f"the champion regime model cannot read this data: {e}") from None
@@ -118,7 +118,9 @@ def judge(window: TestWindows, context: pd.DataFrame, champion, tolerance: float
     days, drawdown, score = window.day_index, window.health_drawdown, window.health_score
     vs_champion = None
     if champion_health is not None:
-        vs_champion = health_comparison(days, drawdown, score, champion_health.predict_proba(window.health_x)[0])
+        vs_champion = health_comparison(
+            days, drawdown, score, champion_health.predict_proba(window.health_x).probability
+        )
     vs_baseline = health_comparison(days, drawdown, score, baseline_health(window.health_x))
     decisions["health"] = decide(vs_baseline, vs_champion, int(days.max()) + 1, tolerance)
     return decisions

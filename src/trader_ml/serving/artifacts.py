@@ -10,6 +10,7 @@ import json
 import logging
 import re
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -30,6 +31,17 @@ from trader_ml.schema import (
 
 log = logging.getLogger("trader_ml.serving")
 MAX_LOOKBACK = 5000  # trading days: twenty years is already more than any window needs
+
+
+class RegimeOutputs(NamedTuple):
+    probs: np.ndarray  # (B, 5), columns in REGIMES order
+    embedding: np.ndarray  # (B, 8)
+
+
+class HealthOutputs(NamedTuple):
+    probability: np.ndarray  # (B,) probability of not being in the worst fifth
+    latent: np.ndarray  # (B, 16)
+    reconstruction_error: np.ndarray  # (B,)
 
 
 class ArtifactError(TraderMLError):
@@ -170,10 +182,9 @@ class RegimeModel(ServedModel):
             )
         return window
 
-    def predict_proba(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(probabilities (B, 5), embeddings (B, 8)) of raw windows (B, lookback, 8)."""
-        probs, embedding = self.artifact.run(np.ascontiguousarray(windows, dtype=np.float32))
-        return probs, embedding
+    def predict_proba(self, windows: np.ndarray) -> RegimeOutputs:
+        """Probabilities and embeddings of raw windows (B, lookback, 8)."""
+        return RegimeOutputs(*self.artifact.run(np.ascontiguousarray(windows, dtype=np.float32)))
 
     def predict(self, rows) -> dict:
         """The training guide's regime dict for the day of the last row."""
@@ -239,10 +250,9 @@ class HealthModel(ServedModel):
             raise ArtifactError(f"{self.artifact.name}: vol_boundaries {bounds!r} are not two ascending volatilities")
         self.vol_boundaries = (float(bounds[0]), float(bounds[1]))
 
-    def predict_proba(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(health probability (B,), latent (B, 16), reconstruction error (B,)) of raw rows."""
-        probability, latent, error = self.artifact.run(np.ascontiguousarray(features, dtype=np.float32))
-        return probability, latent, error
+    def predict_proba(self, features: np.ndarray) -> HealthOutputs:
+        """Health probability, latent and reconstruction error of raw rows (B, 10)."""
+        return HealthOutputs(*self.artifact.run(np.ascontiguousarray(features, dtype=np.float32)))
 
     def predict(self, rows) -> tuple[dict[str, dict], list[str]]:
         """({symbol: health dict}, skipped symbols) for rows of one day."""

@@ -59,5 +59,5 @@ def health_history(features: np.ndarray, model: HealthModel | None = None) -> np
         return baseline_health(features)
     scores = np.empty(len(features))
     for lo in range(0, len(features), 65536):
-        scores[lo : lo + 65536] = model.predict_proba(features[lo : lo + 65536])[0]
+        scores[lo : lo + 65536] = model.predict_proba(features[lo : lo + 65536]).probability
     return scores

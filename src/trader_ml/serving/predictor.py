@@ -64,8 +64,7 @@ class Predictor:
         self.clock = clock
         self.loaded: Loaded | None = None
         self.problem: str | None = None  # why the trained models are not serving, if they are not
-        self.checked_at = -float("inf")
-        self.refresh(force=True)
+        self.checked_at = -float("inf")  # construction reads nothing: the first question loads
 
     @classmethod
     def from_store(
@@ -127,6 +126,7 @@ class Predictor:
 
     @property
     def version(self) -> str:
+        self.refresh()
         return self.loaded.version if self.loaded else BASELINE_VERSION
 
     # --- answers --------------------------------------------------------------------------

@@ -10,18 +10,22 @@ from trader_ml.schema import REGIMES
 TRADING_DAYS_PER_YEAR = 252
 
 
-def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, bins: int = 10) -> float:
-    """Gap between confidence and accuracy, averaged over equal-width confidence bins."""
-    confidence = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == y_true
+def calibration_bins(confidence: np.ndarray, outcome: np.ndarray, bins: int = 10) -> np.ndarray:
+    """Equal-width confidence bins that hold any rows: (mean confidence, observed frequency,
+    share of rows) per bin, shape (non-empty bins, 3)."""
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    error = 0.0
-    for b in range(bins):
-        in_bin = which == b
-        if in_bin.any():
-            error += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
-    return float(error)
+    count = np.bincount(which, minlength=bins)
+    filled = count > 0
+    mean_confidence = np.bincount(which, confidence, bins)[filled] / count[filled]
+    frequency = np.bincount(which, outcome.astype(float), bins)[filled] / count[filled]
+    return np.column_stack([mean_confidence, frequency, count[filled] / len(confidence)])
+
+
+def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, bins: int = 10) -> float:
+    """Gap between confidence and accuracy, averaged over equal-width confidence bins."""
+    table = calibration_bins(probs.max(axis=1), probs.argmax(axis=1) == y_true, bins)
+    return float((table[:, 2] * np.abs(table[:, 1] - table[:, 0])).sum())
 
 
 def switches_per_year(regimes: np.ndarray) -> float:

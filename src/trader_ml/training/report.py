@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from trader_ml.schema import REGIMES  # noqa: E402
+from trader_ml.training.metrics import calibration_bins  # noqa: E402
 
 COLORS = ["#2e7d32", "#1565c0", "#ef6c00", "#757575", "#c62828"]  # one per regime, in REGIMES order
 
@@ -41,7 +42,7 @@ class HealthView:
     history: list[dict]
 
 
-def _png(fig) -> str:
+def figure_png(fig) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
@@ -65,7 +66,7 @@ def regime_timeline(view: RegimeView) -> str:
     ax.set_title("Test window: predicted regime (top band) and label (bottom band)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in COLORS]
     ax.legend(handles, REGIMES, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def confusion(view: RegimeView) -> str:
@@ -80,18 +81,12 @@ def confusion(view: RegimeView) -> str:
     ax.set_xlabel("predicted")
     ax.set_ylabel("label")
     ax.set_title("Confusion matrix (test window)")
-    return _png(fig)
+    return figure_png(fig)
 
 
-def _reliability(ax, confidence: np.ndarray, outcome: np.ndarray, label: str, bins: int = 10) -> None:
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    xs, ys = [], []
-    for b in range(bins):
-        if (which == b).any():
-            xs.append(confidence[which == b].mean())
-            ys.append(outcome[which == b].mean())
-    ax.plot(xs, ys, marker="o", label=label)
+def _reliability(ax, confidence: np.ndarray, outcome: np.ndarray, label: str) -> None:
+    table = calibration_bins(confidence, outcome)
+    ax.plot(table[:, 0], table[:, 1], marker="o", label=label)
 
 
 def calibration(regime: RegimeView, health: HealthView) -> str:
@@ -108,7 +103,7 @@ def calibration(regime: RegimeView, health: HealthView) -> str:
     ax.set_ylabel("observed frequency")
     ax.set_title("Calibration (test window)")
     ax.legend(fontsize=8)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def loss_curves(regime: RegimeView, health: HealthView) -> str:
@@ -122,7 +117,7 @@ def loss_curves(regime: RegimeView, health: HealthView) -> str:
         ax.set_title(f"{name} model loss")
         ax.set_xlabel("epoch")
         ax.legend(fontsize=8)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def health_scores(view: HealthView) -> str:
@@ -134,10 +129,10 @@ def health_scores(view: HealthView) -> str:
     axes[1].bar(means.index, means.to_numpy(), color="#c62828")
     axes[1].set_title("mean forward 21-day drawdown by score decile")
     axes[1].set_xlabel("score decile (0 = least healthy)")
-    return _png(fig)
+    return figure_png(fig)
 
 
-def _table(title: str, columns: list[str], rows: dict[str, list]) -> str:
+def html_table(title: str, columns: list[str], rows: dict[str, list]) -> str:
     def cell(v) -> str:
         return "-" if v is None else f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
 
@@ -199,10 +194,10 @@ thead th{{background:#f3f3f3}}figure{{margin:1em 0}}img{{max-width:100%}}</style
 <h1>Training report, version {html.escape(manifest["version"])}</h1>
 <p>{html.escape(manifest["timestamp"])}; data {html.escape(window["first_date"])} .. {html.escape(window["last_date"])}
 ({window["rows"]} trading days, {window["symbols"]} symbols); <b>{verdict}</b>{" (promotion forced)" if gate["forced"] else ""}; models/latest.json says which models are current.</p>
-{_table("Gate: candidate, baseline, champion " + (champion or "(none)"), ["candidate", "baseline", "champion", "verdict"], gate_rows)}
+{html_table("Gate: candidate, baseline, champion " + (champion or "(none)"), ["candidate", "baseline", "champion", "verdict"], gate_rows)}
 <ul>{reasons}</ul>
-{_table("Regime model on its test window", regime_cols, regime_rows)}
-{_table("Health model on its test window", health_cols, health_rows)}
+{html_table("Regime model on its test window", regime_cols, regime_rows)}
+{html_table("Health model on its test window", health_cols, health_rows)}
 {images}
 </body></html>
 """
