@@ -16,6 +16,11 @@ import pytest
 from trader_ml.data.sources.synthetic import SyntheticParams, SyntheticSource
 from trader_ml.store import LocalStore, S3Store
 
+# The suite runs two workers on two cores, and the networks are small: one intra-op thread per
+# process (inherited by the scripts the tests start) instead of two threads fighting per core.
+for _threads in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_threads, "1")
+
 RECORDED = Path(__file__).parent / "recorded"
 TODAY = dt.date(2026, 11, 26)  # tests pin "today" so nothing depends on the clock
 

@@ -280,6 +280,12 @@ def test_health_backtest_rows(history):
     assert result.summary["test_rows"] == len(result.predictions)
 
 
+@pytest.fixture(scope="module")
+def bad_input_store(history, tmp_path_factory) -> LocalStore:
+    """One copy for every bad-input case: each checks that its own call left it as it was."""
+    return fresh_copy(history, tmp_path_factory.mktemp("bad-input"))
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -291,8 +297,8 @@ def test_health_backtest_rows(history):
         ({"model": "health", "model_type": "gru"}, "--model-type gru is not a health model"),
     ],
 )
-def test_bad_input_is_one_line_and_nothing_written(history, tmp_path, overrides, message):
-    store = fresh_copy(history, tmp_path)
+def test_bad_input_is_one_line_and_nothing_written(bad_input_store, overrides, message):
+    store = bad_input_store
     before = store_snapshot(store)
     with pytest.raises(TraderMLError, match=message.replace("-", "\\-")):
         run_backtest(config(**overrides), store, **QUIET)

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -30,10 +31,19 @@ def fill(store) -> None:
     ingest(SOURCE, store, dt.date(2007, 1, 1), dt.date(2008, 6, 30), today=TODAY, log=lambda _: None)
 
 
-@pytest.fixture
-def market_bucket(bucket, aws_env):
-    fill(S3Store(f"s3://{bucket}", region="us-east-1", endpoint_url=aws_env))
-    return bucket
+@pytest.fixture(scope="module")
+def market_bucket(moto_endpoint):
+    """One bucket of market data for this module's train.py runs: filling it is most of their cost.
+    The seed run comes first (it checks a first version); --skip-upload writes nothing to it."""
+    import boto3
+
+    name = f"market-{uuid.uuid4().hex[:12]}"
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in FAKE_AWS.items():
+            patch.setenv(key, value)
+        boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
+        fill(S3Store(f"s3://{name}", region="us-east-1", endpoint_url=moto_endpoint))
+    return name
 
 
 def train_py(*args: str, endpoint: str) -> subprocess.CompletedProcess:

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from arch.bootstrap import StationaryBootstrap, optimal_block_length
 
 from trader_ml.training.metrics import daily_rank_correlations, macro_f1_rows
 from trader_ml.training.options import TrainOptions
@@ -56,6 +55,8 @@ class GateDecision:
 def mean_block_length(daily: np.ndarray) -> float:
     """Politis-White mean block length of the stationary bootstrap for a daily series, between 1
     day and a quarter of the series (NaN days are left out)."""
+    from arch.bootstrap import optimal_block_length  # arch pulls in scipy.stats: 2 s, paid when judging only
+
     x = np.asarray(daily, dtype=float)
     x = x[np.isfinite(x)]
     if len(x) < 2 * MIN_TEST_DAYS or np.ptp(x) == 0:
@@ -68,6 +69,8 @@ def mean_block_length(daily: np.ndarray) -> float:
 
 def resamples(daily: np.ndarray, seed: int = 0, samples: int = BOOTSTRAP_SAMPLES) -> np.ndarray:
     """Day indices of stationary-bootstrap resamples of the days of ``daily``: (samples, days)."""
+    from arch.bootstrap import StationaryBootstrap
+
     bootstrap = StationaryBootstrap(mean_block_length(daily), np.arange(len(daily)), seed=np.random.default_rng(seed))
     return np.stack([positional[0] for positional, _ in bootstrap.bootstrap(samples)])
 

@@ -54,11 +54,10 @@ def progress_line(row: dict[str, float], desc: str, epochs: int, began: float) -
 
 
 def seed_everything(seed: int) -> None:
-    """Same seed, same weights: Python, numpy and torch generators, deterministic kernels."""
+    """Same seed, same weights: Python, numpy and torch generators (kernels: see ``_fit``)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -115,6 +114,11 @@ def _fit(model, loss_fn, train, val, config, evaluate, progress, desc, began) ->
     from tqdm.auto import tqdm
 
     device = resolve_device(config.device)
+    if device.type != "cpu":
+        # GPU kernels may add in any order. On the CPU these networks' kernels are already
+        # deterministic at a fixed thread count, and the call would import torch's compiler
+        # (about 3 s a process, most of a small training run).
+        torch.use_deterministic_algorithms(True, warn_only=True)
     model.to(device)
     # The fused kernel updates every parameter in one call: with small networks the per-tensor
     # update loop otherwise costs about a quarter of each step.
