@@ -126,3 +126,14 @@ def test_health_net_overfits_a_tiny_batch(synthetic_features, model_type):
     probability, _, error = predict_health(model, x)
     assert ((probability > 0.5) == (y > 0.5)).all()
     assert error.mean() < 0.1
+
+
+def test_a_model_whose_scaler_was_never_fit_is_not_exported():
+    """An unfit scaler is 0/1 and would feed raw values: the export refuses instead of shipping it."""
+    from trader_ml.training.export import ExportError, to_onnx
+
+    model = HealthNet(HealthModelConfig())
+    x = np.zeros((2, len(ASSET_FEATURES)), dtype=np.float32)
+    with pytest.raises(ExportError, match="input scaler inputs was never fit"):
+        to_onnx(model, x, "features", ["health_score", "latent", "recon_error"], {}, [x])
+    assert not model.inputs.fitted and model.inputs.fit(x + 1).fitted

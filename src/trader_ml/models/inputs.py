@@ -23,6 +23,8 @@ class MaskedStandardize(nn.Module):
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("scale", torch.ones(n_features))
         self.register_buffer("seen", torch.ones(n_features, dtype=torch.bool))
+        # False until ``fit``: an unfit scaler is 0/1, which would quietly feed raw values.
+        self.register_buffer("fitted", torch.tensor(False))
 
     def fit(self, rows: np.ndarray) -> MaskedStandardize:
         """Set the scaler from training rows (NaN ignored; a column never seen stays 0 / 1)."""
@@ -35,6 +37,7 @@ class MaskedStandardize(nn.Module):
         self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
         self.seen.copy_(torch.as_tensor(count > 0))
+        self.fitted.fill_(True)
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -63,6 +63,9 @@ def to_onnx(
 ) -> tuple[bytes, float]:
     """(ONNX bytes with ``metadata`` as JSON under ``trader_ml``, parity gap); batch size is dynamic."""
     module = module.eval().cpu()
+    unfit = [name for name, buffer in module.named_buffers() if name.endswith("fitted") and not bool(buffer)]
+    if unfit:
+        raise ExportError(f"the input scaler {unfit[0].removesuffix('.fitted')} was never fit: fit it on training rows")
     buffer = io.BytesIO()
     axes = {name: {0: "batch"} for name in (input_name, *output_names)}
     fastpath = torch.backends.mha.get_fastpath_enabled()
