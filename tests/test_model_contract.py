@@ -11,12 +11,20 @@ import pytest
 
 from trader_ml.models.health import HealthModelConfig
 from trader_ml.models.regime import RegimeExport, RegimeModelConfig, default_layers
-from trader_ml.schema import ASSET_FEATURES, BEHAVIORS, HEALTH_LATENT_DIM, REGIME_EMBEDDING_DIM, REGIMES, VOL_BUCKETS
+from trader_ml.schema import (
+    ASSET_FEATURES,
+    BEHAVIORS,
+    HEALTH_LATENT_DIM,
+    HEALTH_TYPES,
+    REGIME_EMBEDDING_DIM,
+    REGIME_TYPES,
+    REGIMES,
+    VOL_BUCKETS,
+)
 from trader_ml.serving.artifacts import HealthModel, RegimeModel
 from trader_ml.training.export import PARITY_TOLERANCE, parity_gap
 from trader_ml.training.health import HealthTrainConfig, health_artifact, train_health
 from trader_ml.training.loop import FitConfig
-from trader_ml.training.options import HEALTH_TYPES, REGIME_TYPES
 from trader_ml.training.regime import RegimeTrainConfig, regime_artifact, train_regime
 
 MODELS = [("regime", t) for t in REGIME_TYPES] + [("health", t) for t in HEALTH_TYPES]

@@ -34,6 +34,11 @@ ASSET_FEATURES: tuple[str, ...] = (
 )
 FEATURE_COLUMNS: tuple[str, ...] = ("date", "symbol", *ASSET_FEATURES)
 
+# The model classes, the first of each the default: the networks, the training options, the
+# command line and the backtest all read them from here.
+REGIME_TYPES: tuple[str, ...] = ("gru", "transformer")
+HEALTH_TYPES: tuple[str, ...] = ("autoencoder", "vae")
+
 REGIMES: tuple[str, ...] = (
     "calm_uptrend",
     "risk_on_trend",

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 
 from trader_ml.errors import TraderMLError
+from trader_ml.schema import HEALTH_TYPES, REGIME_TYPES
 from trader_ml.training.options import TrainOptions
 
 KINDS = ("regime", "health")
-DEFAULT_TYPES = {"regime": "gru", "health": "autoencoder"}
-MODEL_TYPES = {"regime": ("gru", "transformer"), "health": ("autoencoder", "vae")}
+MODEL_TYPES = {"regime": REGIME_TYPES, "health": HEALTH_TYPES}  # the first of each is the default
 REFITS = {"yearly": "YS", "quarterly": "QS", "monthly": "MS"}
 DEFAULT_HISTORY_YEARS = 5  # without --start, the first refit leaves this much history to train on
 
@@ -48,7 +48,7 @@ class BacktestConfig:
 
     @property
     def resolved_type(self) -> str:
-        return self.model_type or DEFAULT_TYPES[self.model]
+        return self.model_type or MODEL_TYPES[self.model][0]
 
     def to_dict(self) -> dict:
         out = asdict(self)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from trader_ml.cli.args import add_store_args, open_store_from, parse_date, positive_int
-from trader_ml.training.options import HEALTH_TYPES, REGIME_TYPES, TrainOptions
+from trader_ml.schema import HEALTH_TYPES, REGIME_TYPES
+from trader_ml.training.options import TrainOptions
 
 
 def add_commands(sub) -> None:

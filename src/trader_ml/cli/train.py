@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 from trader_ml.cli.args import DEFAULT_STORE, add_store_args, add_window_args, positive_int
 from trader_ml.errors import TraderMLError
-from trader_ml.schema import TABLE_PREFIX
+from trader_ml.schema import HEALTH_TYPES, REGIME_TYPES, TABLE_PREFIX
 from trader_ml.store import LocalStore, Store, open_store
-from trader_ml.training.options import DEVICES, HEALTH_TYPES, REGIME_TYPES, TrainOptions
+from trader_ml.training.options import DEVICES, TrainOptions
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -19,22 +19,20 @@ import torch
 from torch import nn
 
 from trader_ml.models.inputs import MaskedStandardize
-from trader_ml.schema import ASSET_FEATURES, HEALTH_LATENT_DIM
-
-MODEL_TYPES = ("autoencoder", "vae")
+from trader_ml.schema import ASSET_FEATURES, HEALTH_LATENT_DIM, HEALTH_TYPES
 
 
 @dataclass(frozen=True)
 class HealthModelConfig:
-    model_type: str = "autoencoder"
+    model_type: str = HEALTH_TYPES[0]
     n_features: int = len(ASSET_FEATURES)
     hidden_size: int = 64
     latent_dim: int = HEALTH_LATENT_DIM
     dropout: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.model_type not in MODEL_TYPES:
-            raise ValueError(f"model_type must be one of {MODEL_TYPES}, not {self.model_type!r}")
+        if self.model_type not in HEALTH_TYPES:
+            raise ValueError(f"model_type must be one of {HEALTH_TYPES}, not {self.model_type!r}")
 
 
 PRIOR_FEATURES = ("vol_21d", "vol_63d")

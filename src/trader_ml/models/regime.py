@@ -13,14 +13,12 @@ import torch
 from torch import nn
 
 from trader_ml.models.inputs import MaskedStandardize, TrendInputs
-from trader_ml.schema import CONTEXT_FEATURES, REGIME_EMBEDDING_DIM, REGIMES
-
-MODEL_TYPES = ("gru", "transformer")
+from trader_ml.schema import CONTEXT_FEATURES, REGIME_EMBEDDING_DIM, REGIME_TYPES, REGIMES
 
 
 @dataclass(frozen=True)
 class RegimeModelConfig:
-    model_type: str = "gru"
+    model_type: str = REGIME_TYPES[0]
     lookback: int = 63
     n_features: int = len(CONTEXT_FEATURES)
     hidden_size: int = 32
@@ -36,8 +34,8 @@ class RegimeModelConfig:
     n_regimes: int = len(REGIMES)
 
     def __post_init__(self) -> None:
-        if self.model_type not in MODEL_TYPES:
-            raise ValueError(f"model_type must be one of {MODEL_TYPES}, not {self.model_type!r}")
+        if self.model_type not in REGIME_TYPES:
+            raise ValueError(f"model_type must be one of {REGIME_TYPES}, not {self.model_type!r}")
 
 
 class RegimeHead(nn.Module):

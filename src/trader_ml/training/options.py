@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-REGIME_TYPES = ("gru", "transformer")  # the first is the default
-HEALTH_TYPES = ("autoencoder", "vae")
+from trader_ml.schema import HEALTH_TYPES, REGIME_TYPES
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
