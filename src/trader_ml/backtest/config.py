@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from trader_ml.errors import TraderMLError
 from trader_ml.schema import HEALTH_TYPES, REGIME_TYPES
@@ -15,12 +13,15 @@ from trader_ml.training.options import TrainOptions
 KINDS = ("regime", "health")
 MODEL_TYPES = {"regime": REGIME_TYPES, "health": HEALTH_TYPES}  # the first of each is the default
 REFITS = {"yearly": "YS", "quarterly": "QS", "monthly": "MS"}
+
+if TYPE_CHECKING:  # pandas is imported where the calendar is built: the command line reads the defaults
+    import pandas as pd
 DEFAULT_HISTORY_YEARS = 5  # without --start, the first refit leaves this much history to train on
 
 
 @dataclass(frozen=True)
 class BacktestConfig:
-    model: str = "regime"
+    model: str = KINDS[0]
     model_type: str | None = None  # None: gru for regime, autoencoder for health
     start: dt.date | None = None  # first test day (default: 5 years into the data)
     end: dt.date | None = None  # last test day (default: the newest day)
@@ -70,6 +71,8 @@ class Period:
 
 def first_start(days: pd.DatetimeIndex, refit: str) -> dt.date:
     """The default first test day: the first refit boundary five years into the data."""
+    import pandas as pd
+
     anchor = days[0] + pd.DateOffset(years=DEFAULT_HISTORY_YEARS)
     boundary = pd.date_range(anchor, periods=1, freq=REFITS[refit])[0]
     return boundary.date()
@@ -78,6 +81,9 @@ def first_start(days: pd.DatetimeIndex, refit: str) -> dt.date:
 def periods(days: pd.DatetimeIndex, config: BacktestConfig, where: str) -> list[Period]:
     """Refit at ``start`` and at each calendar boundary after it; each period holds the data's
     days from its refit date up to the next one (and up to ``end``)."""
+    import numpy as np
+    import pandas as pd
+
     start = config.start or first_start(days, config.refit)
     end = config.end or days[-1].date()
     span = f"the data spans {days[0].date()} .. {days[-1].date()}"

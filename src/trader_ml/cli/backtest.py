@@ -4,40 +4,45 @@ from __future__ import annotations
 
 import argparse
 
+from trader_ml.backtest.config import KINDS, REFITS, BacktestConfig
 from trader_ml.cli.args import add_store_args, open_store_from, parse_date, positive_int
 from trader_ml.schema import HEALTH_TYPES, REGIME_TYPES
-from trader_ml.training.options import TrainOptions
+
+DEFAULTS = BacktestConfig()
 
 
 def add_commands(sub) -> None:
     p = sub.add_parser("backtest", help="walk-forward backtest of a model next to the rules, an HMM, a jump model")
     p.add_argument("--data", help="a context or features parquet file (default: the store's table)")
     add_store_args(p)
-    p.add_argument("--model", default="regime", choices=("regime", "health"), help="(default: %(default)s)")
+    p.add_argument("--model", default=DEFAULTS.model, choices=KINDS, help="(default: %(default)s)")
     p.add_argument(
         "--model-type",
         choices=REGIME_TYPES + HEALTH_TYPES,
-        help="(default: gru for regime, autoencoder for health)",
+        help=f"(default: {REGIME_TYPES[0]} for regime, {HEALTH_TYPES[0]} for health)",
     )
     p.add_argument("--start", type=parse_date, help="first test day (default: the first refit 5 years into the data)")
     p.add_argument("--end", type=parse_date, help="last test day (default: the newest day)")
-    p.add_argument(
-        "--refit", default="yearly", choices=("yearly", "quarterly", "monthly"), help="(default: %(default)s)"
-    )
+    p.add_argument("--refit", default=DEFAULTS.refit, choices=tuple(REFITS), help="(default: %(default)s)")
     p.add_argument(
         "--window-days", type=positive_int, help="train on the last N calendar days only (default: all earlier days)"
     )
     p.add_argument(
         "--epochs",
         type=positive_int,
-        default=TrainOptions.epochs,
+        default=DEFAULTS.epochs,
         help="maximum epochs per refit (default: %(default)s)",
     )
-    p.add_argument("--seeds", type=positive_int, default=1, help="seeds per refit, one row each (default: %(default)s)")
+    p.add_argument(
+        "--seeds",
+        type=positive_int,
+        default=DEFAULTS.seeds,
+        help="seeds per refit, one row each (default: %(default)s)",
+    )
     p.add_argument(
         "--cost-bp",
         type=float,
-        default=10.0,
+        default=DEFAULTS.cost_bp,
         help="cost per unit of exposure changed, basis points (default: %(default)s)",
     )
     p.add_argument("--workers", type=positive_int, help="parallel refit processes (default: one per core)")
