@@ -63,7 +63,6 @@ SPY, HYG, IEF, VIXY, TLT = "SPY", "HYG", "IEF", "VIXY", "TLT"
 CONTEXT_TICKERS: tuple[str, ...] = (SPY, HYG, IEF, VIXY, TLT)
 
 # Store layout (DESIGN.md): date-partitioned tables, one parquet file per day.
-TABLES: tuple[str, ...] = ("context", "features", "truth_regime", "truth_health")
 TABLE_PREFIX = {
     "context": "data/context/",
     "features": "data/features/",
