@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 
 from trader_ml.errors import NotFoundError, PreconditionFailed, StoreError, TraderMLError
-from trader_ml.schema import LATEST_KEY, MODELS_PREFIX
+from trader_ml.schema import LATEST_KEY, MODELS_PREFIX, REPORTS_PREFIX
 from trader_ml.store import Store
 
 SEED_KEYS = ("version", "timestamp", "regime_model", "health_model", "regime_metrics", "health_metrics")
@@ -48,6 +48,11 @@ def sha256(data: bytes) -> str:
 
 def artifact_key(kind: str, version: str) -> str:
     return f"{MODELS_PREFIX}{kind}_v{version}.onnx"
+
+
+def report_key(version: str) -> str:
+    """The training report of a version (written beside its models, read by trader-ml report)."""
+    return f"{REPORTS_PREFIX}v{version}/index.html"
 
 
 def manifest_key(version: str) -> str:

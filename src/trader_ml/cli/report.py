@@ -10,7 +10,6 @@ from pathlib import Path
 from trader_ml import registry
 from trader_ml.cli.args import add_store_args, open_store_from
 from trader_ml.errors import NotFoundError, TraderMLError
-from trader_ml.schema import REPORTS_PREFIX
 from trader_ml.store import LocalStore, Store
 
 
@@ -30,7 +29,7 @@ def locate_report(store: Store, version: str | None) -> Path:
         version = pointer["version"] if pointer else (known[-1] if known else None)
         if version is None:
             raise TraderMLError(f"no model versions in {store.url}: run trader-ml train --store {store.url} first")
-    key = f"{REPORTS_PREFIX}v{version}/index.html"
+    key = registry.report_key(version)
     if isinstance(store, LocalStore):
         path = store.root / key
         if not path.is_file():

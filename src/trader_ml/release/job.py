@@ -22,7 +22,7 @@ from trader_ml.data.partitions import last_day_before, no_data_message, read_tab
 from trader_ml.data.truth import health_truth, regime_truth
 from trader_ml.errors import StoreError, TraderMLError
 from trader_ml.release.judge import Candidate, champion_versions, judge, load_champion, summary_table, test_windows
-from trader_ml.release.manifest import describe, report_html, report_key, write_outputs
+from trader_ml.release.manifest import describe, report_html, write_outputs
 from trader_ml.store import LocalStore, Store, open_store
 from trader_ml.training.gate import GateDecision
 from trader_ml.training.health import health_artifact, health_train_config, train_health
@@ -142,8 +142,8 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> O
     report = report_html(stored, candidate, context, window, decisions)  # rendered once, stored twice
     local.create(files[-1].name, report)
     log(f"  local copies: {', '.join(str(f) for f in files)}")
-    store.create(report_key(version), report)
-    log(f"  report: {store.describe(report_key(version))} (trader-ml report {version} --store {store.url})")
+    store.create(registry.report_key(version), report)
+    log(f"  report: {store.describe(registry.report_key(version))} (trader-ml report {version} --store {store.url})")
     if passing:
         new_pointer = registry.pointer_for(stored, pointer, passing)
         try:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from trader_ml import __version__, registry
-from trader_ml.schema import REPORTS_PREFIX
 from trader_ml.store import LocalStore
 from trader_ml.training.gate import MIN_TEST_DAYS, GateDecision
 from trader_ml.training.health import health_summary
@@ -146,7 +145,3 @@ def report_html(
         health_view,
     )
     return page.encode()
-
-
-def report_key(version: str) -> str:
-    return f"{REPORTS_PREFIX}v{version}/index.html"
