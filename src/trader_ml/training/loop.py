@@ -72,18 +72,30 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _batches(arrays: tuple[np.ndarray, ...], size: int, order: np.ndarray, device: torch.device):
-    for lo in range(0, len(order), size):
-        idx = order[lo : lo + size]
-        yield tuple(torch.as_tensor(a[idx]).to(device) for a in arrays)
+def _tensors(arrays: tuple[np.ndarray, ...], device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Each split moved to the device once, not once a batch."""
+    return tuple(torch.as_tensor(a).to(device) for a in arrays)
+
+
+def _batches(tensors: tuple[torch.Tensor, ...], size: int, order: np.ndarray | None):
+    """Batches in ``order`` (a permutation), or in stored order when it is None."""
+    n = len(tensors[0])
+    index = None if order is None else torch.as_tensor(order, device=tensors[0].device)
+    for lo in range(0, n, size):
+        if index is None:
+            yield tuple(t[lo : lo + size] for t in tensors)
+        else:
+            idx = index[lo : lo + size]
+            yield tuple(t.index_select(0, idx) for t in tensors)
 
 
 def mean_loss(model: nn.Module, loss_fn: LossFn, arrays: tuple[np.ndarray, ...], size: int, device) -> float:
     """Average loss over a whole split, weighted by batch length, without gradients."""
     model.eval()
     total, count = 0.0, 0
+    tensors = arrays if isinstance(arrays[0], torch.Tensor) else _tensors(arrays, device)
     with torch.no_grad():
-        for batch in _batches(arrays, size, np.arange(len(arrays[0])), device):
+        for batch in _batches(tensors, size, None):
             n = len(batch[0])
             total += float(loss_fn(model, batch)) * n
             count += n
@@ -123,10 +135,13 @@ def _fit(model, loss_fn, train, val, config, evaluate, progress, desc, began) ->
     # The fused kernel updates every parameter in one call: with small networks the per-tensor
     # update loop otherwise costs about a quarter of each step.
     fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
+    # Listed once: walking the module tree for every clipping step costs more than the clip.
+    parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, **fused
+        parameters, lr=config.learning_rate, weight_decay=config.weight_decay, **fused
     )
     shuffle = np.random.default_rng(config.seed)
+    train_tensors, val_tensors = _tensors(train, device), _tensors(val, device)
     result = FitResult(device=str(device))
     best_loss, best_state, waited = math.inf, copy.deepcopy(model.state_dict()), 0
     logged_at = -math.inf
@@ -136,17 +151,17 @@ def _fit(model, loss_fn, train, val, config, evaluate, progress, desc, began) ->
         for epoch in bar:
             model.train()
             total, count = 0.0, 0
-            for batch in _batches(train, config.batch_size, shuffle.permutation(len(train[0])), device):
+            for batch in _batches(train_tensors, config.batch_size, shuffle.permutation(len(train[0]))):
                 optimizer.zero_grad(set_to_none=True)
                 loss = loss_fn(model, batch)
                 loss.backward()
                 if config.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                    nn.utils.clip_grad_norm_(parameters, config.grad_clip)
                 optimizer.step()
                 total += float(loss.detach()) * len(batch[0])
                 count += len(batch[0])
             row = {"epoch": epoch, "train_loss": total / max(count, 1)}
-            row["val_loss"] = mean_loss(model, loss_fn, val, max(config.batch_size, 256), device)
+            row["val_loss"] = mean_loss(model, loss_fn, val_tensors, max(config.batch_size, 256), device)
             if evaluate is not None:
                 model.eval()
                 with torch.no_grad():
