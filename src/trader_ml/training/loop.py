@@ -74,7 +74,8 @@ def resolve_device(name: str) -> torch.device:
 
 def _tensors(arrays: tuple[np.ndarray, ...], device: torch.device) -> tuple[torch.Tensor, ...]:
     """Each split moved to the device once, not once a batch."""
-    return tuple(torch.as_tensor(a).to(device) for a in arrays)
+    # A read-only array (a memory-mapped table) is copied: torch tensors must be writable.
+    return tuple(torch.as_tensor(a if a.flags.writeable else a.copy()).to(device) for a in arrays)
 
 
 def _batches(tensors: tuple[torch.Tensor, ...], size: int, order: np.ndarray | None):
