@@ -17,7 +17,7 @@ from trader_ml.models.regime import RegimeModelConfig, build_regime_model
 from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES
 from trader_ml.training.health import HealthLoss, predict_health
 from trader_ml.training.loop import FitConfig, fit, seed_everything
-from trader_ml.training.regime import fit_gaussian_evidence, predict_regimes, windows
+from trader_ml.training.regime import predict_regimes, windows
 
 
 @pytest.mark.parametrize("model_type", ["gru", "transformer"])
@@ -60,10 +60,10 @@ def _later_days_changed(x: torch.Tensor, first: int, scale: float, shift: float)
 def _states_of_earlier_days_stay(model, x: torch.Tensor, first: int, scale: float, shift: float) -> None:
     changed = _later_days_changed(x, first, scale, shift)
     with torch.no_grad():
-        for part in (model.day_inputs, lambda days: model.states(model.day_inputs(days))):
+        for part in (model.day_inputs, model.states):
             before, after = part(x), part(changed)
             torch.testing.assert_close(before[:, :first], after[:, :first], rtol=0, atol=1e-5)
-        # Each of the last filter days' evidence (the network's plus the regimes' Gaussians).
+        # Each of the last filter days' regime evidence, which the filter reads.
         earlier = first - (x.shape[1] - model.head.filter_days)
         if earlier > 0:
             before, after = model.daily_logits(x), model.daily_logits(changed)
@@ -72,18 +72,17 @@ def _states_of_earlier_days_stay(model, x: torch.Tensor, first: int, scale: floa
 
 @pytest.fixture(scope="module")
 def causal_windows(synthetic_context):
-    context, truth = synthetic_context
+    context, _ = synthetic_context
     values = context[list(CONTEXT_FEATURES)].to_numpy(np.float32)
-    return values, torch.as_tensor(windows(values, np.arange(100, 104), 63)), truth
+    return values, torch.as_tensor(windows(values, np.arange(100, 104), 63))
 
 
 @pytest.fixture(scope="module", params=["gru", "transformer"])
 def fitted_net(request, causal_windows):
-    values, x, truth = causal_windows
+    values, x = causal_windows
     seed_everything(0)
     model = build_regime_model(RegimeModelConfig(model_type=request.param, num_layers=2)).eval()
     model.fit_inputs(values, x.numpy())
-    fit_gaussian_evidence(model, values, truth)  # the regimes' Gaussians, here of the true regimes
     return model
 
 
@@ -102,7 +101,7 @@ def test_a_day_s_inputs_and_state_ignore_the_days_after_it(fitted_net, causal_wi
 
 def test_the_causality_check_catches_a_leak(fitted_net, causal_windows):
     """The same check fails on a variant whose trend weights also read the next days."""
-    _, x, _ = causal_windows
+    _, x = causal_windows
     trend = fitted_net.trend
     honest = trend.weights.clone()
     try:
@@ -144,28 +143,3 @@ def test_a_model_whose_scaler_was_never_fit_is_not_exported():
         to_onnx(model, x, "features", ["health_score", "latent", "recon_error"], {}, [x])
     assert not model.inputs.fitted and model.inputs.fit(x + 1).fitted
 
-
-def test_gaussian_evidence_is_each_regime_s_log_density():
-    """Fit on labelled rows, the evidence is scipy's multivariate normal log density over the
-    used columns; a column left out adds the same to every regime, so it cannot move the answer."""
-    from scipy.stats import multivariate_normal
-
-    from trader_ml.models.regime import GaussianEvidence
-
-    rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(3), 200)
-    z = rng.normal(size=(600, 4)) + labels[:, None] * np.array([1.0, -0.5, 0.0, 0.0])
-    used = np.array([1.0, 1.0, 1.0, 0.0])
-    gaussian = GaussianEvidence(4, 3).fit(z, labels, used, ridge=1e-3)
-    days = rng.normal(size=(2, 5, 4))
-    got = gaussian(torch.as_tensor(days, dtype=torch.float32)).numpy()
-    differences = []
-    for k in range(3):
-        rows = z[labels == k][:, :3]
-        expected = multivariate_normal(rows.mean(axis=0), np.cov(rows.T) + 1e-3 * np.eye(3)).logpdf(days[..., :3])
-        differences.append(got[..., k] - expected)
-    # What is left is the left-out column's constant: the same for every day and every regime.
-    np.testing.assert_allclose(np.array(differences), differences[0].flat[0], atol=1e-3)
-    moved = days.copy()
-    moved[..., 3] += 10.0
-    np.testing.assert_allclose(got, gaussian(torch.as_tensor(moved, dtype=torch.float32)).numpy(), atol=1e-4)

@@ -1,8 +1,7 @@
 """Regime networks: a GRU or a Transformer encoder over the last ``lookback`` context rows.
 
 Both map a window (B, T, 8) of raw context features (NaN where a source is missing) to an
-8-dim embedding and five regime logits computed from it, added to each regime's Gaussian
-log density of the day's context (fit on the labelled training days).
+8-dim embedding and five regime logits computed from it.
 """
 
 from __future__ import annotations
@@ -31,51 +30,12 @@ class RegimeModelConfig:
     filter_days: int = 21  # days of per-day evidence the regime filter reads
     stay_probability: float = 0.9  # the filter's prior that tomorrow's regime is today's (training
     # builds the model with the training labels' own persistence instead)
-    gaussian_evidence: bool = True  # add each regime's Gaussian log density of the day's context
     embedding_dim: int = REGIME_EMBEDDING_DIM
     n_regimes: int = len(REGIMES)
 
     def __post_init__(self) -> None:
         if self.model_type not in REGIME_TYPES:
             raise ValueError(f"model_type must be one of {REGIME_TYPES}, not {self.model_type!r}")
-
-
-class GaussianEvidence(nn.Module):
-    """Each day's log density under each regime's Gaussian over the standardised context columns
-    (B, D, F) -> (B, D, K): a supervised HMM's emissions, which the network's own evidence adds to.
-
-    Fit on the labelled training days (``fit``); a column present on too few of them is left
-    out (``used``), so it adds the same to every regime. Until fit, every regime is the same
-    standard Gaussian and the evidence adds nothing.
-    """
-
-    def __init__(self, n_features: int, n_regimes: int) -> None:
-        super().__init__()
-        self.register_buffer("used", torch.ones(n_features))
-        self.register_buffer("mean", torch.zeros(n_regimes, n_features))
-        self.register_buffer("whiten", torch.eye(n_features).repeat(n_regimes, 1, 1))  # inverse Cholesky
-        self.register_buffer("log_norm", torch.zeros(n_regimes))
-
-    def fit(self, z: np.ndarray, labels: np.ndarray, used: np.ndarray, ridge: float = 1e-3) -> GaussianEvidence:
-        """Per-regime mean and covariance of standardised training days; a regime with too few
-        days takes the overall mean and covariance."""
-        z = np.asarray(z, dtype=np.float64) * used
-        dims = z.shape[1]
-        overall = (z.mean(axis=0), np.cov(z.T) + ridge * np.eye(dims))
-        for k in range(self.mean.shape[0]):
-            rows = z[labels == k]
-            mean, cov = (rows.mean(axis=0), np.cov(rows.T) + ridge * np.eye(dims)) if len(rows) > dims + 1 else overall
-            whiten = np.linalg.inv(np.linalg.cholesky(cov))
-            self.mean[k] = torch.as_tensor(mean, dtype=torch.float32)
-            self.whiten[k] = torch.as_tensor(whiten, dtype=torch.float32)
-            self.log_norm[k] = float(np.log(np.diag(whiten)).sum() - 0.5 * dims * np.log(2 * np.pi))
-        self.used.copy_(torch.as_tensor(used, dtype=torch.float32))
-        return self
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        centred = (z * self.used).unsqueeze(-2) - self.mean  # (B, D, K, F)
-        white = torch.matmul(self.whiten, centred.unsqueeze(-1)).squeeze(-1)  # (B, D, K, F)
-        return self.log_norm - 0.5 * (white * white).sum(dim=-1)
 
 
 class RegimeHead(nn.Module):
@@ -108,9 +68,9 @@ class RegimeHead(nn.Module):
         embeddings = torch.tanh(self.embed(states[:, -self.filter_days :]))  # (B, D, E)
         return self.classify(embeddings), embeddings  # (B, D, K), (B, D, E)
 
-    def forward(self, evidence: torch.Tensor, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each day's evidence (B, D, K) and embedding (B, D, E) -> (filtered log-probabilities
-        (B, K), today's embedding (B, E))."""
+    def forward(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(filtered log-probabilities (B, K), today's embedding (B, E))."""
+        evidence, embeddings = self.daily(states)
         evidence = evidence * self.evidence_weight
         log_probs = evidence[:, 0].log_softmax(dim=-1)
         for day in range(1, evidence.shape[1]):
@@ -125,12 +85,10 @@ class RegimeNet(nn.Module):
     head: RegimeHead
     inputs: MaskedStandardize
     trend: TrendInputs
-    gaussian: GaussianEvidence | None
 
     def _build_inputs(self, config: RegimeModelConfig) -> int:
         """The input layers; returns the width of each day's input vector."""
         self.inputs = MaskedStandardize(config.n_features, config.feature_dropout)
-        self.gaussian = GaussianEvidence(config.n_features, config.n_regimes) if config.gaussian_evidence else None
         self.trend = TrendInputs(config.lookback, CONTEXT_FEATURES.index("spy_return_1d"), config.trend_halflives)
         return 2 * config.n_features + 3 * len(config.trend_halflives)
 
@@ -142,24 +100,16 @@ class RegimeNet(nn.Module):
     def day_inputs(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.inputs(x), self.trend(x)], dim=-1)
 
-    def states(self, day_inputs: torch.Tensor) -> torch.Tensor:
+    def states(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
-
-    def _daily(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        day_inputs = self.day_inputs(x)
-        evidence, embeddings = self.head.daily(self.states(day_inputs))
-        if self.gaussian is not None:
-            standardised = day_inputs[:, -self.head.filter_days :, : self.config.n_features]
-            evidence = evidence + self.gaussian(standardised)
-        return evidence, embeddings
 
     def daily_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Regime evidence of each of the window's last ``filter_days`` days: (B, D, K)."""
-        return self._daily(x)[0]
+        return self.head.daily(self.states(x))[0]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, T, F) raw -> (log-probabilities (B, K), embedding (B, E)) for the last day."""
-        return self.head(*self._daily(x))
+        return self.head(self.states(x))
 
 
 class GRURegime(RegimeNet):
@@ -176,8 +126,8 @@ class GRURegime(RegimeNet):
         )
         self.head = RegimeHead(config)
 
-    def states(self, day_inputs: torch.Tensor) -> torch.Tensor:
-        states, _ = self.gru(day_inputs)  # (B, T, H): state t has read days up to t
+    def states(self, x: torch.Tensor) -> torch.Tensor:
+        states, _ = self.gru(self.day_inputs(x))  # (B, T, H): state t has read days up to t
         return states
 
 
@@ -202,8 +152,8 @@ class TransformerRegime(RegimeNet):
         causal = torch.triu(torch.full((config.lookback, config.lookback), float("-inf")), diagonal=1)
         self.register_buffer("causal_mask", causal, persistent=False)
 
-    def states(self, day_inputs: torch.Tensor) -> torch.Tensor:
-        h = self.project(day_inputs) + self.position  # (B, T, H); T must equal the lookback
+    def states(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.project(self.day_inputs(x)) + self.position  # (B, T, H); T must equal the lookback
         return self.norm(self.encoder(h, mask=self.causal_mask))
 
 

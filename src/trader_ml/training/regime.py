@@ -100,18 +100,6 @@ def label_persistence(train_labels: np.ndarray) -> float:
     return min(max(same, 0.5), 0.99)
 
 
-GAUSSIAN_MIN_COVERAGE = 0.9  # a column joins the Gaussians when present on this share of training days
-
-
-def fit_gaussian_evidence(model: torch.nn.Module, rows: np.ndarray, labels: np.ndarray) -> None:
-    """Each regime's Gaussian over the standardised context of its labelled training days."""
-    with torch.no_grad():
-        model.inputs.eval()
-        z = model.inputs(torch.as_tensor(rows))[:, : rows.shape[1]].numpy()
-    used = (~np.isnan(rows)).mean(axis=0) >= GAUSSIAN_MIN_COVERAGE
-    model.gaussian.fit(z, labels, used.astype(np.float32))
-
-
 EVIDENCE_WEIGHTS = (1.0, 0.7, 0.5, 0.35, 0.25)
 EVIDENCE_F1_SLACK = 0.02
 
@@ -188,8 +176,6 @@ def train_regime(
     model = build_regime_model(config.model)
     every = max(1, len(split.train) // TREND_SCALER_WINDOWS)
     model.fit_inputs(values[: split.train[-1] + 1], windows(values, split.train[::every], lookback))
-    if model.gaussian is not None:
-        fit_gaussian_evidence(model, values[split.train], labels[split.train])
     weights = torch.as_tensor(class_weights(labels[split.train], len(REGIMES)), dtype=torch.float32)
 
     days = config.model.filter_days
