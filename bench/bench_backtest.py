@@ -3,7 +3,7 @@
     python bench/bench_backtest.py regime-sample [--runs 3] [--model-type gru]
     python bench/bench_backtest.py regime-synthetic [--seeds 0,1,2,3,4]
     python bench/bench_backtest.py health-sample [--runs 3] [--model-type autoencoder]
-    python bench/bench_backtest.py health-synthetic [--symbols 200]
+    python bench/bench_backtest.py health-synthetic [--symbols 200] [--window-days 1096]
 
 Each run starts from an empty refit cache (a fresh store), so its time is the whole backtest:
 every refit trained, exported and answered through ONNX. Prints each run's summary table and
@@ -52,10 +52,17 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=20, help="synthetic: stocks in the universe")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--workers", type=int)
+    parser.add_argument("--window-days", type=int, help="a rolling window of this many calendar days")
     args = parser.parse_args()
     model, start, end = JOBS[args.job]
     config = BacktestConfig(
-        model=model, model_type=args.model_type, start=start, end=end, epochs=args.epochs, workers=args.workers
+        model=model,
+        model_type=args.model_type,
+        start=start,
+        end=end,
+        epochs=args.epochs,
+        workers=args.workers,
+        window_days=args.window_days,
     )
     with tempfile.TemporaryDirectory() as tmp:
         if args.job.endswith("sample"):
