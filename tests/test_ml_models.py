@@ -142,4 +142,3 @@ def test_a_model_whose_scaler_was_never_fit_is_not_exported():
     with pytest.raises(ExportError, match="input scaler inputs was never fit"):
         to_onnx(model, x, "features", ["health_score", "latent", "recon_error"], {}, [x])
     assert not model.inputs.fitted and model.inputs.fit(x + 1).fitted
-

@@ -90,8 +90,9 @@ def _batches(tensors: tuple[torch.Tensor, ...], size: int, order: np.ndarray | N
             yield tuple(t.index_select(0, idx) for t in tensors)
 
 
-def mean_loss(model: nn.Module, loss_fn: LossFn, arrays: tuple[np.ndarray, ...], size: int, device) -> float:
-    """Average loss over a whole split, weighted by batch length, without gradients."""
+def mean_loss(model: nn.Module, loss_fn: LossFn, arrays: tuple[np.ndarray, ...] | Batch, size: int, device) -> float:
+    """Average loss over a whole split (numpy arrays, or tensors already on the device),
+    weighted by batch length, without gradients."""
     model.eval()
     total, count = 0.0, 0
     tensors = arrays if isinstance(arrays[0], torch.Tensor) else _tensors(arrays, device)
@@ -138,9 +139,7 @@ def _fit(model, loss_fn, train, val, config, evaluate, progress, desc, began) ->
     fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
     # Listed once: walking the module tree for every clipping step costs more than the clip.
     parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        parameters, lr=config.learning_rate, weight_decay=config.weight_decay, **fused
-    )
+    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay, **fused)
     shuffle = np.random.default_rng(config.seed)
     train_tensors, val_tensors = _tensors(train, device), _tensors(val, device)
     result = FitResult(device=str(device))
