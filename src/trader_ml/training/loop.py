@@ -74,7 +74,7 @@ def resolve_device(name: str) -> torch.device:
 
 def _tensors(arrays: tuple[np.ndarray, ...], device: torch.device) -> tuple[torch.Tensor, ...]:
     """Each split moved to the device once, not once a batch."""
-    # A read-only array (a memory-mapped table) is copied: torch tensors must be writable.
+    # A read-only array (a view pandas handed out, say) is copied: torch warns on those.
     return tuple(torch.as_tensor(a if a.flags.writeable else a.copy()).to(device) for a in arrays)
 
 
