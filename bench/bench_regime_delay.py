@@ -4,7 +4,7 @@
     python bench/bench_regime_delay.py --predictions BACKTEST/predictions.parquet [--row gru]
 
 On the bundled S&P 500 sample the regimes are the hindsight labels fit on every day (the
-networks' training target); on the simulator, its true regimes and the same hindsight labels.
+networks' training target), and those each yearly refit of the backtest trains on; on the simulator, its true regimes and the same hindsight labels.
 The regime of day t - L sets the exposure held on day t (10 bp per unit changed), so L is a
 detection delay. A label reads days up to t + 10, so a delay of 10 or less leaks the held day's
 return into its own label; from 11 on, a curve says what a detector that learns each regime
@@ -33,13 +33,31 @@ from trader_ml.training.labeller import hindsight_labels
 COST_BP = 10.0
 
 
+def delayed(regimes: np.ndarray, lag: int) -> np.ndarray:
+    """The regime of ``lag`` days before each day (-1 where there is none)."""
+    return np.r_[np.full(lag, -1), regimes[: len(regimes) - lag]]
+
+
 def delayed_sharpe(regimes: np.ndarray, market_returns: np.ndarray, judged: np.ndarray, lag: int) -> float:
     """Sharpe over the ``judged`` days of holding the exposure of the regime ``lag`` days
     before (fully invested where that regime is unknown)."""
-    known = np.r_[np.full(lag, -1), regimes[: len(regimes) - lag]]
+    known = delayed(regimes, lag)
     held = np.where(known >= 0, EXPOSURE_WEIGHTS[np.maximum(known, 0)], 1.0)
     returns = strategy_returns(held[judged], market_returns[judged], COST_BP)
     return performance(returns, held[judged])["sharpe"]
+
+
+def refit_labels(context: pd.DataFrame, first_year: int) -> np.ndarray:
+    """Each year's hindsight labels as that year's refit has them: the HMM fit on the years
+    before it, decoding through 30 days past the year (-1 before ``first_year``)."""
+    years = context["date"].dt.year.to_numpy()
+    out = np.full(len(context), -1, dtype=np.int64)
+    for year in range(first_year, int(years.max()) + 1):
+        window = context.iloc[: int((years <= year).sum()) + 30].reset_index(drop=True)
+        labels = hindsight_labels(window, fit_days=int((years < year).sum()))
+        days = np.flatnonzero(years == year)
+        out[days] = labels[days]
+    return out
 
 
 def curve(regimes: np.ndarray, market_returns: np.ndarray, judged: np.ndarray, lags: list[int]) -> list[str]:
@@ -54,7 +72,7 @@ def agreement_by_lag(predictions: pd.DataFrame, row: str, lags: list[int]) -> No
     labels = predictions["label"].to_numpy(dtype=np.int64)
     print("| lag | accuracy | macro-F1 |\n|---|---|---|")
     for lag in lags:
-        earlier = np.r_[np.full(lag, -1), labels[: len(labels) - lag]]
+        earlier = delayed(labels, lag)
         known = earlier >= 0
         accuracy = float((said[known] == earlier[known]).mean())
         f1 = f1_score(earlier[known], said[known], average="macro")
@@ -79,13 +97,15 @@ def main() -> None:
     context = context_rows(source.fetch(*source.default_range(dt.date.today())))
     market = context["spy_return_1d"].to_numpy(dtype=float)
     labels = hindsight_labels(context)
-    for name, judged in (
-        ("S&P 500 1991-1999, hindsight labels", (context["date"] >= "1991-01-01") & (context["date"] < "2000-01-01")),
-        ("S&P 500 2000-2022, hindsight labels", context["date"] >= "2000-01-01"),
+    early = ((context["date"] >= "1991-01-01") & (context["date"] < "2000-01-01")).to_numpy()
+    late = (context["date"] >= "2000-01-01").to_numpy()
+    for name, regimes, judged in (
+        ("S&P 500 1991-1999, hindsight labels", labels, early),
+        ("S&P 500 2000-2022, hindsight labels", labels, late),
+        ("S&P 500 2000-2022, each refit's labels", refit_labels(context, 2000), late),
     ):
-        judged = judged.to_numpy()
         hold = performance(market[judged], np.ones(judged.sum()))["sharpe"]
-        print(f"| {name} | {hold:.2f} | " + " | ".join(curve(labels, market, judged, lags)) + " |")
+        print(f"| {name} | {hold:.2f} | " + " | ".join(curve(regimes, market, judged, lags)) + " |")
 
     for seed in (int(s) for s in args.seeds.split(",")):
         raw = SyntheticSource(SyntheticParams(seed=seed, n_symbols=1)).fetch(dt.date(2000, 1, 1), dt.date(2019, 12, 31))
