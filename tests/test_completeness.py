@@ -24,24 +24,36 @@ class Killed(Exception):
 
 
 class DiesAtWrite(LocalStore):
-    """A local store whose k-th write never happens: the process is gone from there on."""
+    """A local store whose k-th write never happens: the process is gone from there on. With
+    ``count_deletes``, deletes count as writes too (a re-ingest deletes markers first)."""
 
-    def __init__(self, root, kill_at: int) -> None:
+    def __init__(self, root, kill_at: int, count_deletes: bool = False) -> None:
         super().__init__(root)
-        self.kill_at, self.writes = kill_at, 0
+        self.kill_at, self.writes, self.count_deletes = kill_at, 0, count_deletes
 
-    def write(self, key: str, data: bytes, durable: bool = False) -> None:
+    def _step(self, key: str) -> None:
         self.writes += 1
         if self.writes == self.kill_at:
             raise Killed(key)
+
+    def write(self, key: str, data: bytes, durable: bool = False) -> None:
+        self._step(key)
         super().write(key, data, durable)
+
+    def delete(self, key: str) -> None:
+        if self.count_deletes:
+            self._step(key)
+        super().delete(key)
 
     def write_many(self, items) -> int:
         return Store.write_many(self, items)  # one at a time, so "the k-th write" is well defined
 
+    def delete_many(self, keys) -> None:
+        Store.delete_many(self, keys)
 
-def run(store: Store, start: dt.date | None = START) -> None:
-    ingest(SOURCE, store, start, END, today=TODAY, log=lambda _: None)
+
+def run(store: Store, start: dt.date | None = START, source=SOURCE) -> None:
+    ingest(source, store, start, END, today=TODAY, log=lambda _: None)
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +93,44 @@ def test_a_missing_file_of_a_marked_day_is_reported(clean, tmp_path):
     copy.delete(victim)
     with pytest.raises(TraderMLError, match="2003-03-05: 1 of its files are missing"):
         check_days_complete(copy)
+
+
+CHANGED = SyntheticSource(SyntheticParams(seed=2, n_symbols=2))  # other values for the same days
+
+
+def test_a_reingest_cut_off_at_any_write_leaves_no_day_marked_whole_with_mixed_files(clean, tmp_path):
+    """Re-ingesting stored days with other values and dying at any write or delete: every day is
+    either whole (all old or all new files, marked) or reads as incomplete, to validate, to
+    training's reader and to serving; the rerun finishes the job, as a clean re-ingest does."""
+    from trader_ml.data.partitions import read_table
+    from trader_ml.serving.daily import load_day
+
+    old = store_snapshot(clean)
+    LocalStore(tmp_path / "count").write_many(old.items())
+    counter = DiesAtWrite(tmp_path / "count", kill_at=0, count_deletes=True)
+    run(counter, source=CHANGED)
+    steps, expected = counter.writes, store_snapshot(counter)
+    assert steps == 1 + 10 + 10 * 6 + 10 + 1  # journal, 10 markers deleted, the files, 10 markers, journal deleted
+    for kill_at in range(1, steps + 1):
+        LocalStore(tmp_path / f"k{kill_at}").write_many(old.items())
+        store = DiesAtWrite(tmp_path / f"k{kill_at}", kill_at, count_deletes=True)
+        with pytest.raises(Killed):
+            run(store, source=CHANGED)
+        reader = LocalStore(store.root)
+        state = completeness.check(reader)
+        for day in state.complete:  # a day marked whole holds one run's files, never a mix
+            files = [k for k in reader.list("") if f"date={day}/" in k and not k.startswith("data/complete/")]
+            versions = {reader.read(k) == old[k] for k in files}
+            assert len(versions) == 1, f"killed at step {kill_at}: {day} is marked whole but mixes old and new files"
+        if state.incomplete:
+            with pytest.raises(TraderMLError, match="incomplete day"):
+                check_days_complete(reader)
+            with pytest.raises(TraderMLError, match="incomplete"):
+                read_table(reader, "context", today=TODAY)
+            with pytest.raises(TraderMLError, match="incomplete"):
+                load_day(reader, "2003-03-14")
+        else:  # died before changing a day, or after the last: all old or all new, and the user repeats the command
+            assert {k: v for k, v in store_snapshot(reader).items() if k != completeness.JOURNAL_KEY} in (old, expected)
+        run(reader, start=None if state.incomplete else START, source=CHANGED)  # after a cut: no --start needed
+        assert store_snapshot(LocalStore(store.root)) == expected, f"killed at step {kill_at}"
+        check_days_complete(LocalStore(store.root))

@@ -16,14 +16,17 @@ import json
 import re
 from collections.abc import Callable
 
+from trader_ml import safejson
 from trader_ml.errors import NotFoundError, PreconditionFailed, StoreError, TraderMLError
 from trader_ml.schema import LATEST_KEY, MODELS_PREFIX, REPORTS_PREFIX
 from trader_ml.store import Store
 
 SEED_KEYS = ("version", "timestamp", "regime_model", "health_model", "regime_metrics", "health_metrics")
+MANIFEST_KEYS = (*SEED_KEYS, "regime_sha256", "health_sha256", "baseline_metrics")
 KINDS = ("regime", "health")
 HISTORY_LENGTH = 50
-VERSION = re.compile(r"^\d{8}(-\d+)?$")
+# Patterns are matched whole (fullmatch): "$" would let a trailing newline through.
+VERSION = re.compile(r"\d{8}(-\d+)?")
 
 
 class RegistryError(TraderMLError):
@@ -59,7 +62,7 @@ def manifest_key(version: str) -> str:
     return f"{MODELS_PREFIX}manifest_v{version}.json"
 
 
-def _version_order(version: str) -> tuple[str, int]:
+def version_order(version: str) -> tuple[str, int]:
     day, _, run = version.partition("-")
     return day, int(run or 1)
 
@@ -69,9 +72,9 @@ def versions(store: Store) -> list[str]:
     found = []
     for key in store.list(f"{MODELS_PREFIX}manifest_v"):
         version = key.removeprefix(f"{MODELS_PREFIX}manifest_v").removesuffix(".json")
-        if VERSION.match(version):
+        if VERSION.fullmatch(version):
             found.append(version)
-    return sorted(found, key=_version_order)
+    return sorted(found, key=version_order)
 
 
 def candidate_versions(store: Store, day: dt.date):
@@ -86,8 +89,8 @@ def candidate_versions(store: Store, day: dt.date):
         run += 1
 
 
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
-ARTIFACT = {kind: re.compile(rf"^{MODELS_PREFIX}{kind}_v\d{{8}}(-\d+)?\.onnx$") for kind in ("regime", "health")}
+SHA256 = re.compile(r"[0-9a-f]{64}")
+ARTIFACT = {kind: re.compile(rf"{MODELS_PREFIX}{kind}_v\d{{8}}(-\d+)?\.onnx") for kind in ("regime", "health")}
 MAX_POINTER_BYTES = 1 << 20  # a pointer is a few kB; a huge one is damage, not a pointer
 
 
@@ -99,7 +102,7 @@ def check_pointer(pointer: object, where: str) -> dict:
     missing = [k for k in SEED_KEYS if k not in pointer]
     if missing:
         raise RegistryError(f"{where}: missing key(s) {', '.join(missing)}")
-    if not isinstance(pointer["version"], str) or not VERSION.match(pointer["version"]):
+    if not isinstance(pointer["version"], str) or not VERSION.fullmatch(pointer["version"]):
         raise RegistryError(f"{where}: version {str(pointer['version'])[:40]!r} is not YYYYMMDD or YYYYMMDD-N")
     for kind in KINDS:
         path = pointer[f"{kind}_model"]
@@ -107,9 +110,9 @@ def check_pointer(pointer: object, where: str) -> dict:
         if path is None:  # the rule baseline serves this model
             if checksum is not None:
                 raise RegistryError(f"{where}: {kind}_sha256 is set but {kind}_model is null")
-        elif not isinstance(path, str) or not ARTIFACT[kind].match(path):
+        elif not isinstance(path, str) or not ARTIFACT[kind].fullmatch(path):
             raise RegistryError(f"{where}: {kind}_model {str(path)[:60]!r} points outside {MODELS_PREFIX}")
-        elif checksum is not None and not (isinstance(checksum, str) and SHA256.match(checksum)):
+        elif checksum is not None and not (isinstance(checksum, str) and SHA256.fullmatch(checksum)):
             raise RegistryError(f"{where}: {kind}_sha256 {str(checksum)[:70]!r} is not a sha256 checksum")
         if not isinstance(pointer[f"{kind}_metrics"], dict):
             raise RegistryError(f"{where}: {kind}_metrics is not an object")
@@ -125,11 +128,11 @@ def _history_entry(entry: object) -> dict | None:
     """A history entry as {"version", "regime", "health"} (the version each model came from, None
     for a baseline); a bare version string, as older pointers wrote, means both models of it."""
     if isinstance(entry, str):
-        return {"version": entry, "regime": entry, "health": entry} if VERSION.match(entry) else None
+        return {"version": entry, "regime": entry, "health": entry} if VERSION.fullmatch(entry) else None
     if not isinstance(entry, dict) or set(entry) != {"version", *KINDS}:
         return None
     values = [entry["version"], *(entry[k] for k in KINDS if entry[k] is not None)]
-    return entry if all(isinstance(v, str) and VERSION.match(v) for v in values) else None
+    return entry if all(isinstance(v, str) and VERSION.fullmatch(v) for v in values) else None
 
 
 def model_version(pointer: dict, kind: str) -> str | None:
@@ -162,9 +165,9 @@ def read_latest(store: Store) -> tuple[dict | None, str | None]:
         "(the damaged file is kept aside; trader-ml models list shows the versions)"
     )
     try:
-        pointer = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise DamagedPointer(f"{where} is not valid JSON (truncated or damaged); {repair}", data, etag) from None
+        pointer = safejson.loads(data, where)
+    except safejson.DamagedJSON as e:
+        raise DamagedPointer(f"{e}; {repair}", data, etag) from None
     try:
         return check_pointer(pointer, where), etag
     except RegistryError as e:
@@ -180,18 +183,26 @@ def keep_damaged(store: Store, damaged: DamagedPointer, now: dt.datetime | None 
 
 
 def read_manifest(store: Store, version: str) -> dict:
-    if not VERSION.match(version):
-        raise RegistryError(f"invalid version {version!r}: expected YYYYMMDD or YYYYMMDD-N")
+    """A version's manifest, its shape checked: RegistryError naming the file when it is damaged."""
+    if not isinstance(version, str) or not VERSION.fullmatch(version):
+        raise RegistryError(f"invalid version {str(version)[:40]!r}: expected YYYYMMDD or YYYYMMDD-N")
+    key = manifest_key(version)
     try:
-        return json.loads(store.read(manifest_key(version)))
+        manifest = safejson.loads_object(store.read(key), store.describe(key), MANIFEST_KEYS)
     except NotFoundError:
         known = ", ".join(versions(store)[-5:]) or "none"
         raise RegistryError(f"no version {version} in {store.url} (latest versions: {known})") from None
+    except safejson.DamagedJSON as e:
+        raise RegistryError(str(e)) from None
+    for kind in KINDS:
+        if not isinstance(manifest[f"{kind}_metrics"], dict) or not isinstance(manifest["baseline_metrics"], dict):
+            raise RegistryError(f"{store.describe(key)}: its metrics are not objects (damaged)")
+    return manifest
 
 
 def read_artifact(store: Store, key: str, expected_sha256: str) -> bytes:
     """An artifact's bytes, refused unless they hash to what the registry recorded."""
-    if not (isinstance(expected_sha256, str) and SHA256.match(expected_sha256)):
+    if not (isinstance(expected_sha256, str) and SHA256.fullmatch(expected_sha256)):
         raise RegistryError(f"{store.describe(key)}: no valid sha256 recorded for it, so it is not loaded")
     data = store.read(key)
     actual = sha256(data)

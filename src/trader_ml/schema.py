@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as _dt
+import re as _re
+
 # Context data: one row per trading day (the training guide's "Context Data" columns, in model order).
 CONTEXT_FEATURES: tuple[str, ...] = (
     "spy_return_1d",
@@ -51,9 +54,38 @@ BEHAVIORS: tuple[str, ...] = ("momentum", "mean_reversion", "mixed")
 HEALTH_STATES: tuple[str, ...] = ("healthy", "neutral", "distressed")
 
 # A symbol: letters, digits and . - _ ^ = (BRK.B, ^GSPC, EURUSD=X), at most 32 characters. No
-# path separators or control characters: symbols become parts of keys, files and logs.
-SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._^=-]{0,31}$"
+# path separators or control characters: symbols become parts of keys, files and logs. Matched
+# whole (re.fullmatch), so no trailing newline slips through as "$" would let it.
+SYMBOL_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._^=-]{0,31}"
 FLOAT32_MAX = 3.4028234663852886e38  # the models compute in float32: larger inputs overflow
+
+# What a real market can do: a day's return of -100% .. +1000%, an annualised volatility up to
+# 2000%, a drawdown in [-1, 0]. Values outside are a unit mistake (basis points stored as
+# fractions) or corruption: ingest and validate refuse them, and serving refuses to answer them.
+_RETURN = (-1.0, 10.0)
+_LONG_RETURN = (-1.0, 1000.0)
+ASSET_BOUNDS: dict[str, tuple[float, float]] = {
+    "return_1d": _RETURN,
+    "return_5d": _LONG_RETURN,
+    "return_21d": _LONG_RETURN,
+    "return_63d": _LONG_RETURN,
+    "vol_21d": (0.0, 20.0),
+    "vol_63d": (0.0, 20.0),
+    "drawdown_21d": (-1.0, 0.0),
+    "drawdown_63d": (-1.0, 0.0),
+    "rel_strength_21d": (-1001.0, 1001.0),
+    "rel_strength_63d": (-1001.0, 1001.0),
+}
+CONTEXT_BOUNDS: dict[str, tuple[float, float]] = {
+    "spy_return_1d": _RETURN,
+    "spy_return_21d": _LONG_RETURN,
+    "spy_vol_21d": (0.0, 20.0),
+    "yield_slope": (-50.0, 50.0),
+    "credit_spread_proxy": (-1.0, 100.0),
+    "vixy_return_21d": (-1.0, 1000.0),
+    "risk_off_proxy": (-1.0, 1000.0),
+    "gdelt_avg_tone": (-100.0, 100.0),
+}
 
 REGIME_EMBEDDING_DIM = 8
 HEALTH_LATENT_DIM = 16
@@ -78,6 +110,8 @@ DAILY_FILES = ("context.json", "features.json")
 # every one of them; a day without a marker is incomplete and the next ingest redoes it.
 DAY_MARKER_PREFIX = "data/complete/"
 DAY_MARKER_FILE = "day.json"
+# Written before a run's first data file and deleted once every day it names is whole again.
+INGEST_JOURNAL_KEY = f"{DAY_MARKER_PREFIX}ingest-in-progress.json"
 MODELS_PREFIX = "models/"
 # The artifact format, written by training and read by serving: the ONNX metadata entry that
 # carries an artifact's JSON, and the version of what that JSON holds.
@@ -107,17 +141,30 @@ def day_marker_key(day: str) -> str:
     return f"{DAY_MARKER_PREFIX}date={day}/{DAY_MARKER_FILE}"
 
 
+_DAY = _re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def is_day(text: object) -> bool:
+    """Whether ``text`` is a calendar day written ``YYYY-MM-DD`` (not ``20200115``, which
+    ``date.fromisoformat`` also takes, nor ``2020-02-30``)."""
+    if not isinstance(text, str) or not _DAY.fullmatch(text):
+        return False
+    try:
+        _dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 def partition_day(key: str) -> str | None:
-    """The ``YYYY-MM-DD`` a partition key names, or None when the key is not a partition."""
+    """The ``YYYY-MM-DD`` a partition key names, or None when the key is not a partition (a
+    junk folder such as ``date=zzzz`` names no day)."""
     head, _, name = key.rpartition("/")
     segment = head.rpartition("/")[2]
-    if (
-        name not in (PARTITION_FILE, *DAILY_FILES, DAY_MARKER_FILE)
-        or not segment.startswith("date=")
-        or len(segment) != 15
-    ):
+    if name not in (PARTITION_FILE, *DAILY_FILES, DAY_MARKER_FILE) or not segment.startswith("date="):
         return None
-    return segment[5:]
+    day = segment[5:]
+    return day if is_day(day) else None
 
 
 def _unit_sum(values) -> list[float]:

@@ -74,6 +74,10 @@ class Store(ABC):
     def read_many(self, keys: Sequence[str]) -> list[bytes]:
         return [self.read(k) for k in keys]
 
+    def delete_many(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self.delete(key)
+
     def write_many(self, items: Iterable[tuple[str, bytes]]) -> int:
         count = 0
         for key, data in items:
@@ -142,7 +146,8 @@ class LocalStore(Store):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
-            with open(tmp, "wb") as f:
+            # A fresh name, created here or not at all: never a file or link someone planted.
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644), "wb") as f:
                 f.write(data)
                 if durable:
                     f.flush()
@@ -190,7 +195,12 @@ class LocalStore(Store):
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         lock_path = path.with_name(f".{path.name}.lock")
-        with open(lock_path, "a") as lock:
+        try:
+            # O_NOFOLLOW: a link planted at the lock's name must not make this create a file elsewhere.
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as e:
+            raise StoreError(f"cannot open the lock {lock_path}: {e.strerror} (a link there is refused)") from None
+        with os.fdopen(fd, "r+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
             current = content_etag(path.read_bytes()) if path.exists() else None
             if current != expected_etag:
@@ -327,12 +337,8 @@ class S3Store(Store):
     def exists(self, key: str) -> bool:
         try:
             self._call("check", key, self.client.head_object)
-        except NotFoundError:
+        except NotFoundError:  # _fail reads botocore's error code: 404, NoSuchKey, NotFound
             return False
-        except StoreError as e:
-            if "404" in str(e):
-                return False
-            raise
         return True
 
     def size(self, key: str) -> int:
@@ -358,6 +364,10 @@ class S3Store(Store):
     def read_many(self, keys: Sequence[str]) -> list[bytes]:
         with ThreadPoolExecutor(S3_WORKERS) as pool:
             return list(pool.map(self.read, keys))
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        with ThreadPoolExecutor(S3_WORKERS) as pool:
+            list(pool.map(self.delete, keys))
 
     def write_many(self, items: Iterable[tuple[str, bytes]]) -> int:
         with ThreadPoolExecutor(S3_WORKERS) as pool:

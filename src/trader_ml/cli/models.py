@@ -35,31 +35,70 @@ def _gate(manifest: dict, kind: str) -> str:
     return f"{word}, forced" if gate.get("forced") else word
 
 
+def stored_versions(store: Store, pointer: dict | None) -> list[str]:
+    """Every version the store shows a trace of: a manifest, an artifact, or latest.json naming
+    it (a version whose manifest was deleted still serves)."""
+    found = set(registry.versions(store))
+    for key in store.list(f"{registry.MODELS_PREFIX}"):
+        for kind in registry.KINDS:
+            if registry.ARTIFACT[kind].fullmatch(key):
+                found.add(registry.model_version({f"{kind}_model": key}, kind))
+    if pointer:
+        found.update(v for v in (registry.model_version(pointer, k) for k in registry.KINDS) if v)
+    return sorted(found, key=registry.version_order)
+
+
+def broken_current(store: Store, pointer: dict | None) -> dict[str, str]:
+    """kind -> why the artifact latest.json makes current fails its check (serving then answers
+    that model with the rule baseline)."""
+    broken = {}
+    for kind in registry.KINDS:
+        if pointer and pointer[f"{kind}_model"] is not None:
+            try:
+                registry.read_artifact(store, pointer[f"{kind}_model"], pointer.get(f"{kind}_sha256"))
+            except TraderMLError as e:
+                broken[kind] = str(e)
+    return broken
+
+
+def _row(store: Store, version: str, current: str) -> tuple[tuple[str, ...], str | None]:
+    """A version's row, and what is wrong with its manifest if it cannot be read."""
+    try:
+        m = registry.read_manifest(store, version)
+        rm, hm, base = m["regime_metrics"], m["health_metrics"], m["baseline_metrics"]
+        return (
+            current,
+            version,
+            str(m["timestamp"]),
+            f"{_fmt(rm.get('test_f1_macro'))} ({_fmt(base.get('regime', {}).get('test_f1_macro'))})",
+            _gate(m, "regime"),
+            f"{_fmt(hm.get('test_health_correlation'))} ({_fmt(base.get('health', {}).get('test_health_correlation'))})",
+            _gate(m, "health"),
+        ), None
+    except (TraderMLError, AttributeError, TypeError) as e:
+        problem = str(e) if isinstance(e, TraderMLError) else f"{registry.manifest_key(version)} is damaged"
+        return (current, version, "?", "manifest unreadable", "-", "-", "-"), problem
+
+
 def list_versions(store: Store) -> None:
-    """The versions: each model's gate verdict and whether latest.json makes it current. A damaged
-    latest.json still lets the versions be listed (to choose one to promote); the damage is then
-    reported as the command's error."""
+    """The versions: each model's gate verdict and whether latest.json makes it current. What can
+    be read is listed; what cannot (a damaged latest.json or manifest, a current artifact that
+    fails its check) is named after the table and makes the command's exit code 2."""
     damaged = None
     try:
         current, _ = registry.read_latest(store)
     except registry.DamagedPointer as e:
         current, damaged = None, e
     current_of = {kind: registry.model_version(current, kind) if current else None for kind in registry.KINDS}
+    broken = broken_current(store, current)
     rows = [("current", "version", "created", "regime f1 (baseline)", "gate", "health corr (baseline)", "gate")]
-    for version in registry.versions(store):
-        m = registry.read_manifest(store, version)
-        rm, hm, base = m["regime_metrics"], m["health_metrics"], m["baseline_metrics"]
-        rows.append(
-            (
-                "+".join(kind for kind in registry.KINDS if current_of[kind] == version) or "",
-                version,
-                m["timestamp"],
-                f"{_fmt(rm['test_f1_macro'])} ({_fmt(base['regime']['test_f1_macro'])})",
-                _gate(m, "regime"),
-                f"{_fmt(hm['test_health_correlation'])} ({_fmt(base['health']['test_health_correlation'])})",
-                _gate(m, "health"),
-            )
-        )
+    problems = []
+    for version in stored_versions(store, current):
+        kinds = [f"{k}(broken)" if k in broken else k for k in registry.KINDS if current_of[k] == version]
+        row, problem = _row(store, version, "+".join(kinds))
+        rows.append(row)
+        if problem:
+            problems.append(problem)
     if len(rows) == 1:
         print(f"no model versions in {store.url}: train some with trader-ml train --store {store.url}")
         if damaged is not None:
@@ -69,11 +108,19 @@ def list_versions(store: Store) -> None:
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     count = len(rows) - 1
-    served = ", ".join(f"{kind} {current_of[kind] or 'rule baseline'}" for kind in registry.KINDS)
+    served = ", ".join(
+        f"{kind} {current_of[kind] or 'rule baseline'}"
+        + (" (broken: the rule baseline answers)" if kind in broken else "")
+        for kind in registry.KINDS
+    )
     print(f"current (models/latest.json): {served if current else 'nothing; the rule baselines serve'}")
     print(f"{count} version{'s' if count != 1 else ''} in {store.url}")
     if damaged is not None:
         raise damaged
+    problems += [f"the current {kind} model cannot be served: {why}" for kind, why in broken.items()]
+    if problems:
+        more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
+        raise registry.RegistryError(f"{problems[0]}{more}; promote or roll back to a version that reads whole")
 
 
 def show(store: Store, version: str) -> None:

@@ -113,9 +113,10 @@ def systemd_plan(job: Job, home: Path) -> Plan:
     unit = f"trader-ml-{job.name}"
     folder = home / ".config" / "systemd" / "user"
     when = f"*-*-01..03 {job.at:%H:%M}:00" if job.monthly else f"Mon..Fri *-*-* {job.at:%H:%M}:00"
+    log = systemd_escape(str(job.log))
     service = (
         f"[Unit]\nDescription=trader-ml {job.name}\n\n[Service]\nType=oneshot\n"
-        f"ExecStart={shlex.join(job.command)}\nStandardOutput=append:{job.log}\nStandardError=append:{job.log}\n"
+        f"ExecStart={systemd_escape(shlex.join(job.command))}\nStandardOutput=append:{log}\nStandardError=append:{log}\n"
     )
     timer = (
         f"[Unit]\nDescription=trader-ml {job.name} schedule\n\n[Timer]\nOnCalendar={when}\nPersistent=true\n\n"
@@ -128,9 +129,16 @@ def systemd_plan(job: Job, home: Path) -> Plan:
     )
 
 
+def systemd_escape(text: str) -> str:
+    """systemd expands ``%h`` and the like, and ``$NAME``, inside unit lines: doubled, each is itself."""
+    return text.replace("%", "%%").replace("$", "$$")
+
+
 def cron_line(job: Job) -> str:
     days = "1-3 * *" if job.monthly else "* * 1-5"
-    return f"{job.at.minute} {job.at.hour} {days} {shlex.join(job.command)} >> {shlex.quote(str(job.log))} 2>&1"
+    command = f"{shlex.join(job.command)} >> {shlex.quote(str(job.log))} 2>&1"
+    # cron ends the command at an unescaped % (and feeds the rest to it as input), quotes or not.
+    return f"{job.at.minute} {job.at.hour} {days} {command.replace('%', chr(92) + '%')}"
 
 
 def _markers(name: str) -> tuple[str, str]:

@@ -168,10 +168,17 @@ def ingest(
     by_day: dict[str, list[str]] = {}
     for key, _ in items:
         by_day.setdefault(partition_day(key), []).append(key)
-    store.write(*completeness.journal_item(list(by_day)))  # what this run is about to write ...
+    # Days an earlier run was cut off in, still unmarked, that this one does not redo stay in the journal.
+    leftover = sorted(set(completeness.journal_days(store) or ()) - set(by_day))
+    leftover = sorted(set(leftover) - completeness.marked_days(store)) if leftover else []
+    store.write(*completeness.journal_item([*by_day, *leftover]))  # what this run is about to write ...
+    completeness.unmark(store, list(by_day))  # ... its days no longer whole (a re-ingest changes them) ...
     store.write_many(items)  # ... every data file of every day ...
     store.write_many(completeness.marker_items(by_day))  # ... then each day's marker ...
-    store.delete(completeness.JOURNAL_KEY)  # ... and the run is whole
+    if leftover:
+        store.write(*completeness.journal_item(leftover))
+    else:
+        store.delete(completeness.JOURNAL_KEY)  # ... and the run is whole
     unavailable = tuple(c for c in CONTEXT_FEATURES if context[c].isna().all())
     return IngestReport(
         source=source.name,

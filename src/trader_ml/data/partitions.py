@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from trader_ml.data import completeness
 from trader_ml.data.validation import validate_context, validate_features
 from trader_ml.errors import ValidationError
 from trader_ml.schema import (
@@ -101,7 +102,7 @@ def _decode(store: Store, key: str, data: bytes) -> pa.Table:
         # over thousands of daily files).
         return pq.ParquetFile(pa.BufferReader(data)).read()
     except (pa.ArrowInvalid, OSError) as e:
-        raise ValidationError(f"{store.describe(key)}: unreadable parquet ({e})") from None
+        raise ValidationError(f"{store.describe(key)}: unreadable parquet ({first_line(e)})") from None
 
 
 def read_table(
@@ -112,8 +113,12 @@ def read_table(
     end: dt.date | None = None,
     today: dt.date | None = None,
 ) -> pd.DataFrame:
-    """All partitions of a table in range, concatenated and validated; empty frame if none."""
+    """All partitions of a table in range, concatenated and validated; empty frame if none.
+    Refused while a day in range is incomplete (an ingest is writing it or was cut off)."""
     days = select_days(stored_days(store, table_name), max_days, start, end)
+    cut = completeness.unfinished(store, days) if days else []
+    if cut:
+        raise ValidationError(completeness.unfinished_message(store, cut))
     return _read_partitions(store, [partition_key(table_name, d) for d in days], days, table_name, today)
 
 
@@ -179,7 +184,7 @@ def file_columns(path: str) -> list[str]:
     except FileNotFoundError:
         raise ValidationError(f"{path}: no such file") from None
     except (pa.ArrowInvalid, OSError) as e:
-        raise ValidationError(f"{path}: unreadable parquet ({e})") from None
+        raise ValidationError(f"{path}: unreadable parquet ({first_line(e)})") from None
 
 
 def read_file(path: str, table_name: str, today: dt.date | None = None) -> pd.DataFrame:
@@ -187,13 +192,22 @@ def read_file(path: str, table_name: str, today: dt.date | None = None) -> pd.Da
     ``--data``), or a folder of a store's partitions."""
     if Path(path).is_dir():
         return read_folder(path, table_name, today)
+    names = file_columns(path)
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValidationError(f"{path}: column(s) {', '.join(repeated)} appear more than once")
     try:
         frame = pq.read_table(path).to_pandas(date_as_object=False)
     except FileNotFoundError:
         raise ValidationError(f"{path}: no such file") from None
     except (pa.ArrowInvalid, OSError) as e:
-        raise ValidationError(f"{path}: unreadable parquet ({e})") from None
+        raise ValidationError(f"{path}: unreadable parquet ({first_line(e)})") from None
     return VALIDATORS[table_name](frame, path, today)
+
+
+def first_line(error: Exception) -> str:
+    """Arrow's messages can run to a schema dump: the first line says what went wrong."""
+    return str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
 
 
 def no_data_message(store: Store, table: str) -> str:

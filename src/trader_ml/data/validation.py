@@ -15,7 +15,9 @@ import pandas as pd
 
 from trader_ml.errors import ValidationError
 from trader_ml.schema import (
+    ASSET_BOUNDS,
     ASSET_FEATURES,
+    CONTEXT_BOUNDS,
     CONTEXT_COLUMNS,
     CONTEXT_FEATURES,
     FEATURE_COLUMNS,
@@ -23,6 +25,7 @@ from trader_ml.schema import (
     SYMBOL_PATTERN,
 )
 
+EARLIEST_DAY = np.datetime64("1900-01-01", "D")
 Locate = Callable[[int], str]  # row number -> "file, row k" for messages
 
 
@@ -70,6 +73,8 @@ def _check_dates(frame: pd.DataFrame, where: str | Locate, today: dt.date | None
     _fail(frame, where, pd.isna(dates), "column date: missing value")
     limit = np.datetime64(today or dt.date.today(), "D")
     _fail(frame, where, dates.astype("datetime64[D]") > limit, f"column date: in the future (after {limit})")
+    # Before 1900 is no daily market history, and before 1678 does not fit pandas' timestamps.
+    _fail(frame, where, dates.astype("datetime64[D]") < EARLIEST_DAY, f"column date: before {EARLIEST_DAY}")
 
 
 def _check_floats(frame: pd.DataFrame, columns: tuple[str, ...], where: str | Locate, nan_ok: set[str]) -> None:
@@ -85,35 +90,6 @@ def _check_floats(frame: pd.DataFrame, columns: tuple[str, ...], where: str | Lo
         _fail(frame, where, np.isinf(values), f"column {col}: infinite value")
         if col not in nan_ok:
             _fail(frame, where, np.isnan(values), f"column {col}: NaN")
-
-
-# What a real market can do: a day's return of -100% .. +1000%, an annualised volatility up to
-# 2000%, a drawdown in [-1, 0]. Values outside are a unit mistake (basis points stored as
-# fractions) or corruption, and would train a model on nonsense.
-_RETURN = (-1.0, 10.0)
-_LONG_RETURN = (-1.0, 1000.0)
-ASSET_BOUNDS = {
-    "return_1d": _RETURN,
-    "return_5d": _LONG_RETURN,
-    "return_21d": _LONG_RETURN,
-    "return_63d": _LONG_RETURN,
-    "vol_21d": (0.0, 20.0),
-    "vol_63d": (0.0, 20.0),
-    "drawdown_21d": (-1.0, 0.0),
-    "drawdown_63d": (-1.0, 0.0),
-    "rel_strength_21d": (-1001.0, 1001.0),
-    "rel_strength_63d": (-1001.0, 1001.0),
-}
-CONTEXT_BOUNDS = {
-    "spy_return_1d": _RETURN,
-    "spy_return_21d": _LONG_RETURN,
-    "spy_vol_21d": (0.0, 20.0),
-    "yield_slope": (-50.0, 50.0),
-    "credit_spread_proxy": (-1.0, 100.0),
-    "vixy_return_21d": (-1.0, 1000.0),
-    "risk_off_proxy": (-1.0, 1000.0),
-    "gdelt_avg_tone": (-100.0, 100.0),
-}
 
 
 def _check_plausible(frame: pd.DataFrame, where: str | Locate, bounds: dict[str, tuple[float, float]]) -> None:
@@ -166,7 +142,7 @@ def validate_features(frame: pd.DataFrame, where: str | Locate, today: dt.date |
     _fail(
         frame,
         where,
-        ~text.str.fullmatch(SYMBOL_PATTERN[1:-1]).fillna(False).to_numpy(dtype=bool),
+        ~text.str.fullmatch(SYMBOL_PATTERN).fillna(False).to_numpy(dtype=bool),
         "column symbol: not a ticker (letters, digits and . - _ ^ =, at most 32 characters)",
     )
     keys = pd.DataFrame({"date": frame["date"].to_numpy(), "symbol": text.to_numpy()})

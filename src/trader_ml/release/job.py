@@ -21,7 +21,7 @@ from trader_ml import registry
 from trader_ml.data.partitions import last_day_before, no_data_message, read_table
 from trader_ml.data.truth import health_truth, regime_truth
 from trader_ml.errors import StoreError, TraderMLError
-from trader_ml.release.judge import Candidate, champion_versions, judge, load_champion, summary_table, test_windows
+from trader_ml.release.judge import Candidate, judge, load_champion, summary_table, test_windows
 from trader_ml.release.manifest import describe, report_html, write_outputs
 from trader_ml.store import LocalStore, Store, open_store
 from trader_ml.training.gate import GateDecision
@@ -98,10 +98,11 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> O
     context, features = load_data(store, options)
     pointer, etag = registry.read_latest(store)
     candidate = train_candidate(options, store, context, features, stage)
-    champions = champion_versions(pointer)
     stage(f"judging against the baselines and the champions ({registry.describe_pointer(pointer)})")
     window = test_windows(candidate, context, features)
-    decisions = judge(window, context, load_champion(store, pointer, log), options.tolerance)
+    champion = load_champion(store, pointer, log)
+    champions = {"versions": champion.versions, "notes": champion.notes}
+    decisions = judge(window, context, champion, options.tolerance)
     regime_window = candidate.regime.metrics["test_window"]
     log(
         f"  test window {regime_window['first_date']} .. {regime_window['last_date']}: {regime_window['days']} days; "
@@ -139,6 +140,11 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> O
         log=lambda text: log(f"  {text}"),
     )
     version = stored["version"]
+    if version != planned:  # a concurrent run took the planned name: the local copies follow the store
+        for path in files[:-1]:
+            path.unlink(missing_ok=True)
+        files = write_outputs(options.output_dir, version, candidate, stored)
+        log(f"  version {planned} was taken meanwhile; stored as {version}, and the local copies renamed to match")
     report = report_html(stored, candidate, context, window, decisions)  # rendered once, stored twice
     local.create(files[-1].name, report)
     log(f"  local copies: {', '.join(str(f) for f in files)}")

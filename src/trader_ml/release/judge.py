@@ -40,24 +40,37 @@ class Candidate:
     health_meta: dict
 
 
-def load_champion(store: Store, pointer: dict | None, log: Callable[[str], None]):
-    """(regime model, health model) latest.json makes current; None for a model it leaves to the
-    baseline or that cannot be loaded (the candidate is then judged against the baseline only)."""
-    models = []
+@dataclass
+class Champions:
+    """The current models a candidate is judged against, as served, and for each model that is
+    not (the baseline serves it, or its artifact cannot be loaded) the reason."""
+
+    regime: RegimeModel | None
+    health: HealthModel | None
+    versions: dict[str, str | None]  # the version of each champion judged against; None where none was
+    notes: dict[str, str]  # kind -> why no trained champion was judged against
+
+
+def load_champion(store: Store, pointer: dict | None, log: Callable[[str], None]) -> Champions:
+    """The models latest.json makes current; a model it leaves to the baseline or that cannot be
+    loaded is None, and the candidate is judged against the baseline only, saying so."""
+    champions = Champions(None, None, {kind: None for kind in registry.KINDS}, {})
     for kind in registry.KINDS:
+        version = registry.model_version(pointer, kind) if pointer else None
+        if version is None:
+            if pointer is not None:
+                champions.notes[kind] = "the rule baseline is the champion (latest.json names no trained model)"
+            continue
         try:
-            models.append(current_model(store, pointer, kind) if pointer else None)
-        except (TraderMLError, KeyError) as e:
-            log(
-                f"  champion {kind} model {pointer.get(f'{kind}_model')} cannot be evaluated ({e}); "
-                "judging against the baseline only"
+            setattr(champions, kind, current_model(store, pointer, kind))
+            champions.versions[kind] = version
+        except TraderMLError as e:
+            champions.notes[kind] = (
+                f"the champion {kind} model {version} cannot be evaluated ({e}), so it was judged against the "
+                "baseline alone (which is what serves while the champion cannot load)"
             )
-            models.append(None)
-    return tuple(models)
-
-
-def champion_versions(pointer: dict | None) -> dict[str, str | None]:
-    return {kind: registry.model_version(pointer, kind) if pointer else None for kind in registry.KINDS}
+            log(f"  {champions.notes[kind]}")
+    return champions
 
 
 @dataclass
@@ -96,13 +109,13 @@ def test_windows(candidate: Candidate, context: pd.DataFrame, features: pd.DataF
     )
 
 
-def judge(window: TestWindows, context: pd.DataFrame, champion, tolerance: float) -> dict[str, GateDecision]:
+def judge(window: TestWindows, context: pd.DataFrame, champion: Champions, tolerance: float) -> dict[str, GateDecision]:
     """Candidate vs baseline vs champion, each model on the candidate's own test window."""
     values = context[list(CONTEXT_FEATURES)].to_numpy(dtype=np.float64)
     rows, labels = window.regime_rows, window.regime_labels
     regime_pred = window.regime_probs.argmax(axis=1)
     baseline_pred = baseline_regimes(values)[0][rows]
-    champion_regime, champion_health = champion
+    champion_regime, champion_health = champion.regime, champion.health
     decisions = {}
     vs_champion = None
     if champion_regime is not None:
@@ -112,7 +125,11 @@ def judge(window: TestWindows, context: pd.DataFrame, champion, tolerance: float
         except (ArtifactError, IndexError) as e:
             raise TraderMLError(f"the champion regime model cannot read this data: {e}") from None
     decisions["regime"] = decide(
-        regime_comparison(labels, regime_pred, baseline_pred), vs_champion, len(rows), tolerance
+        regime_comparison(labels, regime_pred, baseline_pred),
+        vs_champion,
+        len(rows),
+        tolerance,
+        champion_note=champion.notes.get("regime"),
     )
 
     days, drawdown, score = window.day_index, window.health_drawdown, window.health_score
@@ -122,7 +139,9 @@ def judge(window: TestWindows, context: pd.DataFrame, champion, tolerance: float
             days, drawdown, score, champion_health.predict_proba(window.health_x).probability
         )
     vs_baseline = health_comparison(days, drawdown, score, baseline_health(window.health_x))
-    decisions["health"] = decide(vs_baseline, vs_champion, int(days.max()) + 1, tolerance)
+    decisions["health"] = decide(
+        vs_baseline, vs_champion, int(days.max()) + 1, tolerance, champion_note=champion.notes.get("health")
+    )
     return decisions
 
 

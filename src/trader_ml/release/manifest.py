@@ -30,7 +30,7 @@ def describe(
     context: pd.DataFrame,
     features: pd.DataFrame,
     decisions: dict[str, GateDecision],
-    champions: dict[str, str | None],
+    champions: dict[str, dict],
     options: TrainOptions,
 ) -> dict:
     """The manifest of a version; its first six keys are latest.json's seed keys. It records what
@@ -83,7 +83,8 @@ def describe(
             "forced": options.force,
             "tolerance": options.tolerance,
             "min_test_days": MIN_TEST_DAYS,
-            "champion_versions": champions,
+            "champion_versions": champions["versions"],  # the champions judged against
+            "champion_notes": champions["notes"],  # why a model had none (baseline, or unloadable)
             **{kind: d.to_dict() for kind, d in decisions.items()},
         },
     }

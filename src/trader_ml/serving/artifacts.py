@@ -6,28 +6,35 @@ serving process never needs torch or pandas.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import re
+import sys
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 
+from trader_ml import safejson
 from trader_ml.baselines import behaviors, vol_buckets
 from trader_ml.errors import TraderMLError
 from trader_ml.schema import (
     ARTIFACT_FORMAT_VERSION,
     ARTIFACT_METADATA_KEY,
+    ASSET_BOUNDS,
     ASSET_FEATURES,
+    CONTEXT_BOUNDS,
     CONTEXT_FEATURES,
     FLOAT32_MAX,
+    HEALTH_LATENT_DIM,
+    REGIME_EMBEDDING_DIM,
     REGIMES,
     REQUIRED_CONTEXT_INDEX,
     SYMBOL_PATTERN,
     health_output,
     regime_output,
 )
+from trader_ml.serving.onnxfile import MalformedModel, UnsafeModel, check_self_contained
 
 log = logging.getLogger("trader_ml.serving")
 MAX_LOOKBACK = 5000  # trading days: twenty years is already more than any window needs
@@ -49,37 +56,89 @@ class ArtifactError(TraderMLError):
 
 
 class OnnxArtifact:
-    """One ONNX file: an inference session and the metadata trader-ml stored in it."""
+    """One ONNX file: an inference session and the metadata trader-ml stored in it.
 
-    def __init__(self, data: bytes, name: str = "artifact") -> None:
+    ``outputs`` names each output the caller reads, in order, with its shape after the batch
+    dimension: a file that declares other outputs is refused at load, and an answer of another
+    shape fails that answer (the caller then falls back), never a later ``zip`` or index error.
+    """
+
+    def __init__(
+        self, data: bytes, name: str = "artifact", outputs: Sequence[tuple[str, tuple[int, ...]]] = ()
+    ) -> None:
         try:
             import onnxruntime as ort
         except ImportError as e:
             raise ArtifactError(f"onnxruntime is not importable ({e})") from None
         try:
+            check_self_contained(data)
+        except MalformedModel as e:
+            raise ArtifactError(f"{name}: not a loadable ONNX model ({e})") from None
+        except UnsafeModel as e:
+            raise ArtifactError(f"{name}: refused: {e}") from None
+        try:
             options = ort.SessionOptions()
             options.log_severity_level = 3
-            self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+            # onnxruntime prints an "EP Error" banner with print() when a session fails: on stdout
+            # it would break the JSON that predict prints there.
+            with contextlib.redirect_stdout(sys.stderr):
+                self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types for bad files
             raise ArtifactError(f"{name}: not a loadable ONNX model ({type(e).__name__})") from None
         raw = self.session.get_modelmeta().custom_metadata_map.get(ARTIFACT_METADATA_KEY)
         if raw is None:
             raise ArtifactError(f"{name}: no trader-ml metadata in the ONNX file")
         try:
-            self.metadata = json.loads(raw)
-        except ValueError:
-            raise ArtifactError(f"{name}: its trader-ml metadata is not JSON") from None
-        if not isinstance(self.metadata, dict):
-            raise ArtifactError(f"{name}: its trader-ml metadata is not a JSON object")
+            self.metadata = safejson.loads_object(raw, f"{name}: its trader-ml metadata")
+        except safejson.DamagedJSON as e:
+            raise ArtifactError(str(e)) from None
         if self.metadata.get("format_version") != ARTIFACT_FORMAT_VERSION:
             raise ArtifactError(
-                f"{name}: artifact format {self.metadata.get('format_version')} is not {ARTIFACT_FORMAT_VERSION}"
+                f"{name}: artifact format {str(self.metadata.get('format_version'))[:20]} is not {ARTIFACT_FORMAT_VERSION}"
             )
         self.name = name
-        self.input_name = self.session.get_inputs()[0].name
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or inputs[0].type != "tensor(float)":
+            raise ArtifactError(f"{name}: expected one float input, found {[(i.name, i.type) for i in inputs]}")
+        self.input_name = inputs[0].name
+        self.outputs = [(n, tuple(shape)) for n, shape in outputs]
+        self._check_declared_outputs()
+
+    def _check_declared_outputs(self) -> None:
+        if not self.outputs:
+            return
+        declared = self.session.get_outputs()
+        names = [o.name for o in declared]
+        if names != [n for n, _ in self.outputs]:
+            raise ArtifactError(f"{self.name}: outputs {names} are not {[n for n, _ in self.outputs]}")
+        for output, (name, shape) in zip(declared, self.outputs, strict=True):
+            dims = list(output.shape or [])[1:]
+            fixed = [d if isinstance(d, int) else None for d in dims]
+            if (
+                output.type != "tensor(float)"
+                or len(dims) != len(shape)
+                or any(d is not None and d != want for d, want in zip(fixed, shape, strict=True))
+            ):
+                raise ArtifactError(
+                    f"{self.name}: output {name} is {output.type} of shape {output.shape}, "
+                    f"not float of shape [batch, {', '.join(map(str, shape))}]".replace(", ]", "]")
+                )
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
-        return self.session.run(None, {self.input_name: x})
+        """The outputs for a batch ``x``; ArtifactError when the model fails or answers in
+        another shape than it declared."""
+        try:
+            answers = self.session.run(None, {self.input_name: x})
+        except Exception as e:  # onnxruntime's own types: a model that breaks on these inputs
+            raise ArtifactError(f"{self.name}: the model failed on these inputs ({type(e).__name__})") from None
+        if self.outputs:
+            if len(answers) != len(self.outputs):
+                raise ArtifactError(f"{self.name}: answered {len(answers)} outputs, not {len(self.outputs)}")
+            for answer, (name, shape) in zip(answers, self.outputs, strict=True):
+                if not isinstance(answer, np.ndarray) or answer.shape != (len(x), *shape):
+                    got = getattr(answer, "shape", type(answer).__name__)
+                    raise ArtifactError(f"{self.name}: output {name} has shape {got}, not {(len(x), *shape)}")
+        return answers
 
 
 def _number(value, column: str, what: str) -> float:
@@ -98,9 +157,34 @@ def _number(value, column: str, what: str) -> float:
     return number
 
 
+COLUMN_BOUNDS = {**CONTEXT_BOUNDS, **ASSET_BOUNDS}
+
+
+def _check_plausible(matrix: np.ndarray, columns: Sequence[str], what: str) -> np.ndarray:
+    """The matrix, unless a value lies outside the bounds ingest holds the same column to: a
+    model asked about 1e38 would answer with confidence about nonsense."""
+    low = np.array([COLUMN_BOUNDS[c][0] for c in columns])
+    high = np.array([COLUMN_BOUNDS[c][1] for c in columns])
+    with np.errstate(invalid="ignore"):
+        # NaN (a missing value) compares false; infinities are refused later, as infinite
+        bad = np.isfinite(matrix) & ((matrix < low) | (matrix > high))
+    if bad.any():
+        i, j = (int(k[0]) for k in np.nonzero(bad))
+        raise ArtifactError(
+            f"{what}: row {i}: {columns[j]} is {matrix[i, j]:.4g}, outside {low[j]:g} .. {high[j]:g}, "
+            "not a plausible value"
+        )
+    return matrix
+
+
 def as_matrix(rows, columns: Sequence[str], what: str) -> np.ndarray:
     """Rows as a float matrix in ``columns`` order: a list of dicts keyed by column name, or a
-    2-d array already in that order. Missing dict keys and None become NaN (a missing source)."""
+    2-d array already in that order. Missing dict keys and None become NaN (a missing source).
+    Values beyond float32 or outside ingest's plausibility bounds are refused."""
+    return _check_plausible(_as_floats(rows, columns, what), columns, what)
+
+
+def _as_floats(rows, columns: Sequence[str], what: str) -> np.ndarray:
     if not isinstance(rows, (list, tuple, np.ndarray)):
         raise ArtifactError(f"{what}: expected a list of rows, got {type(rows).__name__}")
     if len(rows) and isinstance(rows[0], dict):
@@ -126,20 +210,28 @@ class ServedModel:
     """An artifact of one kind whose metadata fits this version's columns."""
 
     kind = ""
+    outputs: tuple[tuple[str, tuple[int, ...]], ...] = ()  # what the export writes, after the batch dim
 
     def __init__(self, artifact: OnnxArtifact) -> None:
         kind = artifact.metadata.get("kind")
         if kind != self.kind:
-            raise ArtifactError(f"{artifact.name}: holds a {kind!r} model, not a {self.kind} model")
+            raise ArtifactError(f"{artifact.name}: holds a {str(kind)[:20]!r} model, not a {self.kind} model")
         self.artifact = artifact
         self.check(artifact.metadata)
+        # One answer at load, so a model that fails every call is refused here, not on the first
+        # question (its outputs' shapes are checked by run).
+        artifact.run(np.zeros((1, *self.input_shape()), dtype=np.float32))
 
     def check(self, meta: dict) -> None:
         """Raise ArtifactError when the metadata does not fit this version."""
 
+    def input_shape(self) -> tuple[int, ...]:
+        """One input row's shape, after the batch dimension."""
+        raise NotImplementedError
+
     @classmethod
     def from_bytes(cls, data: bytes, name: str | None = None):
-        return cls(OnnxArtifact(data, name or f"{cls.kind} model"))
+        return cls(OnnxArtifact(data, name or f"{cls.kind} model", cls.outputs))
 
     @property
     def metadata(self) -> dict:
@@ -150,6 +242,10 @@ class RegimeModel(ServedModel):
     """A regime artifact: the last ``lookback`` context rows -> the training guide's regime dict."""
 
     kind = "regime"
+    outputs = (("regime_probs", (len(REGIMES),)), ("regime_embedding", (REGIME_EMBEDDING_DIM,)))
+
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.lookback, len(CONTEXT_FEATURES))
 
     def check(self, meta: dict) -> None:
         if meta.get("feature_order") != list(CONTEXT_FEATURES) or meta.get("regimes") != list(REGIMES):
@@ -214,7 +310,7 @@ def asset_rows(rows) -> tuple[list[str], np.ndarray, list[str]]:
     if len(rows) and isinstance(rows[0], dict):
         symbols = [r.get("symbol") for r in rows]
         for i, symbol in enumerate(symbols):
-            if not isinstance(symbol, str) or not re.match(SYMBOL_PATTERN, symbol):
+            if not isinstance(symbol, str) or not re.fullmatch(SYMBOL_PATTERN, symbol):
                 raise ArtifactError(f"feature rows: row {i}: symbol {str(symbol)[:40]!r} is missing or not a ticker")
         seen: set[str] = set()
         for symbol in symbols:
@@ -239,6 +335,10 @@ class HealthModel(ServedModel):
     """A health artifact: feature rows -> the training guide's health dict per asset."""
 
     kind = "health"
+    outputs = (("health_probability", ()), ("latent", (HEALTH_LATENT_DIM,)), ("reconstruction_error", ()))
+
+    def input_shape(self) -> tuple[int, ...]:
+        return (len(ASSET_FEATURES),)
 
     def check(self, meta: dict) -> None:
         if meta.get("feature_order") != list(ASSET_FEATURES):

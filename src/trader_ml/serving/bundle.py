@@ -24,6 +24,7 @@ DEPENDENCIES = ("numpy", "onnxruntime")  # onnxruntime's other requirements serv
 SERVING_MODULES = (
     "__init__.py",
     "errors.py",
+    "safejson.py",
     "schema.py",
     "store.py",
     "registry.py",
@@ -32,6 +33,7 @@ SERVING_MODULES = (
     "serving/artifacts.py",
     "serving/daily.py",
     "serving/handler.py",
+    "serving/onnxfile.py",
     "serving/predictor.py",
 )
 ARCHES = {"x86_64": "x86_64", "arm64": "aarch64"}

@@ -19,6 +19,7 @@ import logging
 import os
 
 from trader_ml.errors import TraderMLError
+from trader_ml.schema import is_day
 from trader_ml.serving.daily import load_day, write_predictions
 from trader_ml.serving.predictor import DEFAULT_TTL_SECONDS, Predictor
 
@@ -70,10 +71,20 @@ def handle(event: object, model: Predictor) -> dict:
     if not isinstance(event, dict):
         return {"ok": False, "error": "the event must be a JSON object"}
     if is_scheduled(event):
-        detail = event.get("detail") or {}
-        day = detail.get("date") if isinstance(detail, dict) else None
-        if day is not None and not isinstance(day, str):
-            return {"ok": False, "error": "detail.date must be a YYYY-MM-DD string"}
+        detail = event.get("detail", {})
+        if detail is None:
+            detail = {}
+        if not isinstance(detail, dict):  # never read as "the newest day": the sender meant something
+            return {
+                "ok": False,
+                "error": f"detail must be an object (optionally with date), not {type(detail).__name__}",
+            }
+        day = detail.get("date")
+        if day is not None and not is_day(day):
+            return {
+                "ok": False,
+                "error": f"invalid date in detail.date {str(day)[:40]!r}: expected a YYYY-MM-DD string",
+            }
         return daily_answer(model, day, write=True)
     if "context_rows" not in event and "feature_rows" not in event:
         return {"ok": False, "error": "unrecognised event: send context_rows and/or feature_rows, or a scheduled event"}

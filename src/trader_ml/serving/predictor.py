@@ -42,13 +42,16 @@ class InputError(TraderMLError):
 
 @dataclass
 class Loaded:
-    """The models one latest.json names, all or nothing; None where it names the baseline."""
+    """The models serving from one latest.json, each loaded on its own: None where the pointer
+    names the baseline or where its artifact cannot be served (``problems`` says why)."""
 
     version: str
     etag: str
     regime: RegimeModel | None
     health: HealthModel | None
     versions: dict[str, str | None]  # the version each model came from
+    keys: dict[str, tuple[str | None, str | None]]  # (artifact key, sha256) each model was loaded from
+    problems: dict[str, str]  # kind -> why its trained model is not serving
 
 
 def _baseline_by_choice(kind: str) -> str:
@@ -104,18 +107,34 @@ class Predictor:
             self.loaded = self._load(pointer, etag)
             self.problem = None
             log.info("serving version %s", pointer["version"])
-        except (TraderMLError, KeyError, ValueError, TypeError, AttributeError, OSError) as e:
+        except (TraderMLError, KeyError, ValueError, TypeError, AttributeError, OSError, RecursionError) as e:
             # Whatever a store holds, serving goes on: the last good models, else the baselines.
             self._keep_or_fall_back(f"{type(e).__name__}: {e}")
 
     def _load(self, pointer: dict, etag: str) -> Loaded:
-        return Loaded(
-            version=pointer["version"],
-            etag=etag,
-            regime=current_model(self.store, pointer, "regime"),
-            health=current_model(self.store, pointer, "health"),
-            versions={kind: registry.model_version(pointer, kind) for kind in registry.KINDS},
-        )
+        """Each model of ``pointer`` loaded on its own: one bad artifact leaves the other model
+        serving, and a model that cannot be loaded keeps its last good version, if any."""
+        loaded = Loaded(pointer["version"], etag, None, None, {}, {}, {})
+        for kind in registry.KINDS:
+            key = (pointer[f"{kind}_model"], pointer.get(f"{kind}_sha256"))
+            model, version = None, registry.model_version(pointer, kind)
+            kept = self.loaded if self.loaded is not None and getattr(self.loaded, kind) is not None else None
+            if kept is not None and kept.keys[kind] == key:
+                model = getattr(kept, kind)
+            else:
+                try:
+                    model = current_model(self.store, pointer, kind)
+                except TraderMLError as e:
+                    if kept is not None:
+                        log.warning("keeping %s model %s: %s", kind, kept.versions[kind], e)
+                        model, version, key = getattr(kept, kind), kept.versions[kind], kept.keys[kind]
+                    else:
+                        log.warning("%s model falls back to the baseline: %s", kind, e)
+                        loaded.problems[kind] = f"the trained {kind} model cannot be served: {e}"
+                        version = None
+            setattr(loaded, kind, model)
+            loaded.versions[kind], loaded.keys[kind] = version, key
+        return loaded
 
     def _keep_or_fall_back(self, reason: str) -> None:
         if self.loaded is not None:
@@ -135,9 +154,14 @@ class Predictor:
         answer["model_source"] = "trained" if trained else "baseline"
         answer["model_version"] = self.loaded.versions[kind] if trained and self.loaded else BASELINE_VERSION
         if not trained:
-            chosen = self.loaded is not None and getattr(self.loaded, kind) is None
+            problem = self.loaded.problems.get(kind) if self.loaded else None
+            chosen = self.loaded is not None and getattr(self.loaded, kind) is None and problem is None
             answer["fallback_reason"] = (
-                reason or (_baseline_by_choice(kind) if chosen else None) or self.problem or "no trained model"
+                reason
+                or problem
+                or (_baseline_by_choice(kind) if chosen else None)
+                or self.problem
+                or "no trained model"
             )
         return answer
 

@@ -127,10 +127,12 @@ def decide(
     test_days: int,
     tolerance: float = DEFAULT_TOLERANCE,
     min_test_days: int = MIN_TEST_DAYS,
+    champion_note: str | None = None,
 ) -> GateDecision:
     """Pass when the test window has at least ``min_test_days`` days, the low end of the
     interval against the baseline is above zero and, if a champion exists, a loss to it beyond
-    ``tolerance`` is unlikely: that interval's low end is at least ``-tolerance``."""
+    ``tolerance`` is unlikely: that interval's low end is at least ``-tolerance``. Without a
+    champion comparison, ``champion_note`` says why (else: no champion yet)."""
     name = vs_baseline.metric
 
     def fail(reason: str) -> GateDecision:
@@ -149,7 +151,7 @@ def decide(
         f"beats its baseline on {name} ({vs_baseline.candidate:.3f} vs {vs_baseline.other:.3f}, {baseline_interval})"
     )
     if vs_champion is None:
-        return GateDecision(True, f"{beats}; no champion yet", vs_baseline, None, test_days)
+        return GateDecision(True, f"{beats}; {champion_note or 'no champion yet'}", vs_baseline, None, test_days)
     interval = f"[{vs_champion.low:+.3f}, {vs_champion.high:+.3f}]"
     if vs_champion.low >= -tolerance:
         return GateDecision(

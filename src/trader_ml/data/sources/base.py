@@ -61,6 +61,14 @@ class Source(Protocol):
     def fetch(self, start: dt.date, end: dt.date) -> RawMarket: ...
 
 
+def years_before(day: dt.date, years: int) -> dt.date:
+    """The same day ``years`` earlier; 29 February becomes 28 February in a year without one."""
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
 def wide_closes(series: dict[str, pd.Series]) -> pd.DataFrame:
     """Ticker -> close series, as one ascending date x ticker frame."""
     if not series:

@@ -8,7 +8,7 @@ import urllib.parse
 
 import pandas as pd
 
-from trader_ml.data.sources.base import RawMarket
+from trader_ml.data.sources.base import RawMarket, years_before
 from trader_ml.data.sources.http import Getter, http_get
 from trader_ml.errors import SourceError
 
@@ -46,7 +46,7 @@ class FredSource:
         self.get = get
 
     def default_range(self, today: dt.date) -> tuple[dt.date, dt.date]:
-        return today.replace(year=today.year - 10), today
+        return years_before(today, 10), today
 
     def fetch(self, start: dt.date, end: dt.date) -> RawMarket:
         slope = parse_series(SERIES, self.get(series_url(SERIES, start - LOOKBACK, end)))

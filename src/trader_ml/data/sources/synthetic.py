@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from trader_ml.data.sources.base import RawMarket
+from trader_ml.data.sources.base import RawMarket, years_before
 from trader_ml.errors import SourceError
 from trader_ml.schema import HEALTH_STATES, HYG, IEF, SPY, TLT, VIXY
 
@@ -112,7 +112,7 @@ class SyntheticSource:
 
     def default_range(self, today: dt.date) -> tuple[dt.date, dt.date]:
         end = today - dt.timedelta(days=1)
-        return max(ORIGIN, end.replace(year=end.year - 10)), end
+        return max(ORIGIN, years_before(end, 10)), end
 
     def _market(self, days: pd.DatetimeIndex) -> dict[str, np.ndarray]:
         p = self.params

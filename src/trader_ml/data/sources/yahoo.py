@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from trader_ml.data.sources.base import RawMarket, universe, wide_closes
+from trader_ml.data.sources.base import RawMarket, universe, wide_closes, years_before
 from trader_ml.data.sources.http import Getter, http_get
 from trader_ml.errors import SourceError
 from trader_ml.schema import CONTEXT_TICKERS
@@ -75,7 +75,7 @@ class YahooSource:
         self.now = now
 
     def default_range(self, today: dt.date) -> tuple[dt.date, dt.date]:
-        return today.replace(year=today.year - 10), today
+        return years_before(today, 10), today
 
     def fetch(self, start: dt.date, end: dt.date) -> RawMarket:
         tickers = [*CONTEXT_TICKERS, *self.symbols]
