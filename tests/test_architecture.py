@@ -15,7 +15,10 @@ PACKAGE = Path(trader_ml.__file__).parent
 
 # In flow order; a module belongs to the stage with the longest matching prefix.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", ("trader_ml", "trader_ml.schema", "trader_ml.errors", "trader_ml.store", "trader_ml.baselines")),
+    (
+        "foundation",
+        ("trader_ml", "trader_ml.schema", "trader_ml.errors", "trader_ml.safejson", "trader_ml.store", "trader_ml.baselines"),
+    ),
     ("data", ("trader_ml.data",)),
     ("models", ("trader_ml.models",)),
     ("training", ("trader_ml.training",)),

@@ -193,3 +193,24 @@ def test_daily_json_views_hold_the_same_rows(local_store, tmp_path, prices):
         expected = features[features["date"] == day]
         assert [r["symbol"] for r in rows] == list(expected["symbol"])
         assert [[r[c] for c in ASSET_FEATURES] for r in rows] == expected[list(ASSET_FEATURES)].to_numpy().tolist()
+
+
+@pytest.mark.parametrize("today", [dt.date(2028, 2, 29), dt.date(2028, 3, 1)])
+@pytest.mark.parametrize("name", ["synthetic", "sample", "csv", "yahoo", "fred", "gdelt"])
+def test_every_source_resolves_its_range_on_29_february_and_the_day_after(local_store, tmp_path, prices, name, today):
+    """Ten years before 29 February is no day: the default span (which the range resolver
+    computes even with explicit --start and --end) must not raise."""
+    from trader_ml.data.ingest import resolve_range
+    from trader_ml.data.sources import SourceOptions, make_source
+
+    options = SourceOptions(symbols=("AAPL",), prices=(_write_csv(tmp_path / "p.csv", prices),))
+    source = make_source(name, options, get=lambda url: b"")  # no fetch happens here
+    first, last = source.default_range(today)
+    assert first <= last <= today
+    assert resolve_range(source, local_store, dt.date(2020, 1, 2), dt.date(2020, 2, 28), today) == (
+        dt.date(2020, 1, 2),
+        dt.date(2020, 2, 28),
+        False,
+    )
+    start, end, _ = resolve_range(source, local_store, None, None, today)
+    assert start <= end

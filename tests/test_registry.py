@@ -289,3 +289,17 @@ def test_block_bootstrap_widens_with_fewer_days():
         return c.high - c.low
 
     assert width(30) > width(600)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("version", "20260130\n"), ("regime_model", "models/regime_v20260130.onnx\n"), ("health_sha256", "a" * 64 + "\n")],
+)
+def test_a_trailing_newline_is_not_a_valid_field(local_store, field, value):
+    version = store_version(local_store, b"x")
+    pointer = registry.promote(local_store, version)
+    local_store.write(LATEST_KEY, json.dumps({**pointer, field: value}).encode())
+    with pytest.raises(RegistryError, match="damaged|not|outside"):
+        registry.read_latest(local_store)
+    with pytest.raises(RegistryError, match="invalid version"):
+        registry.read_manifest(local_store, version + "\n")

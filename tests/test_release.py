@@ -262,3 +262,54 @@ def test_both_models_read_all_history_unless_limited(local_store):
     assert limited["date"].min() == features["date"].min()
     args = build_parser().parse_args(["train", "--regime-max-days", "90"])
     assert (args.max_days, args.regime_max_days) == (None, 90)
+
+
+def test_a_corrupt_champion_and_a_racer_for_the_name_are_both_told_truly(trained_store, tmp_path, monkeypatch):
+    """The champion's regime artifact is damaged: the gate judges against the baseline (which is
+    what serves) and every message says so, never "no champion yet". Meanwhile another run takes
+    the planned version's name: the local copies carry the version the store published."""
+    import shutil
+
+    from trader_ml.release import job
+    from trader_ml.store import LocalStore
+
+    shutil.copytree(trained_store.root, tmp_path / "store")
+    store = LocalStore(tmp_path / "store")
+    champion = registry.read_latest(store)[0]
+    store.write(champion["regime_model"], store.read(champion["regime_model"]) + b"\0")
+    planned = next(registry.candidate_versions(store, TODAY))
+    real_publish = registry.publish
+
+    def raced(store_, day, artifacts, describe, log):
+        store_.create(registry.artifact_key("health", planned), b"another run's model")
+        return real_publish(store_, day, artifacts, describe, log)
+
+    monkeypatch.setattr(job.registry, "publish", raced)
+    lines: list[str] = []
+    options = job.TrainOptions(
+        store=store.url, max_days=600, epochs=1, force=True, today=TODAY, output_dir=str(tmp_path / "o"), progress=False
+    )
+    outcome = job.run_training(options, log=lines.append)
+    text = "\n".join(lines)
+    assert f"the champion regime model {champion['version']} cannot be evaluated" in text
+    assert "no champion yet" not in text
+    gate = registry.read_manifest(store, outcome.version)["gate"]
+    assert gate["champion_versions"] == {"regime": None, "health": champion["version"]}
+    assert "cannot be evaluated" in gate["champion_notes"]["regime"] and gate["regime"]["vs_champion"] is None
+    assert outcome.version != planned and f"{planned} was taken meanwhile" in text
+    local = sorted(p.name for p in (tmp_path / "o").iterdir())
+    assert local == sorted(
+        f"{kind}_v{outcome.version}.{ext}"
+        for kind, ext in [("regime", "onnx"), ("health", "onnx"), ("manifest", "json"), ("report", "html")]
+    )
+    assert json.loads((tmp_path / "o" / f"manifest_v{outcome.version}.json").read_text())["version"] == outcome.version
+
+
+def test_the_gate_says_why_it_had_no_champion():
+    from trader_ml.training.gate import Comparison, decide
+
+    beats = Comparison("m", 0.6, 0.4, 0.2, 0.1, 0.3)
+    assert decide(beats, None, 30).reason.endswith("no champion yet")
+    note = "the champion regime model 20260101 cannot be evaluated (sha256 mismatch)"
+    decision = decide(beats, None, 30, champion_note=note)
+    assert decision.promote and decision.reason.endswith(note) and "no champion yet" not in decision.reason

@@ -198,3 +198,18 @@ def test_arguments_with_newlines_are_refused(home):
     )
     assert result.returncode == 2 and "newlines or control characters" in result.stderr
     assert "ExecStartPost" not in result.stdout
+
+
+def test_a_percent_or_dollar_in_the_store_path_reaches_the_job_as_written():
+    """cron cuts a command at an unescaped %; systemd expands %h and $NAME inside unit lines."""
+    from trader_ml.cli.schedule import cron_line, make_job, systemd_plan
+
+    home = Path("/home/u")
+    job = make_job("ingest", "/data/100%store$HOME", [], dt.time(23, 0), home)
+    line = cron_line(job)
+    assert "/data/100\\%store$HOME" in line and "100%" not in line.replace("\\%", "")
+    service = next(text for path, text in systemd_plan(job, home).files.items() if path.suffix == ".service")
+    exec_start = next(row for row in service.splitlines() if row.startswith("ExecStart="))
+    assert "/data/100%%store$$HOME" in exec_start
+    unescaped = exec_start.replace("%%", "").replace("$$", "")
+    assert "%" not in unescaped and "$" not in unescaped

@@ -237,6 +237,13 @@ def test_scheduled_event_writes_predictions(store):
         ({"feature_rows": [{"symbol": "A", "return_1d": "x"}]}, "not a number"),
         ({"source": "aws.events", "detail": {"date": "2001-13-01"}}, "invalid date"),
         ({"source": "aws.events", "detail": {"date": "1999-01-04"}}, "no data for 1999-01-04"),
+        ({"source": "aws.events", "detail": {"date": "20080102"}}, "invalid date"),  # fromisoformat takes it
+        ({"source": "aws.events", "detail": {"date": "2008-01-02\n"}}, "invalid date"),
+        ({"source": "aws.events", "detail": "2008-01-02"}, "detail must be an object"),
+        ({"source": "aws.events", "detail": ["2008-01-02"]}, "detail must be an object"),
+        ({"context_rows": [{"spy_return_1d": 0.01, "spy_return_21d": 0.02, "spy_vol_21d": 1e38}] * 70}, "spy_vol_21d"),
+        ({"feature_rows": [{"symbol": "A", "vol_21d": 25.0}]}, "vol_21d is 25, outside 0 .. 20"),
+        ({"feature_rows": [{"symbol": "AAPL\n", "vol_21d": 0.2}]}, "not a ticker"),
     ],
 )
 def test_bad_events_get_a_clear_error(trained_store, event, message, monkeypatch):
@@ -370,3 +377,66 @@ def test_the_served_baseline_is_the_evaluated_baseline(trained_store):
     for i in range(len(days) - 60, len(days), 7):
         served = baseline_regime(load_day(trained_store, days[i]).context_rows)
         assert list(served["regime_probs"].values()) == pytest.approx(list(evaluated[i]), abs=1e-12), days[i]
+
+
+def test_one_bad_artifact_leaves_the_other_model_serving_and_models_list_says_so(store, day, capsys):
+    from trader_ml.cli import main
+
+    pointer, _ = registry.read_latest(store)
+    data = bytearray(store.read(pointer["regime_model"]))
+    data[len(data) // 2] ^= 0xFF  # one flipped byte
+    store.write(pointer["regime_model"], bytes(data))
+    fallback(Predictor.from_store(store.url), day, "does not match the recorded", kinds=("regime",))
+    assert main(["models", "list", "--store", store.url]) == 2
+    listed = capsys.readouterr()
+    assert "regime(broken)+health" in listed.out and "regime" in listed.err and "cannot be served" in listed.err
+
+
+def test_a_warm_container_keeps_the_last_good_model_of_a_kind_whose_new_artifact_is_bad(store, day):
+    clock = [0.0]
+    predictor = Predictor(store, ttl_seconds=1, clock=lambda: clock[0])
+    version = predictor.version
+    pointer, _ = registry.read_latest(store)
+    key = "models/regime_v20990101.onnx"  # a newer version whose regime artifact is damaged
+    store.write(key, b"damaged")
+    store.write(
+        LATEST_KEY,
+        json.dumps(
+            {**pointer, "version": "20990101", "regime_model": key, "regime_sha256": registry.sha256(b"damaged")}
+        ).encode(),
+    )
+    clock[0] = 10.0
+    regime = predictor.predict_regime(day.context_rows)
+    assert regime["model_source"] == "trained" and regime["model_version"] == version
+    health, _ = predictor.predict_health(day.feature_rows)
+    check_health(health, "trained")
+
+
+def test_predict_prints_json_alone_when_onnxruntime_prints_its_banner(store, monkeypatch, capsys):
+    """onnxruntime prints an "EP Error" banner with print() when a session fails on some
+    files: stdout must still be the answer's JSON alone."""
+    import onnxruntime
+
+    from trader_ml.cli import main
+
+    real = onnxruntime.InferenceSession
+
+    def failing(data, *args, **kwargs):
+        if data == store.read(registry.read_latest(store)[0]["regime_model"]):
+            print("*************** EP Error ***************")
+            raise RuntimeError("EP Error")
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", failing)
+    assert main(["predict", "--store", store.url]) == 0
+    printed = capsys.readouterr()
+    answer = json.loads(printed.out)
+    assert answer["regime"]["model_source"] == "baseline" and "EP Error" in printed.err
+    assert answer["health"] and all(a["model_source"] == "trained" for a in answer["health"].values())
+
+
+def test_a_junk_day_folder_is_not_a_day(store):
+    newest = load_day(store).date
+    store.write("data/daily/date=zzzz-zz-zz/context.json", b"{}")
+    store.write("data/daily/date=2099-02-30/context.json", b"{}")
+    assert load_day(store).date == newest

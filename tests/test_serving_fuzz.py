@@ -162,3 +162,106 @@ def test_a_warm_container_keeps_its_good_models_when_the_pointer_goes_bad(store)
     day = load_day(store)
     answer = handler.handle({"context_rows": day.context_rows}, predictor)
     assert answer["regime"]["model_source"] == "trained" and answer["regime"]["model_version"] == version
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+raw_json = st.one_of(
+    json_values.map(lambda v: json.dumps(v, allow_nan=True).encode()),
+    st.sampled_from([nested(40), nested(200_000), b"{not json", b"", b"\xff\xfe", b'{"rows": {}}', b'{"date": 5}']),
+    st.binary(max_size=40),
+)
+
+
+@FUZZ
+@given(name=st.sampled_from(["context.json", "features.json"]), data=raw_json, older=st.booleans())
+def test_fuzzed_daily_json_never_breaks_the_scheduled_lambda(trained_store, store, monkeypatch, name, data, older):
+    from trader_ml.schema import daily_key
+
+    days = sorted(k.split("date=")[1][:10] for k in store.list("data/daily/") if k.endswith(name))
+    day = days[-5] if older else days[-1]  # the served day, or one of the days before it that it reads
+    pristine = trained_store.read(daily_key(day, name))
+    store.write(daily_key(day, name), data)
+    try:
+        monkeypatch.setattr(handler, "_predictor", Predictor(store))
+        monkeypatch.setattr(handler, "write_predictions", lambda store, answer: "not written in this test")
+        check_answer(handler.handler({"source": "aws.events"}))
+    finally:
+        store.write(daily_key(day, name), pristine)  # examples share ``store``
+
+
+@FUZZ
+@given(
+    data=raw_json,
+    field=st.sampled_from(["regime_metrics", "baseline_metrics", "version", "timestamp", "gate", "health_metrics"]),
+    value=json_values,
+    whole=st.booleans(),
+)
+def test_fuzzed_manifests_are_listed_or_named_never_a_traceback(
+    trained_store, store, capsys, data, field, value, whole
+):
+    from trader_ml.cli import main
+
+    version = registry.read_latest(trained_store)[0]["version"]
+    key = registry.manifest_key(version)
+    if not whole:  # one field of the real manifest changed
+        data = json.dumps({**json.loads(trained_store.read(key)), field: value}, allow_nan=True).encode()
+    store.write(key, data)
+    try:
+        assert main(["models", "list", "--store", store.url]) in (0, 2)
+        printed = capsys.readouterr()
+        assert "Traceback" not in printed.err and len(printed.err.strip().splitlines()) <= 1
+    finally:
+        store.write(key, trained_store.read(key))
+
+
+def with_outputs(data: bytes, order, drop: int, dims) -> bytes:
+    """The artifact with its graph outputs reordered, the last ``drop`` removed, and the first
+    output's declared shape replaced by ``dims``."""
+    model = onnx.load_from_string(data)
+    outputs = [model.graph.output[i] for i in order if i < len(model.graph.output)]
+    outputs = outputs[: max(len(outputs) - drop, 1)]
+    copies = [onnx.ValueInfoProto() for _ in outputs]
+    for copy, original in zip(copies, outputs, strict=True):
+        copy.CopyFrom(original)
+    if dims is not None:
+        shape = copies[0].type.tensor_type.shape
+        del shape.dim[:]
+        for d in dims:
+            entry = shape.dim.add()
+            if isinstance(d, int):
+                entry.dim_value = d
+            else:
+                entry.dim_param = d
+    del model.graph.output[:]
+    model.graph.output.extend(copies)
+    return model.SerializeToString()
+
+
+@FUZZ
+@given(
+    kind=st.sampled_from(["regime", "health"]),
+    order=st.permutations([0, 1, 2]),
+    drop=st.integers(0, 2),
+    dims=st.one_of(st.none(), st.lists(st.one_of(st.integers(1, 20), st.just("batch")), max_size=3)),
+)
+def test_fuzzed_artifact_outputs_fall_back_never_crash(trained_store, store, day_event, kind, order, drop, dims):
+    pointer, _ = registry.read_latest(trained_store)
+    key = pointer[f"{kind}_model"]
+    try:
+        data = with_outputs(trained_store.read(key), order, drop, dims)
+    except Exception:  # noqa: BLE001 - onnx refused to build this variant: nothing to serve
+        return
+    store.write(key, data)
+    store.write(LATEST_KEY, json.dumps({**pointer, f"{kind}_sha256": registry.sha256(data)}).encode())
+    try:
+        answer = handler.handle(day_event, Predictor(store))
+        check_answer(answer)
+        part = answer["regime"] if kind == "regime" else next(iter(answer["health"].values()))
+        if part["model_source"] == "trained":  # served only when what serving reads is what it declared
+            assert len(part["regime_embedding" if kind == "regime" else "latent"]) in (8, 16)
+    finally:
+        store.write(key, trained_store.read(key))
+        store.write(LATEST_KEY, trained_store.read(LATEST_KEY))

@@ -137,3 +137,39 @@ def test_stale_temp_files_are_swept_by_the_next_write(tmp_path):
     os.utime(old, (time.time() - 2 * 86400,) * 2)
     LocalStore(store.root).write("data/x.json", b"2")
     assert not old.exists() and fresh.exists()
+
+
+def test_a_planted_lock_link_is_refused_and_nothing_is_created_outside(tmp_path):
+    outside = tmp_path / "outside"
+    store = LocalStore(tmp_path / "store")
+    store.write("models/x.json", b"{}")
+    (store.root / "models" / ".latest.json.lock").symlink_to(outside)
+    with pytest.raises(StoreError, match="a link there is refused"):
+        store.swap("models/latest.json", b"{}", None)
+    assert not outside.exists() and not store.exists("models/latest.json")
+
+
+def test_a_temp_name_taken_by_a_link_is_never_written_through(tmp_path, monkeypatch):
+    import uuid
+
+    outside = tmp_path / "outside"
+    store = LocalStore(tmp_path / "store")
+    store.write("data/x.json", b"1")
+    monkeypatch.setattr(uuid, "uuid4", lambda: type("U", (), {"hex": "fixed"})())
+    (store.root / "data" / ".y.json.tmp-fixed").symlink_to(outside)
+    with pytest.raises(StoreError, match="cannot write"):
+        store.write("data/y.json", b"2")
+    assert not outside.exists()
+
+
+def test_s3_exists_reads_the_error_code_not_the_message(s3_store, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    assert not s3_store.exists("nothing/here")
+
+    def denied(**kwargs):  # access denied on a key whose name happens to hold "404"
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, "HeadObject")
+
+    monkeypatch.setattr(s3_store.client, "head_object", denied)
+    with pytest.raises(StoreError, match="AccessDenied"):
+        s3_store.exists("reports/v20260404/index.html")

@@ -171,3 +171,39 @@ def _features_frame(symbol: str) -> pd.DataFrame:
         frame[column] = -0.01 if column.startswith("drawdown") else 0.2 if column.startswith("vol") else 0.01
     frame["symbol"] = frame["symbol"].astype("string")
     return frame
+
+
+def test_a_date_before_1900_is_one_line_not_a_timestamp_overflow(tmp_path):
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from trader_ml.data.partitions import read_file
+
+    columns = {c: pa.array([0.01]) for c in ("spy_return_1d", "spy_return_21d", "spy_vol_21d")}
+    rest = {
+        c: pa.array([None], pa.float64())
+        for c in ("yield_slope", "credit_spread_proxy", "vixy_return_21d", "risk_off_proxy", "gdelt_avg_tone")
+    }
+    path = tmp_path / "old.parquet"
+    pq.write_table(pa.table({"date": pa.array([dt.date(1000, 1, 1)], pa.date32()), **columns, **rest}), path)
+    with pytest.raises(
+        ValidationError, match=r"old.parquet, row 0 \(date 1000-01-01\): column date: before 1900-01-01"
+    ):
+        read_file(str(path), "context", TODAY)
+
+
+def test_a_repeated_column_is_one_line(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from trader_ml.data.partitions import read_file
+
+    path = tmp_path / "twice.parquet"
+    pq.write_table(
+        pa.Table.from_arrays([pa.array([0.1]), pa.array([0.2])], names=["spy_return_1d", "spy_return_1d"]), path
+    )
+    with pytest.raises(ValidationError) as error:
+        read_file(str(path), "context", TODAY)
+    assert str(error.value) == f"{path}: column(s) spy_return_1d appear more than once"

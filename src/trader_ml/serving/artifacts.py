@@ -83,6 +83,7 @@ class OnnxArtifact:
             # it would break the JSON that predict prints there.
             with contextlib.redirect_stdout(sys.stderr):
                 self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+            self.session.disable_fallback()  # nor at answer time: there is no other provider to try
         except Exception as e:  # onnxruntime raises its own exception types for bad files
             raise ArtifactError(f"{name}: not a loadable ONNX model ({type(e).__name__})") from None
         raw = self.session.get_modelmeta().custom_metadata_map.get(ARTIFACT_METADATA_KEY)
