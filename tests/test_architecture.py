@@ -17,7 +17,14 @@ PACKAGE = Path(trader_ml.__file__).parent
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "foundation",
-        ("trader_ml", "trader_ml.schema", "trader_ml.errors", "trader_ml.safejson", "trader_ml.store", "trader_ml.baselines"),
+        (
+            "trader_ml",
+            "trader_ml.schema",
+            "trader_ml.errors",
+            "trader_ml.safejson",
+            "trader_ml.store",
+            "trader_ml.baselines",
+        ),
     ),
     ("data", ("trader_ml.data",)),
     ("models", ("trader_ml.models",)),
