@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-from trader_ml import __version__
+from trader_ml import __version__, safejson
 from trader_ml.errors import NotFoundError, PreconditionFailed
 from trader_ml.store import Store
 
@@ -91,9 +91,9 @@ def load_cached(store: Store, job: RefitJob) -> tuple[bytes, dict] | None:
     sha256 (a partial or damaged file) count as not cached."""
     model_key, metrics_key = cache_keys(job)
     try:
-        metrics = json.loads(store.read(metrics_key))
+        metrics = safejson.loads_object(store.read(metrics_key), store.describe(metrics_key))
         data = store.read(model_key)
-    except (NotFoundError, ValueError):
+    except (NotFoundError, safejson.DamagedJSON):
         return None
     if not isinstance(metrics, dict) or hashlib.sha256(data).hexdigest() != metrics.get("sha256"):
         return None
