@@ -64,8 +64,12 @@ def load_day(store: Store, day: str | None = None, history: int = HISTORY_DAYS) 
         days = [d for d in days if d <= day]
     elif incomplete:  # the newest complete day; newer ones are still being written
         complete = [d for d in days if d not in incomplete]
-        newer = [d for d in days if not complete or d > complete[-1]]
-        days = [d for d in days if complete and d <= complete[-1]]
+        if not complete:
+            raise TraderMLError(
+                f"all {len(days)} stored days are incomplete: an ingest is writing them or was cut off; {repair}"
+            )
+        newer = [d for d in days if d > complete[-1]]
+        days = [d for d in days if d <= complete[-1]]
         if newer:
             log.warning("%d newest stored days are incomplete, from %s: %s", len(newer), newer[0], repair)
     if not days:
