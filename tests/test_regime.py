@@ -219,3 +219,40 @@ def test_the_saved_config_is_the_one_the_model_was_built_with(trained, artifact)
     assert stay != RegimeModelConfig().stay_probability  # the labels' own persistence, not the default
     assert metadata["model_config"]["stay_probability"] == stay
     assert metadata["stay_probability"] == pytest.approx(stay, abs=1e-6)
+
+
+def test_switches_per_year_counts_each_answers_own_changes():
+    """A default sample run showed the model and its baseline both at 13.489 switches a year:
+    recounted from their predictions on that test window, each changes its answer 66 times in
+    1,233 days while they disagree on 43% of the days, so the tie is a coincidence. Each row
+    counts its own answers, as here."""
+    from trader_ml.training.metrics import regime_metrics
+
+    truth = np.array([0, 0, 1, 1, 2, 2, 0, 0])
+    steady = np.eye(5)[[0, 0, 1, 1, 2, 2, 0, 0]]  # 3 changes
+    jumpy = np.eye(5)[[0, 1, 0, 1, 0, 1, 0, 1]]  # 7 changes
+    assert regime_metrics(truth, steady)["switches_per_year"] == pytest.approx(3 / (8 / 252))
+    assert regime_metrics(truth, jumpy)["switches_per_year"] == pytest.approx(7 / (8 / 252))
+
+
+def test_an_early_stop_leaves_the_progress_bar_where_training_ended(monkeypatch):
+    import tqdm.auto
+
+    from trader_ml.training.loop import fit
+
+    bars = []
+
+    class Recorder(tqdm.auto.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "disable": False, "file": open("/dev/null", "w")})  # noqa: SIM115
+            bars.append(self)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    model = torch.nn.Linear(2, 1)
+    x = np.zeros((16, 2), np.float32)
+
+    def loss(m, batch):
+        return (m(batch[0]) ** 2).mean() * 0 + 1.0 + 0 * m.weight.sum()  # never improves: stops after patience
+
+    result = fit(model, loss, (x,), (x,), FitConfig(epochs=50, patience=3, batch_size=8), progress=True, desc="t")
+    assert result.stopped_early and bars[0].total == bars[0].n == len(result.history) < 50

@@ -227,7 +227,7 @@ def test_models_commands(local_store, tmp_path, monkeypatch):
     assert missing.returncode == 2 and "no version 20990101" in missing.stderr
 
 
-def test_a_second_run_never_overwrites_local_outputs(tmp_path):
+def test_a_second_run_never_overwrites_local_outputs_and_names_say_the_version(tmp_path):
     from types import SimpleNamespace
 
     from trader_ml.release.job import write_outputs
@@ -237,14 +237,15 @@ def test_a_second_run_never_overwrites_local_outputs(tmp_path):
     written = write_outputs(str(tmp_path), "20261127", first, {"version": "20261127"})
     (tmp_path / written[-1].name).write_text("report 1")
     again = write_outputs(str(tmp_path), "20261127", second, {"version": "20261127"})
-    assert [p.name for p in again] == [
-        "regime_v20261127.2.onnx",
-        "health_v20261127.2.onnx",
-        "manifest_v20261127.2.json",
-        "report_v20261127.2.html",
+    assert [p.name for p in again] == [  # the same names, which say the version, in a folder of their own
+        "regime_v20261127.onnx",
+        "health_v20261127.onnx",
+        "manifest_v20261127.json",
+        "report_v20261127.html",
     ]
+    assert again[0].parent.parent == tmp_path and again[0].parent.name.startswith("run-")
     assert (tmp_path / "regime_v20261127.onnx").read_bytes() == b"regime 1"
-    assert (tmp_path / "regime_v20261127.2.onnx").read_bytes() == b"regime 2"
+    assert again[0].read_bytes() == b"regime 2"
 
 
 def test_both_models_read_all_history_unless_limited(local_store):
@@ -313,3 +314,65 @@ def test_the_gate_says_why_it_had_no_champion():
     note = "the champion regime model 20260101 cannot be evaluated (sha256 mismatch)"
     decision = decide(beats, None, 30, champion_note=note)
     assert decision.promote and decision.reason.endswith(note) and "no champion yet" not in decision.reason
+
+
+def test_retraining_on_the_same_data_and_settings_publishes_nothing_unless_forced(trained_store, tmp_path):
+    """The conftest store was trained with these options: the same rows and settings again would
+    only make an identical version."""
+    import shutil
+
+    from trader_ml.release import job
+    from trader_ml.store import LocalStore
+
+    shutil.copytree(trained_store.root, tmp_path / "store")
+    store = LocalStore(tmp_path / "store")
+    before = store_snapshot(store)
+    version = registry.read_latest(store)[0]["version"]
+    options = job.TrainOptions(store=store.url, max_days=600, epochs=1, progress=False, output_dir=str(tmp_path / "o"))
+    lines: list[str] = []
+    outcome = job.run_training(options, log=lines.append)
+    assert outcome.version is None and store_snapshot(store) == before
+    assert any(f"those of version {version} (the current models)" in line and "--force" in line for line in lines)
+    changed = job.TrainOptions(**{**options.__dict__, "seed": 1})  # another setting: a real run
+    assert (
+        job.same_as_before(
+            store, registry.read_latest(store)[0], job.training_fingerprint(*job.load_data(store, changed), changed)
+        )
+        is None
+    )
+
+
+def test_ctrl_c_says_what_was_published(trained_store, tmp_path, monkeypatch):
+    import shutil
+
+    from trader_ml.release import job
+    from trader_ml.store import LocalStore
+
+    shutil.copytree(trained_store.root, tmp_path / "store")
+    store = LocalStore(tmp_path / "store")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(job, "train_candidate", interrupted)
+    options = job.TrainOptions(store=store.url, seed=5, epochs=1, progress=False, output_dir=str(tmp_path / "o"))
+    with pytest.raises(job.Interrupted, match="interrupted: nothing was published to .* latest.json is unchanged"):
+        job.run_training(options, log=lambda _: None)
+
+
+def test_too_short_a_history_says_how_many_days_are_stored(local_store, tmp_path):
+    from trader_ml.errors import TraderMLError
+    from trader_ml.release import job
+
+    ingest(SOURCE, local_store, dt.date(2007, 1, 1), dt.date(2007, 1, 29), today=TODAY, log=lambda _: None)
+    options = job.TrainOptions(store=local_store.url, epochs=1, progress=False, output_dir=str(tmp_path / "o"))
+    with pytest.raises(
+        TraderMLError,
+        match=r"the store holds only 21 trading days \(2007-01-01 .. 2007-01-29\): "
+        r"ingest more history, e\.g\. trader-ml ingest .* --start 2002-01-01 --end 2006-12-31",
+    ):
+        job.run_training(options, log=lambda _: None)
+
+
+def test_the_stage_line_reads_as_one_phrase_without_a_model():
+    assert "(" not in registry.describe_pointer(None).split(";")[0]

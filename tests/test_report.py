@@ -30,6 +30,8 @@ def test_every_run_writes_a_self_contained_report(trained_store):
     assert page.count('src="data:image/png;base64,') == 5
     assert not re.search(r"(src|href)=\"https?://", page)  # nothing fetched from the network
     assert "Gate: candidate, baseline, champion" in page and "Regime model on its test window" in page
+    for term in ("ece (expected calibration error)", "brier", "f1_macro", "switches_per_year"):
+        assert f"<dt>{term}</dt>" in page  # every metric in the tables is explained on the page
 
 
 def test_report_command_prints_the_path(trained_store):

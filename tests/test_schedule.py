@@ -163,6 +163,7 @@ def test_ingest_runs_after_the_new_york_close():
 
 
 def test_train_outside_the_first_trading_day_does_nothing(tmp_path):
+    (tmp_path / "empty").mkdir()
     result = subprocess.run(
         [sys.executable, "-m", "trader_ml", "train", "--store", str(tmp_path / "empty"), "--first-trading-day-only"],
         capture_output=True,

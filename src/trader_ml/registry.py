@@ -144,7 +144,7 @@ def model_version(pointer: dict, kind: str) -> str | None:
 def describe_pointer(pointer: dict | None) -> str:
     """What a latest.json makes current, model by model."""
     if pointer is None:
-        return "nothing (the rule baselines serve)"
+        return "no trained model yet; the rule baselines serve"
     return ", ".join(f"{kind} {model_version(pointer, kind) or 'rule baseline'}" for kind in KINDS)
 
 

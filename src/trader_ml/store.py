@@ -293,7 +293,9 @@ class S3Store(Store):
             return StoreError(
                 f"cannot {action} {self.describe(key)}: no AWS credentials found; provide them in one of the usual "
                 "ways: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment, a profile (aws configure, "
-                "then AWS_PROFILE=name), or an instance or role profile where this runs"
+                "then AWS_PROFILE=name), or an instance or role profile where this runs; or, to work on this "
+                "machine without AWS, use a local store: --store ./store (trader-ml ingest --source sample "
+                "--store ./store fills one)"
             )
 
         if isinstance(error, ClientError):
@@ -304,7 +306,12 @@ class S3Store(Store):
             if code in ("PreconditionFailed", "ConditionalRequestConflict") or status == 412:
                 return PreconditionFailed(f"{self.describe(key)} exists already or changed since it was read")
             if code == "NoSuchBucket":
-                return StoreError(f"cannot {action} {self.describe(key)}: no such bucket")
+                url = self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+                endpoint = f" --endpoint-url {url}" if url else ""
+                return StoreError(
+                    f"cannot {action} {self.describe(key)}: no such bucket {self.bucket}; create it with "
+                    f"aws s3 mb s3://{self.bucket}{endpoint} (or name an existing bucket)"
+                )
             return StoreError(f"cannot {action} {self.describe(key)}: {code or status}")
         return StoreError(f"cannot {action} {self.describe(key)}: {error}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from collections.abc import Sequence
@@ -45,7 +46,22 @@ def build_parser(
     daily.add_commands(sub)
     for name, values in (defaults or {}).items():
         made[name].set_defaults(**values)  # after add_argument: help's %(default)s shows these
+    parser.set_defaults(subcommands=made)
     return parser
+
+
+def refuse_unknown(parser: argparse.ArgumentParser, unknown: list[str]) -> None:
+    """Exit with the subcommand's own usage, naming the unknown flags and the nearest real one
+    (``--epoch`` -> ``--epochs``), not the top-level usage argparse would print."""
+    known = [o for action in parser._actions for o in action.option_strings]
+    hints = []
+    for word in unknown:
+        flag = word.split("=", 1)[0]
+        if flag.startswith("-"):
+            near = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
+            if near:
+                hints.append(f"did you mean {near[0]}?")
+    parser.error(f"unrecognized arguments: {' '.join(unknown)}" + (f" ({'; '.join(hints)})" if hints else ""))
 
 
 def missing_module_message(error: ModuleNotFoundError) -> str:
@@ -65,7 +81,9 @@ def main(
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []  # options for a scheduled job
     named = script and argv
     parser = build_parser({argv[0]: script} if named else None, {argv[0]: defaults or {}} if named else None)
-    args = parser.parse_args(argv[: len(argv) - len(extra) - (1 if extra or "--" in argv else 0)])
+    args, unknown = parser.parse_known_args(argv[: len(argv) - len(extra) - (1 if extra or "--" in argv else 0)])
+    if unknown:
+        refuse_unknown(args.subcommands[args.command], unknown)
     args.extra = extra
     try:
         return args.func(args)
@@ -76,7 +94,7 @@ def main(
         print(f"trader-ml {args.command}: error: {missing_module_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"{script or f'trader-ml {args.command}'}: interrupted before it finished", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader went away (| head): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -43,17 +43,25 @@ def add_store_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoint-url", help="S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL)")
 
 
-def open_store_from(args: argparse.Namespace):
+def open_store_from(args: argparse.Namespace, must_exist: bool = True):
+    """The store ``--store`` names; a local one must exist unless the command creates it (ingest):
+    a typo in the path is one clear error, never an empty store."""
     from trader_ml.store import open_store
 
-    return open_store(args.store, region=args.region, endpoint_url=args.endpoint_url)
+    store = open_store(args.store, region=args.region, endpoint_url=args.endpoint_url)
+    if must_exist:
+        check_store_exists(store)
+    return store
 
 
 def check_store_exists(store) -> None:
     from trader_ml.store import LocalStore
 
     if isinstance(store, LocalStore) and not store.root.is_dir():
-        raise TraderMLError(f"no store at {store.root}: the folder does not exist (check --store)")
+        raise TraderMLError(
+            f"no store at {store.root}: the folder does not exist (check --store; "
+            f"trader-ml ingest --store {store.root} creates one)"
+        )
 
 
 def add_window_args(parser: argparse.ArgumentParser) -> None:

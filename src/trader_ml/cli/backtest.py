@@ -19,7 +19,7 @@ def add_commands(sub) -> None:
     p.add_argument(
         "--model-type",
         choices=REGIME_TYPES + HEALTH_TYPES,
-        help=f"(default: {REGIME_TYPES[0]} for regime, {HEALTH_TYPES[0]} for health)",
+        help=f"the network refit each year (default: {REGIME_TYPES[0]} for regime, {HEALTH_TYPES[0]} for health)",
     )
     p.add_argument("--start", type=parse_date, help="first test day (default: the first refit 5 years into the data)")
     p.add_argument("--end", type=parse_date, help="last test day (default: the newest day)")
@@ -68,7 +68,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         workers=args.workers,
         ray_address=args.ray,
     )
-    store = open_store_from(args)
+    store = open_store_from(args, must_exist=not args.data)  # with --data it only receives the results
     result = run_backtest(config, store, data=args.data, progress=not args.quiet)
     print(summary_text(result.summary))
     print(f"results: {store.describe(result.key)} (index.html, summary.json, predictions.parquet)")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from trader_ml.cli.args import DEFAULT_STORE, add_store_args, parse_date, parse_time
+from trader_ml.cli.args import DEFAULT_STORE, add_store_args, open_store_from, parse_date, parse_time
 
 
 def add_commands(sub) -> None:
@@ -18,11 +19,13 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("schedule", help="install, remove or show the monthly training / daily ingest job")
     p.add_argument("action", choices=("install", "uninstall", "show"))
-    p.add_argument("--job", required=True, choices=("train", "ingest"))
+    p.add_argument(
+        "--job", required=True, choices=("train", "ingest"), help="train: monthly training; ingest: the daily data"
+    )
     p.add_argument(
         "--backend",
         choices=("launchd", "systemd", "cron"),
-        help="(default: launchd on macOS, a systemd user timer where available, else cron)",
+        help="what runs the job (default: launchd on macOS, a systemd user timer where available, else cron)",
     )
     p.add_argument("--store", default=DEFAULT_STORE, help="the store the job uses (default: %(default)s)")
     p.add_argument(
@@ -44,12 +47,20 @@ def add_commands(sub) -> None:
 def cmd_predict(args: argparse.Namespace) -> int:
     import json
 
+    from trader_ml.schema import LATEST_KEY
     from trader_ml.serving.handler import daily_answer
     from trader_ml.serving.predictor import Predictor
 
-    model = Predictor.from_store(args.store, region=args.region, endpoint_url=args.endpoint_url)
+    store = open_store_from(args)
+    model = Predictor(store)
     answer = daily_answer(model, args.date.isoformat() if args.date else None, write=args.write)
     print(json.dumps(answer, indent=2))
+    if model.loaded is None and not store.exists(LATEST_KEY):
+        print(
+            f"note: no trained model in {store.url} yet, so the rule baselines answered; "
+            f"train one with trader-ml train --store {store.url}",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -52,7 +52,12 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("export", help="write a stored table as one parquet file (what --data takes)")
     add_store_args(p)
-    p.add_argument("--table", required=True, choices=("context", "features"))
+    p.add_argument(
+        "--table",
+        required=True,
+        choices=("context", "features"),
+        help="context: one row a day (the regime model's input); features: one row per symbol a day (the health model's)",
+    )
     p.add_argument("--out", required=True, help="the parquet file to write (never overwritten)")
     p.add_argument("--start", type=parse_date, help="first day (default: the oldest stored)")
     p.add_argument("--end", type=parse_date, help="last day (default: the newest stored)")
@@ -70,7 +75,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         prices=tuple(args.prices or ()),
         gdelt_query=args.gdelt_query,
     )
-    report = ingest(make_source(args.source, options), open_store_from(args), args.start, args.end)
+    report = ingest(make_source(args.source, options), open_store_from(args, must_exist=False), args.start, args.end)
     print(report.summary())
     return 0
 

@@ -12,9 +12,19 @@ from trader_ml.store import Store
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("models", help="list, show, promote or roll back model versions")
-    p.add_argument("action", choices=("list", "show", "promote", "rollback"))
-    p.add_argument("version", nargs="?", help="for show and promote: a version such as 20260130 or 20260130-2")
+    p = sub.add_parser("models", help="list, show, add, promote or roll back model versions")
+    p.add_argument("action", choices=("list", "show", "add", "promote", "rollback"))
+    p.add_argument(
+        "version",
+        nargs="?",
+        help="for show and promote: a version such as 20260130 or 20260130-2; for add: an .onnx file that "
+        "train-regime or train-health (train_regime.py, train_health.py) wrote",
+    )
+    p.add_argument(
+        "--promote",
+        action="store_true",
+        help="for add: also make the added model current (your decision, as models promote: no gate)",
+    )
     p.add_argument(
         "--model",
         choices=("regime", "health"),
@@ -123,10 +133,74 @@ def list_versions(store: Store) -> None:
         raise registry.RegistryError(f"{problems[0]}{more}; promote or roll back to a version that reads whole")
 
 
+def add(store: Store, path: str, promote: bool) -> None:
+    """Store a model file from the single-model commands as a version of its own, after the
+    checks serving makes (sha256 recorded, metadata, inputs and outputs); with ``promote`` make
+    it current. The other model of the pointer stays as it is."""
+    import datetime as dt
+    from pathlib import Path
+
+    from trader_ml import __version__
+    from trader_ml.serving.artifacts import HealthModel, OnnxArtifact, RegimeModel
+
+    file = Path(path)
+    try:
+        data = file.read_bytes()
+    except OSError as e:
+        raise TraderMLError(f"{path}: cannot read it ({e.strerror})") from None
+    kind = OnnxArtifact(data, path).metadata.get("kind")
+    if kind not in registry.KINDS:
+        raise TraderMLError(f"{path}: holds a {str(kind)[:20]!r} model, not a regime or health model")
+    (RegimeModel if kind == "regime" else HealthModel).from_bytes(data, path)  # every check serving makes
+    metrics = {}
+    sidecar = file.with_name(file.stem + ".metrics.json")
+    if sidecar.is_file():
+        from trader_ml import safejson
+
+        metrics = safejson.loads_object(sidecar.read_bytes(), str(sidecar))
+    summary = {k: v for k, v in (metrics.get("model") or {}).items() if isinstance(v, (int, float))}
+    now = dt.datetime.now(dt.UTC)
+
+    def describe(version: str) -> dict:
+        fields = {f"{k}_{f}": None for k in registry.KINDS for f in ("model", "sha256")}
+        fields |= {f"{kind}_model": registry.artifact_key(kind, version), f"{kind}_sha256": registry.sha256(data)}
+        window = metrics.get("test_window") or {}
+        return {
+            "version": version,
+            "timestamp": now.isoformat(timespec="seconds"),
+            "regime_model": fields["regime_model"],
+            "health_model": fields["health_model"],
+            "regime_metrics": {**summary, "model_type": metrics.get("metadata", {}).get("model_type")}
+            if kind == "regime"
+            else {},
+            "health_metrics": {**summary, "model_type": metrics.get("metadata", {}).get("model_type")}
+            if kind == "health"
+            else {},
+            "regime_sha256": fields["regime_sha256"],
+            "health_sha256": fields["health_sha256"],
+            "data_window": {"first_date": window.get("first_date"), "last_date": window.get("last_date")},
+            "package_version": __version__,
+            "baseline_metrics": {"regime": {}, "health": {}},
+            "added": {"file": str(file.absolute()), "kind": kind, "metrics_file": str(sidecar) if metrics else None},
+            "gate": {"gate_passed": {kind: None}, "forced": False, "note": "added by trader-ml models add: not gated"},
+        }
+
+    manifest = registry.publish(store, now.date(), {kind: data}, describe, log=print)
+    version = manifest["version"]
+    if promote:
+        pointer = registry.promote(store, version, (kind,), log=print)
+        print(f"promoted the {kind} model of {version}; current: {registry.describe_pointer(pointer)}")
+    else:
+        print(f"make it current with trader-ml models promote {version} --model {kind} --store {store.url}")
+
+
 def show(store: Store, version: str) -> None:
     manifest = registry.read_manifest(store, version)
     checks = {}
     for kind in ("regime", "health"):
+        if manifest[f"{kind}_model"] is None:
+            checks[kind] = "not in this version"
+            continue
         try:
             registry.read_artifact(store, manifest[f"{kind}_model"], manifest[f"{kind}_sha256"])
             checks[kind] = "sha256 ok"
@@ -139,7 +213,11 @@ def cmd_models(args: argparse.Namespace) -> int:
     store = open_store_from(args)
     if args.action in ("show", "promote") and not args.version:
         raise TraderMLError(f"models {args.action} needs a VERSION (see trader-ml models list)")
-    if args.action == "list":
+    if args.action == "add":
+        if not args.version:
+            raise TraderMLError("models add needs a FILE: an .onnx file that train-regime or train-health wrote")
+        add(store, args.version, args.promote)
+    elif args.action == "list":
         list_versions(store)
     elif args.action == "show":
         show(store, args.version)

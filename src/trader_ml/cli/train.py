@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trader_ml.cli.args import DEFAULT_STORE, add_store_args, add_window_args, positive_int
+from trader_ml.cli.args import DEFAULT_STORE, add_store_args, add_window_args, check_store_exists, positive_int
 from trader_ml.errors import TraderMLError
 from trader_ml.schema import HEALTH_TYPES, REGIME_TYPES, TABLE_PREFIX
 from trader_ml.store import LocalStore, Store, open_store
@@ -29,7 +29,10 @@ def add_commands(sub, wrapper: dict) -> None:
     p = sub.add_parser("train-regime", help="train the regime model alone (the training guide's train_regime.py)")
     add_training_args(p, "regime", batch_size=TrainOptions.regime_batch_size)
     p.add_argument(
-        "--model-type", default=TrainOptions.regime_type, choices=REGIME_TYPES, help="(default: %(default)s)"
+        "--model-type",
+        default=TrainOptions.regime_type,
+        choices=REGIME_TYPES,
+        help="the regime network: a GRU or a causal Transformer (default: %(default)s)",
     )
     p.add_argument(
         "--layers", type=positive_int, help="recurrent or encoder layers (default: 1 for gru, 2 for transformer)"
@@ -45,12 +48,18 @@ def add_commands(sub, wrapper: dict) -> None:
     p = sub.add_parser("train-health", help="train the health model alone (the training guide's train_health.py)")
     add_training_args(p, "health", batch_size=TrainOptions.health_batch_size)
     p.add_argument(
-        "--model-type", default=TrainOptions.health_type, choices=HEALTH_TYPES, help="(default: %(default)s)"
+        "--model-type",
+        default=TrainOptions.health_type,
+        choices=HEALTH_TYPES,
+        help="the health network: an autoencoder or a variational one (default: %(default)s)",
     )
     p.set_defaults(func=train_health_command)
 
     p = sub.add_parser("train", help="train, judge, export and register both models (the training guide's train.py)")
-    p.add_argument("--store", help=f"local directory or s3://bucket/prefix (default: {DEFAULT_STORE}, or s3://BUCKET)")
+    store_default = (
+        f"s3://{wrapper['bucket']}" if "bucket" in wrapper else f"{DEFAULT_STORE}, or s3://BUCKET with --bucket"
+    )
+    p.add_argument("--store", help=f"local directory or s3://bucket/prefix (default: {store_default})")
     p.add_argument("--bucket", help=f"S3 bucket: the store is s3://BUCKET (default: {wrapper.get('bucket', 'none')})")
     region_default = wrapper.get("region", "boto3's chain")
     p.add_argument("--region", help=f"AWS region (default: {region_default})")
@@ -67,10 +76,16 @@ def add_commands(sub, wrapper: dict) -> None:
     )
     add_window_args(p)
     p.add_argument(
-        "--regime-type", default=TrainOptions.regime_type, choices=REGIME_TYPES, help="(default: %(default)s)"
+        "--regime-type",
+        default=TrainOptions.regime_type,
+        choices=REGIME_TYPES,
+        help="the regime network: a GRU or a causal Transformer (default: %(default)s)",
     )
     p.add_argument(
-        "--health-type", default=TrainOptions.health_type, choices=HEALTH_TYPES, help="(default: %(default)s)"
+        "--health-type",
+        default=TrainOptions.health_type,
+        choices=HEALTH_TYPES,
+        help="the health network: an autoencoder or a variational one (default: %(default)s)",
     )
     p.add_argument(
         "--epochs", type=positive_int, default=TrainOptions.epochs, help="maximum epochs (default: %(default)s)"
@@ -91,7 +106,12 @@ def add_commands(sub, wrapper: dict) -> None:
         default=TrainOptions.tolerance,
         help="how much worse than the champion still passes (default: %(default)s)",
     )
-    p.add_argument("--device", default=TrainOptions.device, choices=DEVICES, help="(default: %(default)s)")
+    p.add_argument(
+        "--device",
+        default=TrainOptions.device,
+        choices=DEVICES,
+        help="where to train: auto takes CUDA or Apple's MPS when present, else the CPU (default: %(default)s)",
+    )
     p.add_argument("--seed", type=int, default=TrainOptions.seed, help="random seed (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument(
@@ -116,7 +136,12 @@ def add_training_args(parser: argparse.ArgumentParser, kind: str, batch_size: in
         "--epochs", type=positive_int, default=TrainOptions.epochs, help="maximum epochs (default: %(default)s)"
     )
     parser.add_argument("--batch-size", type=positive_int, default=batch_size, help="batch size (default: %(default)s)")
-    parser.add_argument("--device", default=TrainOptions.device, choices=DEVICES, help="(default: %(default)s)")
+    parser.add_argument(
+        "--device",
+        default=TrainOptions.device,
+        choices=DEVICES,
+        help="where to train: auto takes CUDA or Apple's MPS when present, else the CPU (default: %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=TrainOptions.seed, help="random seed (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -131,6 +156,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from trader_ml.release.job import run_training
 
     store = args.store or (f"s3://{args.bucket}" if args.bucket else DEFAULT_STORE)
+    check_store_exists(open_store(store, region=args.region, endpoint_url=args.endpoint_url))
     options = TrainOptions(
         store=store,
         region=args.region,
@@ -176,6 +202,7 @@ def load_table(args: argparse.Namespace, table: str) -> tuple[pd.DataFrame, Stor
             raise TraderMLError(f"{args.data}: no rows {window_text(args)}")
         return frame, store
     store = open_store(args.store, region=args.region, endpoint_url=args.endpoint_url)
+    check_store_exists(store)
     frame = read_table(store, table, args.max_days, args.start, last_day_before(args.end, args.until))
     if frame.empty:
         if args.start or args.end or args.until:

@@ -184,7 +184,43 @@ def file_columns(path: str) -> list[str]:
     except FileNotFoundError:
         raise ValidationError(f"{path}: no such file") from None
     except (pa.ArrowInvalid, OSError) as e:
+        if looks_like_csv(target):
+            raise ValidationError(
+                f"{path}: not a parquet file (it reads as CSV text); --data takes a parquet table. For a CSV of "
+                f"closing prices: trader-ml ingest --source csv --prices {path} --store ./store, then "
+                "trader-ml export --store ./store --table context --out context.parquet (and --table features) "
+                "writes the parquet tables; or train from the store itself with --store ./store"
+            ) from None
         raise ValidationError(f"{path}: unreadable parquet ({first_line(e)})") from None
+
+
+def looks_like_csv(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    lines = text.splitlines()
+    return bool(lines) and "," in lines[0]  # a header of comma-separated names
+
+
+OTHER_TABLE = {
+    "context": ("features", "the health model (train_health.py, trader-ml train-health)"),
+    "features": ("context", "the regime model (train_regime.py, trader-ml train-regime)"),
+}
+
+
+def check_table_kind(path: str, names: list[str], table_name: str) -> None:
+    """A features table given where context is read (or the other way round) names the script
+    that reads it, rather than listing missing columns."""
+    other, reader = OTHER_TABLE[table_name]
+    own = ARROW_SCHEMAS[table_name].names
+    if not set(own) <= set(names) and set(ARROW_SCHEMAS[other].names) <= set(names):
+        raise ValidationError(f"{path}: holds {other} rows, which {reader} trains on; this reads {table_name} rows")
 
 
 def read_file(path: str, table_name: str, today: dt.date | None = None) -> pd.DataFrame:
@@ -196,6 +232,8 @@ def read_file(path: str, table_name: str, today: dt.date | None = None) -> pd.Da
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ValidationError(f"{path}: column(s) {', '.join(repeated)} appear more than once")
+    if table_name in OTHER_TABLE:
+        check_table_kind(path, names, table_name)
     try:
         frame = pq.read_table(path).to_pandas(date_as_object=False)
     except FileNotFoundError:

@@ -18,11 +18,12 @@ from pathlib import Path
 import pandas as pd
 
 from trader_ml import registry
-from trader_ml.data.partitions import last_day_before, no_data_message, read_table
+from trader_ml.data.partitions import last_day_before, no_data_message, read_table, stored_days
+from trader_ml.data.sources.base import years_before
 from trader_ml.data.truth import health_truth, regime_truth
 from trader_ml.errors import StoreError, TraderMLError
 from trader_ml.release.judge import Candidate, judge, load_champion, summary_table, test_windows
-from trader_ml.release.manifest import describe, report_html, write_outputs
+from trader_ml.release.manifest import describe, report_html, training_fingerprint, write_outputs
 from trader_ml.store import LocalStore, Store, open_store
 from trader_ml.training.gate import GateDecision
 from trader_ml.training.health import health_artifact, health_train_config, train_health
@@ -70,6 +71,38 @@ def load_data(store: Store, options: TrainOptions) -> tuple[pd.DataFrame, pd.Dat
     return context, features
 
 
+def same_as_before(store: Store, pointer: dict | None, fingerprint: str) -> tuple[str, str] | None:
+    """(version, which) of the current models or the newest version when they were trained on
+    these very rows and settings; None otherwise."""
+    current = {registry.model_version(pointer, kind) for kind in registry.KINDS} - {None} if pointer else set()
+    stored = registry.versions(store)
+    candidates = [(v, "the current models") for v in sorted(current)]
+    if stored and stored[-1] not in current:
+        candidates.append((stored[-1], "the newest stored version, not promoted"))
+    for version, what in candidates:
+        try:
+            if registry.read_manifest(store, version).get("training_fingerprint") == fingerprint:
+                return version, what
+        except TraderMLError:
+            continue  # an unreadable manifest matches nothing
+    return None
+
+
+def history_advice(store: Store, context: pd.DataFrame) -> str:
+    """What to do about too little history: read more of the store when a window limited it, or
+    ingest more when the store holds no more."""
+    stored = stored_days(store, "context")
+    first = dt.date.fromisoformat(stored[0])
+    read = f"{len(context)} of its {len(stored)} stored trading days ({stored[0]} .. {stored[-1]})"
+    if len(context) < len(stored):
+        return f"this run read {read}: widen the window (--regime-max-days, --max-days, --start)"
+    return (
+        f"the store holds only {len(stored)} trading days ({stored[0]} .. {stored[-1]}): ingest more history, "
+        f"e.g. trader-ml ingest --store {store.url} --start {years_before(first, 5)} "
+        f"--end {first - dt.timedelta(days=1)} with the same --source"
+    )
+
+
 def train_candidate(
     options: TrainOptions, store: Store, context: pd.DataFrame, features: pd.DataFrame, stage: Stages
 ) -> Candidate:
@@ -88,7 +121,32 @@ def train_candidate(
     return Candidate(regime, health, regime_onnx, health_onnx, regime_meta, health_meta)
 
 
+class Interrupted(TraderMLError):
+    """Ctrl-C during the job, with what it had published by then."""
+
+    exit_code = 130
+
+
 def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> Outcome:
+    """The job; Ctrl-C says what was published (nothing, before the publish stage)."""
+    progress: dict[str, str] = {}
+    try:
+        return _run_training(options, log, progress)
+    except KeyboardInterrupt:
+        where = progress.get("store", options.store)
+        if "promoted" in progress:
+            said = f"version {progress['version']} was published and made current in {where}"
+        elif "version" in progress:
+            said = (
+                f"version {progress['version']} was being published to {where}; latest.json was not moved "
+                f"(trader-ml models list --store {where} shows what was stored)"
+            )
+        else:
+            said = f"nothing was published to {where} and latest.json is unchanged"
+        raise Interrupted(f"interrupted: {said}") from None
+
+
+def _run_training(options: TrainOptions, log: Callable[[str], None], progress: dict[str, str]) -> Outcome:
     stage = Stages(log)
     store = open_store(options.store, region=options.region, endpoint_url=options.endpoint_url)
     today = options.today or dt.date.today()
@@ -97,8 +155,21 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> O
     )
     context, features = load_data(store, options)
     pointer, etag = registry.read_latest(store)
-    candidate = train_candidate(options, store, context, features, stage)
-    stage(f"judging against the baselines and the champions ({registry.describe_pointer(pointer)})")
+    same = None if options.force else same_as_before(store, pointer, training_fingerprint(context, features, options))
+    if same is not None:
+        version, what = same
+        log(
+            f"  the training data and settings are those of version {version} ({what}): it would learn the same "
+            "models, so nothing was trained or published; ingest new days, change a setting, or pass --force"
+        )
+        return Outcome(None, (), {}, registry.read_manifest(store, version), [])
+    try:
+        candidate = train_candidate(options, store, context, features, stage)
+    except TraderMLError as e:
+        if "too short a history" not in str(e) and "single regime" not in str(e):
+            raise
+        raise TraderMLError(f"{e}; {history_advice(store, context)}") from None
+    stage(f"judging against the baselines and the current models: {registry.describe_pointer(pointer)}")
     window = test_windows(candidate, context, features)
     champion = load_champion(store, pointer, log)
     champions = {"versions": champion.versions, "notes": champion.notes}
@@ -123,15 +194,17 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> O
     manifest = describe(planned, candidate, context, features, decisions, champions, options)
     files = write_outputs(options.output_dir, planned, candidate, manifest)
     passing = registry.KINDS if options.force else tuple(k for k in registry.KINDS if decisions[k].promote)
-    local = LocalStore(options.output_dir)
     if options.skip_upload:
-        local.create(files[-1].name, report_html(manifest, candidate, context, window, decisions))
+        LocalStore(files[-1].parent).create(
+            files[-1].name, report_html(manifest, candidate, context, window, decisions)
+        )
         log(f"  wrote {', '.join(str(f) for f in files)}")
         stage("--skip-upload: nothing written to the store")
         log(summary_table(decisions))
         return Outcome(None, (), decisions, manifest, files)
 
     stage(f"publishing to {store.url}")
+    progress.update(store=store.url, version=planned)
     stored = registry.publish(
         store,
         today,
@@ -140,13 +213,14 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> O
         log=lambda text: log(f"  {text}"),
     )
     version = stored["version"]
+    progress["version"] = version
     if version != planned:  # a concurrent run took the planned name: the local copies follow the store
         for path in files[:-1]:
             path.unlink(missing_ok=True)
         files = write_outputs(options.output_dir, version, candidate, stored)
         log(f"  version {planned} was taken meanwhile; stored as {version}, and the local copies renamed to match")
     report = report_html(stored, candidate, context, window, decisions)  # rendered once, stored twice
-    local.create(files[-1].name, report)
+    LocalStore(files[-1].parent).create(files[-1].name, report)
     log(f"  local copies: {', '.join(str(f) for f in files)}")
     store.create(registry.report_key(version), report)
     log(f"  report: {store.describe(registry.report_key(version))} (trader-ml report {version} --store {store.url})")
@@ -154,6 +228,7 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> O
         new_pointer = registry.pointer_for(stored, pointer, passing)
         try:
             registry.swap_latest(store, new_pointer, etag)
+            progress.update(version=version, promoted="yes")
         except StoreError as e:
             raise StoreError(
                 f"version {version} is stored but not current: {e}; latest.json still makes current "

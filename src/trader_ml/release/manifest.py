@@ -7,6 +7,7 @@ each model, on which windows and rows, and whether the run was forced.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +23,37 @@ from trader_ml.training.regime import regime_summary
 if TYPE_CHECKING:  # annotations only: the job imports this module
     from trader_ml.release.job import TrainOptions
     from trader_ml.release.judge import Candidate, TestWindows
+
+
+# The settings that change what a run learns or how it is judged (not where it writes, nor how it talks).
+FINGERPRINT_OPTIONS = (
+    "max_days",
+    "regime_max_days",
+    "start",
+    "end",
+    "until",
+    "regime_type",
+    "health_type",
+    "epochs",
+    "regime_batch_size",
+    "health_batch_size",
+    "regime_label_horizon",
+    "tolerance",
+    "device",
+    "seed",
+)
+
+
+def training_fingerprint(context: pd.DataFrame, features: pd.DataFrame, options: TrainOptions) -> str:
+    """sha256 of the rows a run trains on, its settings and the package version: two runs with
+    the same fingerprint learn the same models, so the second has nothing to publish."""
+    digest = hashlib.sha256(__version__.encode())
+    for frame in (context, features):
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+        digest.update(",".join(map(str, frame.columns)).encode())
+    settings = {name: str(getattr(options, name)) for name in FINGERPRINT_OPTIONS}
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    return digest.hexdigest()
 
 
 def describe(
@@ -77,6 +109,7 @@ def describe(
         },
         "test_windows": {"regime": regime_m["test_window"], "health": health_m["test_window"]},
         "health_training_rows": health_m["training_rows"],
+        "training_fingerprint": training_fingerprint(context, features, options),
         "warnings": {"regime": regime_m["warnings"], "health": health_m["warnings"]},
         "gate": {
             "gate_passed": {kind: d.promote for kind, d in decisions.items()},
@@ -93,24 +126,29 @@ def describe(
 OUTPUT_FILES = ("regime_v{}.onnx", "health_v{}.onnx", "manifest_v{}.json", "report_v{}.html")
 
 
-def output_names(folder: LocalStore, version: str) -> list[str]:
-    """The local file names of a version: ``*_vVERSION.*``, or ``*_vVERSION.2.*``, ``.3`` ... when
-    an earlier run (another store's, or a --skip-upload run) already wrote that version there:
-    a local artifact is never overwritten."""
+def output_folder(output_dir: str, version: str, now: dt.datetime | None = None) -> LocalStore:
+    """Where a version's local copies go: the output directory itself, or, when an earlier run
+    (another store's, or a --skip-upload run) already wrote that version's names there, a
+    subfolder named after this run's UTC time. A local copy is never overwritten, and its name
+    always says the version it holds."""
+    folder = LocalStore(output_dir)
+    names = [pattern.format(version) for pattern in OUTPUT_FILES]
+    if not any(folder.exists(name) for name in names):
+        return folder
+    stamp = (now or dt.datetime.now(dt.UTC)).strftime("run-%Y%m%dT%H%M%SZ")
     run = 1
     while True:
-        stem = version if run == 1 else f"{version}.{run}"
-        names = [pattern.format(stem) for pattern in OUTPUT_FILES]
-        if not any(folder.exists(name) for name in names):
-            return names
+        sub = LocalStore(folder.root / (stamp if run == 1 else f"{stamp}-{run}"))
+        if not any(sub.exists(name) for name in names):
+            return sub
         run += 1
 
 
 def write_outputs(output_dir: str, version: str, candidate: Candidate, manifest: dict) -> list[Path]:
     """The artifacts and the manifest in the local output directory, under names no earlier run
     used; returns their paths and the report's (written later)."""
-    folder = LocalStore(output_dir)
-    names = output_names(folder, version)
+    folder = output_folder(output_dir, version)
+    names = [pattern.format(version) for pattern in OUTPUT_FILES]
     contents = (candidate.regime_onnx, candidate.health_onnx, json.dumps(manifest, indent=2).encode())
     for name, data in zip(names, contents, strict=False):
         folder.create(name, data)

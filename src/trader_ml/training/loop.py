@@ -146,9 +146,9 @@ def _fit(model, loss_fn, train, val, config, evaluate, progress, desc, began) ->
     best_loss, best_state, waited = math.inf, copy.deepcopy(model.state_dict()), 0
     logged_at = -math.inf
     # disable=None: no bar when the output is not a terminal (a scheduled job's log file).
-    bar = tqdm(range(1, config.epochs + 1), desc=desc, unit="epoch", disable=None if progress else True, leave=True)
+    bar = tqdm(total=config.epochs, desc=desc, unit="epoch", disable=None if progress else True, leave=True)
     try:
-        for epoch in bar:
+        for epoch in range(1, config.epochs + 1):
             model.train()
             total, count = 0.0, 0
             for batch in _batches(train_tensors, config.batch_size, shuffle.permutation(len(train[0]))):
@@ -167,7 +167,8 @@ def _fit(model, loss_fn, train, val, config, evaluate, progress, desc, began) ->
                 with torch.no_grad():
                     row.update(evaluate(model))
             result.history.append(row)
-            bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k != "epoch"})
+            bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k != "epoch"}, refresh=False)
+            bar.update(1)
             # No terminal (a scheduled job's log): the bar is off, so say it is alive in plain lines.
             if progress and bar.disable and (epoch == 1 or time.perf_counter() - logged_at >= LOG_EVERY_SECONDS):
                 print(progress_line(row, desc, config.epochs, began), file=sys.stderr, flush=True)
@@ -179,6 +180,8 @@ def _fit(model, loss_fn, train, val, config, evaluate, progress, desc, began) ->
                 waited += 1
                 if waited >= config.patience:
                     result.stopped_early = True
+                    bar.total = epoch  # a bar that ends where training did, not at "11/100"
+                    bar.set_description(f"{desc} (stopped early)")
                     break
     except torch.cuda.OutOfMemoryError:
         raise TraderMLError(

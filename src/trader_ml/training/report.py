@@ -143,6 +143,22 @@ def html_table(title: str, columns: list[str], rows: dict[str, list]) -> str:
     return f"<h2>{html.escape(title)}</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+GLOSSARY = """<dl>
+<dt>f1_macro</dt><dd>the F1 score of each regime, averaged with equal weight over the regimes present:
+1 is every day labelled right, and a model that always says one regime scores low however common it is.</dd>
+<dt>ece (expected calibration error)</dt><dd>how far the stated probabilities are from how often they come true:
+days are grouped by the model's confidence in its top regime, and the gap between that confidence and the
+share of those days it got right is averaged (weighted by days). 0 is perfectly calibrated.</dd>
+<dt>switches_per_year</dt><dd>how often the answer changes from one day to the next, per 252 trading days.</dd>
+<dt>test_health_correlation</dt><dd>the mean over test days of the rank correlation between the health score and
+the next 21 days' drawdown (higher: healthier assets lost less).</dd>
+<dt>brier</dt><dd>the mean squared gap between the health score read as a probability and what happened
+(1 when the asset stayed out of the worst fifth of its universe, else 0): 0 is perfect, and always saying 0.8
+scores 0.16 when the event's rate is 0.8.</dd>
+<dt>auc</dt><dd>the chance that a random asset that avoided the worst fifth scores higher than one that did not.</dd>
+</dl>"""
+
+
 def render(
     manifest: dict, regime_metrics: dict, health_metrics: dict, decisions: dict, regime: RegimeView, health: HealthView
 ) -> str:
@@ -198,6 +214,7 @@ thead th{{background:#f3f3f3}}figure{{margin:1em 0}}img{{max-width:100%}}</style
 <ul>{reasons}</ul>
 {html_table("Regime model on its test window", regime_cols, regime_rows)}
 {html_table("Health model on its test window", health_cols, health_rows)}
+{GLOSSARY}
 {images}
 </body></html>
 """
