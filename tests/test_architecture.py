@@ -31,8 +31,9 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("training", ("trader_ml.training",)),
     ("registry", ("trader_ml.registry",)),
     ("serving", ("trader_ml.serving",)),
-    ("release", ("trader_ml.release",)),
     ("backtest", ("trader_ml.backtest",)),
+    ("monitor", ("trader_ml.monitor",)),
+    ("release", ("trader_ml.release",)),
     ("command line", ("trader_ml.cli", "trader_ml.__main__")),
 )
 # Serving ships alone in the Lambda bundle (numpy and onnxruntime, no pandas or torch): of the

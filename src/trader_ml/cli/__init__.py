@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from trader_ml import __version__
-from trader_ml.cli import backtest, daily, data, models, report, train
+from trader_ml.cli import backtest, daily, data, models, monitor, report, train
 from trader_ml.errors import TraderMLError
 
 
@@ -42,6 +42,7 @@ def build_parser(
     train.add_commands(sub, (defaults or {}).get("train", {}))
     backtest.add_commands(sub)
     models.add_commands(sub)
+    monitor.add_commands(sub)
     report.add_commands(sub)
     daily.add_commands(sub)
     for name, values in (defaults or {}).items():

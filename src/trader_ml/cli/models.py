@@ -90,6 +90,34 @@ def _row(store: Store, version: str, current: str) -> tuple[tuple[str, ...], str
         return (current, version, "?", "manifest unreadable", "-", "-", "-"), problem
 
 
+SHORT_VERDICT = {
+    "in line": "in line",
+    "worse than expected": "WORSE",
+    "too few days": "too few days",
+    "no expectation": "no expectation",
+}
+
+
+def live_verdicts(store: Store) -> dict[str, str]:
+    """version -> the newest monitoring record's verdicts for it (trader-ml monitor writes it)."""
+    from trader_ml import safejson
+    from trader_ml.errors import NotFoundError
+
+    try:
+        record = safejson.loads_object(store.read("monitoring/latest.json"), "monitoring/latest.json")
+        out: dict[str, list[str]] = {}
+        for kind in registry.KINDS:
+            part = record.get(kind) or {}
+            version = (part.get("expected") or {}).get("version")
+            word = next((w for k, w in SHORT_VERDICT.items() if str(part.get("verdict", "")).startswith(k)), None)
+            if version and word:
+                out.setdefault(version, []).append(f"{kind} {word}")
+        through = str(record.get("through", ""))[:10]
+        return {v: f"{', '.join(words)} (to {through})" for v, words in out.items()}
+    except (NotFoundError, safejson.DamagedJSON, AttributeError, TypeError):
+        return {}
+
+
 def list_versions(store: Store) -> None:
     """The versions: each model's gate verdict and whether latest.json makes it current. What can
     be read is listed; what cannot (a damaged latest.json or manifest, a current artifact that
@@ -101,12 +129,13 @@ def list_versions(store: Store) -> None:
         current, damaged = None, e
     current_of = {kind: registry.model_version(current, kind) if current else None for kind in registry.KINDS}
     broken = broken_current(store, current)
-    rows = [("current", "version", "created", "regime f1 (baseline)", "gate", "health corr (baseline)", "gate")]
+    rows = [("current", "version", "created", "regime f1 (baseline)", "gate", "health corr (baseline)", "gate", "live")]
     problems = []
+    live = live_verdicts(store)
     for version in stored_versions(store, current):
         kinds = [f"{k}(broken)" if k in broken else k for k in registry.KINDS if current_of[k] == version]
         row, problem = _row(store, version, "+".join(kinds))
-        rows.append(row)
+        rows.append((*row, live.get(version, "")))
         if problem:
             problems.append(problem)
     if len(rows) == 1:

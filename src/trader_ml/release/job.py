@@ -22,8 +22,10 @@ from trader_ml.data.partitions import last_day_before, no_data_message, read_tab
 from trader_ml.data.sources.base import years_before
 from trader_ml.data.truth import health_truth, regime_truth
 from trader_ml.errors import StoreError, TraderMLError
+from trader_ml.monitor.record import live_record
 from trader_ml.release.judge import Candidate, judge, load_champion, summary_table, test_windows
 from trader_ml.release.manifest import describe, report_html, training_fingerprint, write_outputs
+from trader_ml.schema import PREDICTIONS_PREFIX
 from trader_ml.store import LocalStore, Store, open_store
 from trader_ml.training.gate import GateDecision
 from trader_ml.training.health import health_artifact, health_train_config, train_health
@@ -69,6 +71,20 @@ def load_data(store: Store, options: TrainOptions) -> tuple[pd.DataFrame, pd.Dat
     if features.empty:
         raise TraderMLError(no_data_message(store, "features"))
     return context, features
+
+
+def champion_live_record(store: Store, pointer: dict | None, options: TrainOptions, log) -> dict | None:
+    """The outgoing champion's live record (trader-ml monitor), for the new version's manifest
+    and report; None before anything was served. Monitoring never stops a training run."""
+    if pointer is None or not store.list(PREDICTIONS_PREFIX):
+        return None
+    try:
+        live = live_record(store, today=options.today)
+    except TraderMLError as e:
+        log(f"  the champion's live record could not be computed ({e}); the report shows none")
+        return None
+    log(f"  champion's live record: health {live['health']['verdict']}; regime {live['regime']['verdict']}")
+    return live
 
 
 def same_as_before(store: Store, pointer: dict | None, fingerprint: str) -> tuple[str, str] | None:
@@ -191,12 +207,13 @@ def _run_training(options: TrainOptions, log: Callable[[str], None], progress: d
 
     planned = next(registry.candidate_versions(store, today))
     stage(f"writing version {planned} to {options.output_dir}")
-    manifest = describe(planned, candidate, context, features, decisions, champions, options)
+    live = champion_live_record(store, pointer, options, log)
+    manifest = describe(planned, candidate, context, features, decisions, champions, options, live)
     files = write_outputs(options.output_dir, planned, candidate, manifest)
     passing = registry.KINDS if options.force else tuple(k for k in registry.KINDS if decisions[k].promote)
     if options.skip_upload:
         LocalStore(files[-1].parent).create(
-            files[-1].name, report_html(manifest, candidate, context, window, decisions)
+            files[-1].name, report_html(manifest, candidate, context, window, decisions, live)
         )
         log(f"  wrote {', '.join(str(f) for f in files)}")
         stage("--skip-upload: nothing written to the store")
@@ -209,7 +226,7 @@ def _run_training(options: TrainOptions, log: Callable[[str], None], progress: d
         store,
         today,
         {"regime": candidate.regime_onnx, "health": candidate.health_onnx},
-        lambda version: describe(version, candidate, context, features, decisions, champions, options),
+        lambda version: describe(version, candidate, context, features, decisions, champions, options, live),
         log=lambda text: log(f"  {text}"),
     )
     version = stored["version"]
@@ -219,7 +236,7 @@ def _run_training(options: TrainOptions, log: Callable[[str], None], progress: d
             path.unlink(missing_ok=True)
         files = write_outputs(options.output_dir, version, candidate, stored)
         log(f"  version {planned} was taken meanwhile; stored as {version}, and the local copies renamed to match")
-    report = report_html(stored, candidate, context, window, decisions)  # rendered once, stored twice
+    report = report_html(stored, candidate, context, window, decisions, live)  # rendered once, stored twice
     LocalStore(files[-1].parent).create(files[-1].name, report)
     log(f"  local copies: {', '.join(str(f) for f in files)}")
     store.create(registry.report_key(version), report)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from trader_ml import __version__, registry
+from trader_ml.monitor.record import input_profiles
 from trader_ml.store import LocalStore
 from trader_ml.training.gate import MIN_TEST_DAYS, GateDecision
 from trader_ml.training.health import health_summary
@@ -23,6 +24,15 @@ from trader_ml.training.regime import regime_summary
 if TYPE_CHECKING:  # annotations only: the job imports this module
     from trader_ml.release.job import TrainOptions
     from trader_ml.release.judge import Candidate, TestWindows
+
+
+def live_summary(live: dict | None) -> dict | None:
+    """The outgoing champion's live record without its day-by-day series (those are in the report)."""
+    if live is None:
+        return None
+    health = {k: v for k, v in live["health"].items() if k != "daily_rank_correlation"}
+    regime = {k: v for k, v in live["regime"].items() if k != "equity"}
+    return {**live, "health": health, "regime": regime}
 
 
 # The settings that change what a run learns or how it is judged (not where it writes, nor how it talks).
@@ -64,6 +74,7 @@ def describe(
     decisions: dict[str, GateDecision],
     champions: dict[str, dict],
     options: TrainOptions,
+    live: dict | None = None,
 ) -> dict:
     """The manifest of a version; its first six keys are latest.json's seed keys. It records what
     the gate decided for each model and whether the run was forced; what is current is for
@@ -110,6 +121,10 @@ def describe(
         "test_windows": {"regime": regime_m["test_window"], "health": health_m["test_window"]},
         "health_training_rows": health_m["training_rows"],
         "training_fingerprint": training_fingerprint(context, features, options),
+        "input_profile": input_profiles(
+            context, features, regime_m["test_window"]["first_date"], health_m["test_window"]["first_date"]
+        ),
+        "champion_live_record": live_summary(live),
         "warnings": {"regime": regime_m["warnings"], "health": health_m["warnings"]},
         "gate": {
             "gate_passed": {kind: d.promote for kind, d in decisions.items()},
@@ -156,8 +171,14 @@ def write_outputs(output_dir: str, version: str, candidate: Candidate, manifest:
 
 
 def report_html(
-    manifest: dict, candidate: Candidate, context: pd.DataFrame, window: TestWindows, decisions: dict[str, GateDecision]
+    manifest: dict,
+    candidate: Candidate,
+    context: pd.DataFrame,
+    window: TestWindows,
+    decisions: dict[str, GateDecision],
+    live: dict | None = None,
 ) -> bytes:
+    from trader_ml.monitor.page import live_section
     from trader_ml.training.report import HealthView, RegimeView, render
 
     regime, health = candidate.regime, candidate.health
@@ -182,5 +203,6 @@ def report_html(
         {k: d.to_dict() for k, d in decisions.items()},
         regime_view,
         health_view,
+        live_section(live),
     )
     return page.encode()

@@ -15,6 +15,7 @@ never a stack trace.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 
@@ -50,6 +51,7 @@ def daily_answer(model: Predictor, day: str | None = None, write: bool = False) 
         raise TraderMLError(f"the store cannot be opened ({model.problem})")
     inputs = load_day(model.store, day)
     health, skipped = model.predict_health(inputs.feature_rows)
+    model.last_input_flags = model.input_flags(inputs.context_rows, inputs.feature_rows)
     answer = {
         "ok": True,
         "date": inputs.date,
@@ -96,17 +98,47 @@ def handle(event: object, model: Predictor) -> dict:
         answer["regime"] = model.predict_regime(event["context_rows"])
     if "feature_rows" in event:
         answer["health"], answer["skipped"] = model.predict_health(event["feature_rows"])
+    model.last_input_flags = model.input_flags(event.get("context_rows"), event.get("feature_rows"))
     return answer
 
 
+def invocation_line(answer: dict, flags: list[str]) -> str:
+    """One JSON line per invocation, for CloudWatch's metric filters (deploy/template.yaml): which
+    model answered, which version, why it fell back, and which inputs lay outside training."""
+    regime = answer.get("regime") or {}
+    health = list((answer.get("health") or {}).values())
+    fallbacks = sorted({a.get("fallback_reason") for a in [regime, *health] if a.get("fallback_reason")})
+    line = {
+        "event": "trader_ml.invocation",
+        "ok": bool(answer.get("ok")),
+        "date": answer.get("date"),
+        "regime_source": regime.get("model_source"),
+        "regime_version": regime.get("model_version"),
+        "health_sources": sorted({a.get("model_source") for a in health}),
+        "health_versions": sorted({a.get("model_version") for a in health}),
+        "fallback": bool(fallbacks),
+        "fallback_reasons": [r[:200] for r in fallbacks],
+        "drift_flags": flags,
+        "drift_count": len(flags),
+    }
+    if not answer.get("ok"):
+        line["error"] = str(answer.get("error"))[:200]
+    return json.dumps(line)
+
+
 def handler(event, context=None) -> dict:
+    model = None
     try:
-        return handle(event, predictor())
+        model = predictor()
+        model.last_input_flags = []
+        answer = handle(event, model)
     except TraderMLError as e:
-        return {"ok": False, "error": str(e)}
+        answer = {"ok": False, "error": str(e)}
     except Exception as e:  # a bug: log it, answer without a stack trace
         log.exception("unexpected error")
-        return {"ok": False, "error": f"internal error ({type(e).__name__}); see the function's logs"}
+        answer = {"ok": False, "error": f"internal error ({type(e).__name__}); see the function's logs"}
+    log.info(invocation_line(answer, getattr(model, "last_input_flags", []) or []))
+    return answer
 
 
 if os.environ.get(STORE_ENV):  # load the models at init, once per container

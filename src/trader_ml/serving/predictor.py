@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from trader_ml.baselines import (
     min_baseline_days,
 )
 from trader_ml.errors import TraderMLError
-from trader_ml.schema import CONTEXT_FEATURES, REQUIRED_CONTEXT_INDEX, regime_output
+from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, REQUIRED_CONTEXT_INDEX, regime_output
 from trader_ml.serving.artifacts import ArtifactError, HealthModel, RegimeModel, as_matrix, asset_rows, health_dicts
 from trader_ml.store import Store, open_store
 
@@ -52,6 +52,7 @@ class Loaded:
     versions: dict[str, str | None]  # the version each model came from
     keys: dict[str, tuple[str | None, str | None]]  # (artifact key, sha256) each model was loaded from
     problems: dict[str, str]  # kind -> why its trained model is not serving
+    ranges: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)  # training range per input
 
 
 def _baseline_by_choice(kind: str) -> str:
@@ -68,6 +69,7 @@ class Predictor:
         self.loaded: Loaded | None = None
         self.problem: str | None = None  # why the trained models are not serving, if they are not
         self.checked_at = -float("inf")  # construction reads nothing: the first question loads
+        self.last_input_flags: list[str] = []  # inputs of the last answer outside the training range
 
     @classmethod
     def from_store(
@@ -134,7 +136,37 @@ class Predictor:
                         version = None
             setattr(loaded, kind, model)
             loaded.versions[kind], loaded.keys[kind] = version, key
+            if model is not None:
+                loaded.ranges[kind] = training_ranges(self.store, version, kind)
         return loaded
+
+    # --- inputs ---------------------------------------------------------------------------
+
+    def input_flags(self, context_rows=None, feature_rows=None) -> list[str]:
+        """Input columns of this answer that lie outside what the serving model trained on: the
+        day's context value, or over a quarter of the day's feature rows (the monitor's rule).
+        For the log line that CloudWatch alarms on; never part of the answer."""
+        if self.loaded is None:
+            return []
+        flags = []
+        for kind, rows, columns in (
+            ("regime", context_rows, CONTEXT_FEATURES),
+            ("health", feature_rows, ASSET_FEATURES),
+        ):
+            ranges = self.loaded.ranges.get(kind) or {}
+            if rows is None or not ranges:
+                continue
+            try:
+                matrix = as_matrix(rows[-1:] if kind == "regime" else rows, columns, "rows")
+            except ArtifactError:
+                continue  # the answer already says what is wrong with these rows
+            for j, name in enumerate(columns):
+                if name in ranges:
+                    values = matrix[:, j][np.isfinite(matrix[:, j])]
+                    low, high = ranges[name]
+                    if len(values) and np.mean((values < low) | (values > high)) > OUTSIDE_SHARE:
+                        flags.append(name)
+        return flags
 
     def _keep_or_fall_back(self, reason: str) -> None:
         if self.loaded is not None:
@@ -194,6 +226,26 @@ class Predictor:
         answers, skipped = baseline_health_answers(feature_rows)
         _log_skipped(skipped)
         return {s: self._tag(a, "health", False, reason) for s, a in answers.items()}, skipped
+
+
+OUTSIDE_SHARE = 0.25  # the monitor's line (monitor/drift.py)
+
+
+def training_ranges(store: Store, version: str | None, kind: str) -> dict[str, tuple[float, float]]:
+    """Each input's range on the training window, from the version's manifest (empty when the
+    version predates input profiles or its manifest cannot be read)."""
+    if version is None:
+        return {}
+    try:
+        profile = (registry.read_manifest(store, version).get("input_profile") or {}).get(kind) or {}
+    except TraderMLError:
+        return {}
+    out = {}
+    for name, column in profile.items() if isinstance(profile, dict) else ():
+        span = column.get("range") if isinstance(column, dict) else None
+        if isinstance(span, list) and len(span) == 2 and all(isinstance(v, (int, float)) for v in span):
+            out[str(name)] = (float(span[0]), float(span[1]))
+    return out
 
 
 def current_model(store: Store, pointer: dict, kind: str) -> RegimeModel | HealthModel | None:

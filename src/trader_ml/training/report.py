@@ -160,7 +160,13 @@ scores 0.16 when the event's rate is 0.8.</dd>
 
 
 def render(
-    manifest: dict, regime_metrics: dict, health_metrics: dict, decisions: dict, regime: RegimeView, health: HealthView
+    manifest: dict,
+    regime_metrics: dict,
+    health_metrics: dict,
+    decisions: dict,
+    regime: RegimeView,
+    health: HealthView,
+    live_html: str = "",
 ) -> str:
     """The page: headline, gate, metric tables against baselines and champion, five figures."""
     gate = manifest["gate"]
@@ -216,5 +222,6 @@ thead th{{background:#f3f3f3}}figure{{margin:1em 0}}img{{max-width:100%}}</style
 {html_table("Health model on its test window", health_cols, health_rows)}
 {GLOSSARY}
 {images}
+{live_html}
 </body></html>
 """

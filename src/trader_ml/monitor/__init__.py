@@ -1,0 +1,1 @@
+"""The served models' live record: their stored answers scored against what happened, and input drift."""

@@ -1,0 +1,237 @@
+"""The live record: stored answers scored once their outcomes are known, each next to what the
+rule baseline would have said on the same days and to what the served version's test window
+(or its backtest) promised, with a plain verdict.
+
+Health: the daily rank correlation of ``health_score`` with the forward 21-day drawdown, and the
+log loss and Brier score of the event "not in the worst fifth". Regime: the backtest's exposure
+rule over the live days (exposure set at each answered close, held through the next day) against
+buy-and-hold and the rules, and agreement with the hindsight labels once they can be computed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from trader_ml import registry
+from trader_ml.backtest.allocation import exposure, performance, strategy_returns
+from trader_ml.baselines import baseline_health, baseline_regimes
+from trader_ml.errors import TraderMLError
+from trader_ml.monitor.answers import StoredAnswers, regime_probs
+from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES
+from trader_ml.training.gate import CONFIDENCE, MIN_TEST_DAYS, resamples
+from trader_ml.training.labeller import hindsight_labels
+from trader_ml.training.labels import DEFAULT_LABEL_HORIZON, health_targets
+from trader_ml.training.metrics import daily_rank_correlations, regime_metrics
+
+COST_BP = 10.0  # the backtest's default cost per unit of exposure changed
+MIN_REGIME_DAYS = 63  # a Sharpe ratio over fewer days says nothing
+CLIP = 1e-6
+
+
+def interval(daily: np.ndarray, statistic=np.mean) -> list[float]:
+    """The 90% stationary-bootstrap interval of ``statistic`` over the days of ``daily``."""
+    index = resamples(daily)
+    values = np.array([statistic(daily[row]) for row in index])
+    tail = (1 - CONFIDENCE) / 2
+    return [float(np.nanquantile(values, tail)), float(np.nanquantile(values, 1 - tail))]
+
+
+def verdict(days: int, needed: int, live: list[float] | None, expected: float | None) -> str:
+    """ "too few days to say", "worse than expected" when the whole interval lies below what was
+    expected, else "in line"."""
+    if days < needed or live is None:
+        return f"too few days to say ({days} of the {needed} needed)"
+    if expected is None or not np.isfinite(expected):
+        return "no expectation recorded to compare with"
+    return "worse than expected" if live[1] < expected else "in line"
+
+
+def _probability_scores(score: np.ndarray, event: np.ndarray) -> dict:
+    p = np.clip(score, CLIP, 1 - CLIP)
+    return {
+        "log_loss": float(-np.mean(event * np.log(p) + (1 - event) * np.log(1 - p))),
+        "brier": float(np.mean((p - event) ** 2)),
+    }
+
+
+def health_record(answers: pd.DataFrame, features: pd.DataFrame, expected: dict) -> dict:
+    """The health answers scored where their 21-day outcome is known, with the heuristic's
+    scores of the same rows beside them."""
+    if answers.empty:
+        return {"answers": 0, "verdict": verdict(0, MIN_TEST_DAYS, None, None)}
+    target, drawdown = health_targets(features)
+    outcomes = features[["date", "symbol"]].assign(
+        event=target,
+        drawdown=drawdown,
+        baseline=baseline_health(features[list(ASSET_FEATURES)].to_numpy(dtype=float)),
+    )
+    joined = answers.merge(outcomes, on=["date", "symbol"], how="left")
+    known = joined[joined["event"].notna()]
+    out: dict = {"answers": len(joined), "pending": int(len(joined) - len(known)), "days_scored": 0}
+    if known.empty:
+        out["verdict"] = verdict(0, MIN_TEST_DAYS, None, None)
+        return out
+    dates = known["date"].to_numpy()
+    model_daily = daily_rank_correlations(dates, known["score"].to_numpy(), known["drawdown"].to_numpy())
+    base_daily = daily_rank_correlations(dates, known["baseline"].to_numpy(), known["drawdown"].to_numpy())
+    event = known["event"].to_numpy()
+    out["days_scored"] = len(model_daily)
+    live = interval(model_daily.to_numpy()) if len(model_daily) >= MIN_TEST_DAYS else None
+    out["model"] = {
+        "rank_correlation": float(model_daily.mean()) if len(model_daily) else None,
+        "rank_correlation_interval": live,
+        **_probability_scores(known["score"].to_numpy(), event),
+    }
+    out["baseline"] = {
+        "rank_correlation": float(base_daily.mean()) if len(base_daily) else None,
+        **_probability_scores(known["baseline"].to_numpy(), event),
+    }
+    out["event_rate"] = float(event.mean())
+    out["daily_rank_correlation"] = {str(d.date()): float(v) for d, v in model_daily.items()}
+    out["expected"] = expected
+    out["verdict"] = verdict(len(model_daily), MIN_TEST_DAYS, live, expected.get("rank_correlation"))
+    return out
+
+
+def regime_record(answers: pd.DataFrame, context: pd.DataFrame, expected: dict) -> dict:
+    """The regime answers through the exposure rule, next to buy-and-hold and the rules; and
+    against the hindsight labels where those are known."""
+    if answers.empty:
+        return {"answers": 0, "verdict": verdict(0, MIN_REGIME_DAYS, None, None)}
+    dates = pd.DatetimeIndex(context["date"])
+    position = pd.Series(np.arange(len(dates)), index=dates)
+    at = position.reindex(answers["date"]).to_numpy()
+    held = np.isfinite(at) & (at + 1 < len(dates))  # a next trading day whose return is known
+    out: dict = {"answers": len(answers), "pending": int((~held).sum())}
+    rows = at[held].astype(int)
+    rules_probs = baseline_regimes(context[list(CONTEXT_FEATURES)].to_numpy(dtype=float))[1]
+    market = context["spy_return_1d"].to_numpy(dtype=float)[rows + 1]
+    model_exposure = exposure(regime_probs(answers)[held])
+    series = {
+        "model": (strategy_returns(model_exposure, market, COST_BP), model_exposure),
+        "buy_and_hold": (market, np.ones(len(market))),
+        "rules": (strategy_returns(exposure(rules_probs[rows]), market, COST_BP), exposure(rules_probs[rows])),
+    }
+    out["days_scored"] = int(len(rows))
+    for name, (returns, held_exposure) in series.items():
+        out[name] = performance(returns, held_exposure) if len(returns) > 1 else {"days": int(len(returns))}
+    model_returns = series["model"][0]
+    live = None
+    if len(rows) >= MIN_REGIME_DAYS:
+        live = interval(model_returns, lambda r: r.mean() / r.std(ddof=1) * np.sqrt(252) if r.std() > 0 else np.nan)
+        out["model"]["sharpe_interval"] = live
+    out["equity"] = {
+        "dates": [str(d.date()) for d in dates[rows + 1]],
+        **{name: np.cumprod(1 + r).round(6).tolist() for name, (r, _) in series.items()},
+    }
+    out["labels"] = label_agreement(answers, context, expected.get("fit_days"))
+    out["expected"] = expected
+    out["verdict"] = verdict(len(rows), MIN_REGIME_DAYS, live, expected.get("sharpe"))
+    return out
+
+
+def label_agreement(answers: pd.DataFrame, context: pd.DataFrame, fit_days: int | None) -> dict:
+    """Accuracy and macro-F1 of the served regime against the hindsight labels (known
+    ``DEFAULT_LABEL_HORIZON`` days later), the labeller fit on the days before the live ones."""
+    labels = hindsight_labels(context, fit_days)
+    position = pd.Series(np.arange(len(context)), index=pd.DatetimeIndex(context["date"]))
+    at = position.reindex(answers["date"]).to_numpy()
+    known = np.isfinite(at)
+    known[known] = labels[at[known].astype(int)] >= 0
+    if not known.any():
+        return {"days": 0, "horizon": DEFAULT_LABEL_HORIZON}
+    metrics = regime_metrics(labels[at[known].astype(int)], regime_probs(answers)[known])
+    return {k: metrics[k] for k in ("accuracy", "f1_macro", "days")} | {"horizon": DEFAULT_LABEL_HORIZON}
+
+
+def expectations(store, versions: dict[str, str | None], context: pd.DataFrame) -> dict[str, dict]:
+    """What each served version's test window said (and, for the regime model, the newest
+    regime backtest in the store, whose Sharpe the live exposure is held to)."""
+    out: dict[str, dict] = {"regime": {}, "health": {}}
+    for kind, version in versions.items():
+        if version is None:
+            continue
+        try:
+            manifest = registry.read_manifest(store, version)
+        except registry.RegistryError:
+            continue
+        metrics = manifest.get(f"{kind}_metrics") or {}
+        window = (manifest.get("test_windows") or {}).get(kind) or {}
+        out[kind] = {"version": version, "test_first_date": window.get("first_date")}
+        if kind == "health":
+            out[kind]["rank_correlation"] = metrics.get("test_health_correlation")
+            out[kind]["brier"] = metrics.get("test_brier")
+        else:
+            out[kind]["f1_macro"] = metrics.get("test_f1_macro")
+            first = window.get("first_date")
+            if first:
+                out[kind]["fit_days"] = int((pd.DatetimeIndex(context["date"]) < pd.Timestamp(first)).sum())
+    backtest = newest_backtest(store)
+    if backtest is not None:
+        out["regime"]["sharpe"] = backtest[0]
+        out["regime"]["sharpe_from"] = backtest[1]
+    return out
+
+
+def newest_backtest(store) -> tuple[float, str] | None:
+    """(model Sharpe, key) of the newest regime backtest summary stored, if any."""
+    from trader_ml import safejson
+
+    keys = [k for k in store.list("backtests/") if k.endswith("/summary.json") and not k.startswith("backtests/cache/")]
+    dated = []
+    for key in keys:
+        try:
+            summary = safejson.loads_object(store.read(key), store.describe(key))
+            if summary.get("kind") != "regime":
+                continue
+            name = summary["config"].get("model_type") or "gru"
+            sharpe = summary["rows"][name]["performance"]["sharpe"]
+            if isinstance(sharpe, (int, float)):
+                dated.append((str(summary["data"]["last_date"]), float(sharpe), key))
+        except (TraderMLError, KeyError, TypeError, AttributeError):
+            continue
+    if not dated:
+        return None
+    _, sharpe, key = max(dated)
+    return sharpe, key
+
+
+def answer_counts(answers: StoredAnswers, stored_days: list[str]) -> dict:
+    """What a period holds besides scores: answers by source, fallback reasons, gaps, versions
+    and their changes, damaged files: nothing dropped or mixed silently."""
+    regime = answers.regime
+    answered = [str(d.date()) for d in regime["date"]]
+    span = [d for d in stored_days if answered and answered[0] <= d <= answered[-1]]
+    versions = {
+        kind: frame.groupby("version")["date"].nunique().astype(int).to_dict()
+        for kind, frame in (("regime", regime), ("health", answers.health))
+    }
+    changes = []
+    for kind, frame in (("regime", regime), ("health", answers.health)):
+        by_day = frame.groupby("date")["version"].first()
+        moved = by_day[by_day != by_day.shift()].iloc[1:]
+        changes += [{"model": kind, "date": str(d.date()), "version": v} for d, v in moved.items()]
+    reasons = pd.concat([regime["reason"], answers.health["reason"]]).dropna()
+    return {
+        "days": len(answered),
+        "first": answered[0] if answered else None,
+        "last": answered[-1] if answered else None,
+        "baseline_days": {
+            "regime": int((regime["source"] == "baseline").sum()),
+            "health": int(answers.health.loc[answers.health["source"] == "baseline", "date"].nunique()),
+        },
+        "fallback_reasons": {str(k)[:160]: int(v) for k, v in reasons.value_counts().head(10).items()},
+        "gaps": sorted(set(span) - set(answered)),  # stored trading days no answer was written for
+        "not_stored": sorted(set(answered) - set(stored_days)),  # answers for days the store lacks
+        "versions": versions,
+        "version_changes": sorted(changes, key=lambda c: c["date"]),
+        "damaged": answers.damaged,
+    }
+
+
+def stale(last_day: str | None, today: dt.date) -> dict:
+    behind = int(np.busday_count(last_day, today.isoformat())) - 1 if last_day else None
+    return {"last_ingested_day": last_day, "business_days_behind": behind, "flag": behind is None or behind > 3}

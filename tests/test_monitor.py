@@ -1,0 +1,230 @@
+"""monitor: a synthetic store served day by day through the real predictor for 120 trading days,
+then scored; drift when the market moves after training and none when it does not."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+from trader_ml import registry
+from trader_ml.backtest.allocation import exposure
+from trader_ml.cli import main
+from trader_ml.data.ingest import ingest
+from trader_ml.data.partitions import encode_days, read_table
+from trader_ml.data.sources.synthetic import SyntheticParams, SyntheticSource
+from trader_ml.monitor.record import live_record
+from trader_ml.schema import LATEST_KEY, REGIMES, predictions_key
+from trader_ml.serving.daily import stored_days
+from trader_ml.serving.handler import daily_answer
+from trader_ml.serving.predictor import Predictor
+from trader_ml.store import LocalStore
+from trader_ml.training.labels import health_targets
+
+from .conftest import TODAY
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVED = 120
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """Trained on 2007 .. mid-2010 (its last 120 days are in its test split, never trained on),
+    then each of the last 120 days answered and written as the schedule does. On the way: day 30
+    answered by the baselines (latest.json gone), day 45's answer lost, and from day 60 on a
+    version trained with another seed serving."""
+    from trader_ml.release.job import TrainOptions, run_training
+
+    store = LocalStore(tmp_path_factory.mktemp("served") / "store")
+    ingest(
+        SyntheticSource(SyntheticParams(seed=3, n_symbols=8)),
+        store,
+        dt.date(2007, 1, 1),
+        dt.date(2010, 6, 30),
+        today=TODAY,
+        log=lambda _: None,
+    )
+    options = TrainOptions(store=store.url, epochs=1, force=True, progress=False, today=TODAY)
+    run_training(
+        TrainOptions(**{**options.__dict__, "output_dir": str(tmp_path_factory.mktemp("o1"))}), log=lambda _: None
+    )
+    days = stored_days(store)[-SERVED:]
+    first_version = registry.read_latest(store)[0]["version"]
+    for i, day in enumerate(days):
+        if i == 60:  # a second version goes live mid-period
+            second = TrainOptions(**{**options.__dict__, "seed": 1, "output_dir": str(tmp_path_factory.mktemp("o2"))})
+            run_training(second, log=lambda _: None)
+        if i == 30:
+            kept = store.read(LATEST_KEY)
+            store.delete(LATEST_KEY)
+            daily_answer(Predictor(store), day, write=True)
+            store.write(LATEST_KEY, kept)
+            continue
+        daily_answer(Predictor(store), day, write=True)
+    store.delete(predictions_key(days[45]))
+    return store, days, first_version
+
+
+@pytest.fixture(scope="module")
+def record(served):
+    store, _, _ = served
+    return live_record(store, today=TODAY)
+
+
+def test_every_answer_whose_outcome_is_known_is_scored(served, record):
+    store, days, _ = served
+    answered = SERVED - 1  # day 45's file is gone
+    assert record["answers"]["days"] == answered
+    health = record["health"]
+    # 8 symbols a day; the last 21 trading days have no known 21-day outcome yet
+    assert health["answers"] == answered * 8
+    assert health["pending"] == 21 * 8 and health["days_scored"] == answered - 21
+    regime = record["regime"]
+    assert regime["answers"] == answered and regime["pending"] == 1  # the last day's next return is not known
+    assert regime["days_scored"] == answered - 1
+    assert record["regime"]["labels"]["days"] == answered - 10  # labels read 10 days ahead
+
+
+def test_a_hand_computed_day_agrees(served, record):
+    store, days, _ = served
+    features = read_table(store, "features")
+    target, drawdown = health_targets(features)
+    for day in (days[5], days[50], days[90]):
+        answer = json.loads(store.read(predictions_key(day)))
+        rows = features["date"] == pd.Timestamp(day)
+        outcome = dict(zip(features.loc[rows, "symbol"], drawdown[rows.to_numpy()], strict=True))
+        symbols = sorted(answer["health"])
+        by_hand = spearmanr([answer["health"][s]["health_score"] for s in symbols], [outcome[s] for s in symbols])[0]
+        assert record["health"]["daily_rank_correlation"][day] == pytest.approx(by_hand)
+    context = read_table(store, "context")
+    returns = dict(zip(context["date"].dt.strftime("%Y-%m-%d"), context["spy_return_1d"], strict=True))
+    following = {
+        d: n
+        for d, n in zip(
+            context["date"].dt.strftime("%Y-%m-%d"), context["date"].dt.strftime("%Y-%m-%d").shift(-1), strict=True
+        )
+    }
+    equity, held = 1.0, 0.0
+    for day in days[:3]:
+        probs = json.loads(store.read(predictions_key(day)))["regime"]["regime_probs"]
+        now = float(exposure(np.array([[probs[r] for r in REGIMES]]))[0])
+        equity *= 1 + now * returns[following[day]] - abs(now - held) * 10 / 1e4
+        held = now
+    assert record["regime"]["equity"]["model"][2] == pytest.approx(equity, rel=1e-5)
+
+
+def test_baseline_days_gaps_and_version_changes_are_counted(served, record):
+    store, days, first_version = served
+    counts = record["answers"]
+    assert counts["baseline_days"] == {"regime": 1, "health": 1}
+    assert counts["gaps"] == [days[45]]
+    assert any("latest.json does not exist" in reason for reason in counts["fallback_reasons"])
+    for kind in ("regime", "health"):
+        changes = [c for c in counts["version_changes"] if c["model"] == kind]
+        assert [c["date"] for c in changes] == [days[30], days[31], days[60]]  # to the baseline, back, new version
+        assert sum(counts["versions"][kind].values()) == SERVED - 1 and len(counts["versions"][kind]) == 3
+    assert first_version in counts["versions"]["health"]
+
+
+def test_json_output_is_the_documented_record(served, capsys):
+    store, _, _ = served
+    assert main(["monitor", "--store", store.url, "--json", "--no-write"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    doc = (ROOT / "docs" / "monitoring.md").read_text()
+    for key in printed:
+        assert f"`{key}`" in doc, key
+    for part in ("answers", "health", "regime", "drift"):
+        for key in printed[part]:
+            assert f"`{key}`" in doc, f"{part}.{key}"
+    assert not store.exists("monitoring/latest.json")
+    assert main(["monitor", "--store", store.url]) == 0
+    text = capsys.readouterr().out
+    assert "health verdict:" in text and "regime verdict:" in text and store.exists("monitoring/latest.json")
+
+
+def scaled(store: LocalStore, tmp_path, days: int, factor: float) -> LocalStore:
+    """A copy of ``store`` whose last ``days`` days have their volatility columns times ``factor``."""
+    shutil.copytree(store.root, tmp_path / "moved")
+    moved = LocalStore(tmp_path / "moved")
+    context, features = read_table(moved, "context"), read_table(moved, "features")
+    since = sorted(context["date"].unique())[-days]
+    late_c, late_f = context[context["date"] >= since].copy(), features[features["date"] >= since].copy()
+    late_c["spy_vol_21d"] *= factor
+    late_f[["vol_21d", "vol_63d"]] *= factor
+    moved.write_many(encode_days("context", late_c) + encode_days("features", late_f))
+    return moved
+
+
+def test_tripled_volatility_flags_the_columns_that_moved_and_no_others(served, tmp_path):
+    store, _, _ = served
+    moved = scaled(store, tmp_path, 40, 3.0)
+    drift = live_record(moved, today=TODAY, drift_days=40)["drift"]
+    profile = registry.read_manifest(moved, registry.read_latest(moved)[0]["regime_model"].split("_v")[1][:-5])[
+        "input_profile"
+    ]
+    late = read_table(moved, "features").groupby("date").tail(8).tail(40 * 8)
+    low, high = profile["health"]["vol_63d"]["range"]
+    assert ((late["vol_63d"] < low) | (late["vol_63d"] > high)).mean() > 0.5  # the move is real: beyond training
+    assert drift["regime"]["flags"] == ["spy_vol_21d"]
+    assert sorted(drift["health"]["flags"]) == ["vol_21d", "vol_63d"]
+
+
+def test_an_unchanged_market_raises_no_drift(record, served):
+    store, _, _ = served
+    assert record["drift"]["regime"]["flags"] == [] and record["drift"]["health"]["flags"] == []
+    assert live_record(store, today=TODAY, drift_days=40)["drift"]["health"]["flags"] == []
+    assert record["drift"]["regime"]["went_missing"] == [] and record["drift"]["stale"]["flag"]  # 2010 data in 2026
+
+
+def test_the_next_versions_report_and_manifest_show_the_live_record(served, tmp_path, capsys):
+    from trader_ml.release.job import TrainOptions, run_training
+
+    store, _, _ = served
+    shutil.copytree(store.root, tmp_path / "next")
+    nxt = LocalStore(tmp_path / "next")
+    outcome = run_training(
+        TrainOptions(
+            store=nxt.url, epochs=1, force=True, seed=9, progress=False, today=TODAY, output_dir=str(tmp_path / "o")
+        ),
+        log=lambda _: None,
+    )
+    manifest = registry.read_manifest(nxt, outcome.version)
+    assert manifest["champion_live_record"]["health"]["days_scored"] > 0
+    assert "equity" not in manifest["champion_live_record"]["regime"]  # the series live in the report
+    page = nxt.read(registry.report_key(outcome.version)).decode()
+    section = page.split("Live record of the outgoing champion", 1)[1]
+    assert "health verdict:" in section and section.count('src="data:image/png;base64,') == 2
+    assert main(["monitor", "--store", nxt.url]) == 0
+    capsys.readouterr()
+    assert main(["models", "list", "--store", nxt.url]) == 0
+    listing = capsys.readouterr().out
+    assert re.search(r"health (in line|WORSE|too few days|no expectation)", listing), listing
+
+
+def test_the_lambda_logs_one_json_line_per_invocation(served, monkeypatch, caplog):
+    from trader_ml.serving import handler
+
+    store, days, _ = served
+    monkeypatch.setattr(handler, "_predictor", Predictor(store))
+    monkeypatch.setattr(handler, "write_predictions", lambda store, answer: "not written")
+    caplog.set_level("INFO", logger="trader_ml.serving")
+    day = handler.load_day(store, days[-1])
+    calm = handler.handler({"context_rows": day.context_rows, "feature_rows": day.feature_rows})
+    wild = [dict(r, vol_21d=15.0) for r in day.feature_rows]  # plausible for ingest, far beyond training
+    handler.handler({"context_rows": day.context_rows, "feature_rows": wild})
+    handler.handler({"hello": 1})
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.getMessage().startswith('{"event"')]
+    assert len(lines) == 3 and calm["ok"]
+    assert lines[0]["drift_flags"] == [] and lines[0]["fallback"] is False and lines[0]["regime_source"] == "trained"
+    assert lines[1]["drift_flags"] == ["vol_21d"] and lines[1]["drift_count"] == 1
+    assert lines[2]["ok"] is False and "unrecognised event" in lines[2]["error"]
+    template = (ROOT / "deploy" / "template.yaml").read_text()
+    for field in ("$.event", "$.fallback", "$.drift_count"):  # what the metric filters read
+        assert field in template and field[2:] in lines[0]
