@@ -192,20 +192,43 @@ def regime_run(history):
 
 def test_regime_backtest_writes_every_row_and_the_page(regime_run, history):
     summary = regime_run.summary
-    assert set(summary["rows"]) == {"gru", "rules", "buy_and_hold", "hmm", "jump_model", "oracle"}
+    assert set(summary["rows"]) == {
+        "gru",
+        "rules",
+        "buy_and_hold",
+        "hmm",
+        "jump_model",
+        "oracle",
+        "variance_target",
+        "trend_200d",
+        "variance_target_x_trend",
+    }
+    assert summary["model_row"] == "gru" and summary["rows"]["gru"]["vs_model"]["sharpe_interval"] == [0.0, 0.0]
+    for row in summary["rows"].values():  # every row next to the model, with an interval around the difference
+        vs = row["vs_model"]
+        for metric in ("sharpe", "max_drawdown"):
+            low, high = vs[f"{metric}_interval"]
+            assert np.isfinite([low, high, vs[f"{metric}_difference"]]).all() and low <= high
     assert [r["refit_date"] for r in summary["refits"]] == ["2002-01-01", "2003-01-01"]
     for refit in summary["refits"]:
         assert refit["seeds"][0]["trained_through"] < refit["refit_date"]
     for name, row in summary["rows"].items():
         assert row["performance"]["days"] == summary["test_days"] == len(regime_run.predictions)
         assert -1 <= row["performance"]["max_drawdown"] <= 0
-        assert (row["vs_truth"] is None) == (name == "buy_and_hold")
+        assert (row["vs_truth"] is None) == (
+            name in ("buy_and_hold", "variance_target", "trend_200d", "variance_target_x_trend")
+        )
         assert set(row["by_year"]) == {2002, 2003}
     assert summary["rows"]["buy_and_hold"]["performance"]["mean_exposure"] == 1.0
     stored = json.loads(history.read(f"{regime_run.key}summary.json"))
     assert stored["rows"]["gru"]["performance"] == pytest.approx(summary["rows"]["gru"]["performance"])
     page = history.read(f"{regime_run.key}index.html").decode()
-    assert page.count("data:image/png;base64,") == 3 and "jump_model" in page and "http" not in page.split("<body>")[1]
+    assert (
+        page.count("data:image/png;base64,") == 4
+        and "jump_model" in page
+        and "variance_target" in page
+        and "http" not in page.split("<body>")[1]
+    )
     frame = pd.read_parquet(__import__("io").BytesIO(history.read(f"{regime_run.key}predictions.parquet")))
     assert (pd.DatetimeIndex(frame["as_of"]) < pd.DatetimeIndex(frame["date"])).all()
 
@@ -340,3 +363,45 @@ def test_nothing_but_the_cluster_module_imports_ray():
         if re.search(r"^\s*(import ray|from ray\b)", p.read_text(), re.MULTILINE)
     ]
     assert importers == ["backtest/cluster.py"]
+
+
+def test_variance_targeting_by_hand_over_ten_days():
+    """exposure = min(1, (target / vol)^2): vol the annualised root of the EWM (half-life 21) of
+    squared daily log returns through the day, target the median of vol over all days before."""
+    from trader_ml.backtest.risk_rules import variance_target_exposure
+
+    r = np.array([0.01, -0.02, 0.005, 0.03, -0.04, 0.0, 0.012, -0.007, 0.02, -0.01])
+    alpha = 1 - 0.5 ** (1 / 21)
+    weights_sum, weighted, vols = 0.0, 0.0, []
+    for x in np.log1p(r):  # pandas' adjusted EWM: day i weighs (1 - alpha)^(t - i) on day t
+        weighted = weighted * (1 - alpha) + x * x
+        weights_sum = weights_sum * (1 - alpha) + 1.0
+        vols.append(np.sqrt(weighted / weights_sum * 252))
+    expected = [1.0] + [min(1.0, (np.median(vols[:t]) / vols[t]) ** 2) for t in range(1, 10)]
+    assert variance_target_exposure(r) == pytest.approx(expected)
+    assert expected[4] < 1.0 and expected[1] < 1.0  # a bigger move than before cuts the exposure
+
+
+def test_the_trend_rule_is_in_above_its_200_day_mean_and_reads_no_later_day():
+    from trader_ml.backtest.risk_rules import rule_exposures, trend_exposure
+
+    r = np.r_[np.full(250, 0.001), np.full(60, -0.01), np.full(100, 0.004)]
+    held = trend_exposure(r)
+    assert (held[:199] == 1).all() and held[249] == 1 and held[300] == 0
+    for cut in (210, 280, 330):  # a day's exposure is the same whatever follows it
+        for name, full in rule_exposures(r).items():
+            assert rule_exposures(r[: cut + 1])[name][cut] == pytest.approx(full[cut]), name
+
+
+def test_a_row_against_itself_has_the_interval_zero():
+    from trader_ml.backtest.risk_rules import against_model
+
+    r = np.random.default_rng(0).normal(0.0003, 0.01, 500)
+    assert against_model(r, r) == {
+        "sharpe_difference": 0.0,
+        "sharpe_interval": [0.0, 0.0],
+        "max_drawdown_difference": 0.0,
+        "max_drawdown_interval": [0.0, 0.0],
+    }
+    worse = against_model(r, r - 0.002)  # the other row loses 20 bp a day: the model is clearly ahead
+    assert worse["sharpe_interval"][0] > 0 and worse["max_drawdown_interval"][0] > 0

@@ -89,6 +89,33 @@ def _figures(figures: list[tuple[str, str]]) -> str:
     )
 
 
+def _scatter(summary: dict) -> str:
+    """Every row's Sharpe ratio against its max drawdown: up and to the right is better."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for name, row in summary["rows"].items():
+        p = row["performance"]
+        ax.scatter(p["max_drawdown"], p["sharpe"], color="#1565c0" if name == summary.get("model_row") else "#757575")
+        ax.annotate(name, (p["max_drawdown"], p["sharpe"]), fontsize=8, xytext=(4, 2), textcoords="offset points")
+    ax.set_xlabel("max drawdown")
+    ax.set_ylabel("Sharpe ratio")
+    ax.set_title("Sharpe against drawdown, every row")
+    return figure_png(fig)
+
+
+def _against_model(rows: dict, names: list[str]) -> dict[str, list]:
+    """Model minus each row, with the 90% interval: what a decision may rest on."""
+    out: dict[str, list] = {}
+    for metric, label in (("sharpe", "Sharpe"), ("max_drawdown", "max drawdown")):
+        out[f"model - row, {label}"] = [
+            rows[n]["vs_model"][f"{metric}_difference"] if "vs_model" in rows[n] else None for n in names
+        ]
+        out[f"90% interval, {label}"] = [
+            "[{:+.3f}, {:+.3f}]".format(*rows[n]["vs_model"][f"{metric}_interval"]) if "vs_model" in rows[n] else None
+            for n in names
+        ]
+    return out
+
+
 def _regime_body(summary: dict, predictions: pd.DataFrame) -> str:
     rows = summary["rows"]
     names = list(rows)
@@ -110,11 +137,17 @@ def _regime_body(summary: dict, predictions: pd.DataFrame) -> str:
     }
     return (
         html_table("Strategies (exposure = P(calm) + P(risk-on) + 0.5 P(choppy), after costs)", names, perf)
+        + html_table(
+            f"Against the model ({summary.get('model_row')}): stationary-bootstrap intervals over the test days",
+            names,
+            _against_model(rows, names),
+        )
         + html_table("Regime classification", names, labels)
         + html_table("Sharpe ratio by year", names, yearly)
         + _figures(
             [
                 ("Equity and drawdown", _equity(summary, predictions)),
+                ("Sharpe against drawdown", _scatter(summary)),
                 ("Regimes", _ribbons(summary, predictions)),
                 ("Sharpe ratio by year", _year_bars(sharpe_by_year, "Sharpe ratio by year")),
             ]

@@ -15,6 +15,7 @@ import pandas as pd
 from trader_ml.backtest.allocation import exposure, performance, performance_by_year, strategy_returns
 from trader_ml.backtest.config import BacktestConfig, Period
 from trader_ml.backtest.references import hmm_regime_probs, jump_regime_probs, oracle_regime_probs
+from trader_ml.backtest.risk_rules import against_model, rule_exposures
 from trader_ml.schema import CONTEXT_FEATURES, REGIMES
 from trader_ml.serving.artifacts import RegimeModel
 from trader_ml.serving.history import regime_history
@@ -124,9 +125,13 @@ def evaluate(prepared: Prepared, plan: list[Period], refits, references_: dict, 
     table, columns = {}, {"date": dates, "as_of": prepared.dates[as_of], "market_return": market, "label": labels}
     if truth is not None:
         columns["truth"] = truth
-    for name, probs in rows.items():
-        held = np.ones(len(test)) if probs is None else exposure(probs)
-        returns = strategy_returns(held, market, config.cost_bp)
+    exposures = {name: (np.ones(len(test)) if probs is None else exposure(probs)) for name, probs in rows.items()}
+    rules_only = rule_exposures(prepared.values[:, CONTEXT_FEATURES.index("spy_return_1d")])
+    exposures.update({name: held[as_of] for name, held in rules_only.items()})
+    returns_of = {}
+    for name, held in exposures.items():
+        probs = rows.get(name)
+        returns = returns_of[name] = strategy_returns(held, market, config.cost_bp)
         table[name] = {
             "performance": performance(returns, held),
             "by_year": performance_by_year(dates, returns, held),
@@ -141,5 +146,8 @@ def evaluate(prepared: Prepared, plan: list[Period], refits, references_: dict, 
             columns[f"{name}_regime"] = np.asarray(REGIMES, dtype=object)[probs.argmax(axis=1)]
             for k, regime in enumerate(REGIMES):
                 columns[f"{name}_p_{regime}"] = probs[:, k]
-    summary = {"kind": "regime", "rows": table, "test_days": int(len(test))}
+    model = next(iter(rows))  # the model's row (its first seed)
+    for name in table:
+        table[name]["vs_model"] = against_model(returns_of[model], returns_of[name])
+    summary = {"kind": "regime", "rows": table, "test_days": int(len(test)), "model_row": model}
     return summary, pd.DataFrame(columns)

@@ -156,10 +156,11 @@ class Predictor:
             ranges = self.loaded.ranges.get(kind) or {}
             if rows is None or not ranges:
                 continue
-            try:
-                matrix = as_matrix(rows[-1:] if kind == "regime" else rows, columns, "rows")
-            except ArtifactError:
-                continue  # the answer already says what is wrong with these rows
+            picked = rows[-1:] if kind == "regime" else rows
+            try:  # the answer checked these rows already; this only reads them, fast
+                matrix = np.array([[r.get(c) for c in columns] for r in picked], dtype=float).reshape(-1, len(columns))
+            except (TypeError, ValueError, AttributeError, OverflowError):
+                continue  # rows the answer refused or read as arrays: nothing to flag
             for j, name in enumerate(columns):
                 if name in ranges:
                     values = matrix[:, j][np.isfinite(matrix[:, j])]

@@ -63,9 +63,11 @@ def format_table(title: str, columns: list[str], rows: dict[str, list]) -> str:
         return str(v)
 
     width = max(len(k) for k in rows) if rows else 10
-    lines = [title, f"{'':<{width}}  " + "  ".join(f"{c:>12}" for c in columns)]
+    # 12 characters a column, more where a header or a cell needs them
+    widths = [max(12, len(c), *(len(cell(v[i])) for v in rows.values() if i < len(v))) for i, c in enumerate(columns)]
+    lines = [title, f"{'':<{width}}  " + "  ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))]
     for name, values in rows.items():
-        lines.append(f"{name:<{width}}  " + "  ".join(f"{cell(v):>12}" for v in values))
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{cell(v):>{w}}" for v, w in zip(values, widths, strict=False)))
     return "\n".join(lines)
 
 
