@@ -105,6 +105,7 @@ def test_missing_credentials_name_the_usual_ways(monkeypatch, tmp_path):
     with pytest.raises(StoreError, match="no AWS credentials found") as error:
         store.read("models/latest.json")
     assert "AWS_ACCESS_KEY_ID" in str(error.value) and "aws configure" in str(error.value)
+    assert "use a local store: --store ./store" in str(error.value)  # what a laptop without AWS needs
 
 
 def test_a_link_that_leaves_the_store_is_refused(tmp_path):
