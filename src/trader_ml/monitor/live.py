@@ -233,5 +233,5 @@ def answer_counts(answers: StoredAnswers, stored_days: list[str]) -> dict:
 
 
 def stale(last_day: str | None, today: dt.date) -> dict:
-    behind = int(np.busday_count(last_day, today.isoformat())) - 1 if last_day else None
+    behind = max(int(np.busday_count(last_day, today.isoformat())) - 1, 0) if last_day else None
     return {"last_ingested_day": last_day, "business_days_behind": behind, "flag": behind is None or behind > 3}

@@ -103,6 +103,8 @@ def read_record(store: Store) -> dict | None:
 
 
 def _fmt(value) -> str:
+    if isinstance(value, list) and len(value) == 2:
+        return f"[{_fmt(value[0])}, {_fmt(value[1])}]"
     return "-" if value is None else f"{value:+.3f}" if isinstance(value, float) else str(value)
 
 
@@ -112,13 +114,15 @@ def summary_lines(record: dict) -> list[str]:
     lines = [
         f"answers {a['first']} .. {a['last']}: {a['days']} days; served by the baseline: regime {a['baseline_days']['regime']} "
         f"days, health {a['baseline_days']['health']} days; {len(a['gaps'])} stored days without an answer; "
-        f"{len(a['version_changes'])} version changes; {len(a['damaged'])} unreadable answer files",
+        f"{len(a['version_changes'])} version changes; {len(a['damaged'])} unreadable answer files"
+        if a["days"]
+        else "no stored answers yet: the schedule writes them to predictions/ (the Lambda, or trader-ml predict --write)"
     ]
     if "model" in h:
         exp = h["expected"].get("rank_correlation")
         lines.append(
             f"health: {h['days_scored']} days scored ({h['pending']} answers still waiting for their 21 days): rank "
-            f"correlation {_fmt(h['model']['rank_correlation'])} (90% {h['model']['rank_correlation_interval']}), "
+            f"correlation {_fmt(h['model']['rank_correlation'])} (90% {_fmt(h['model']['rank_correlation_interval'])}), "
             f"baseline {_fmt(h['baseline']['rank_correlation'])}, expected {_fmt(exp)}; log loss "
             f"{h['model']['log_loss']:.3f} vs {h['baseline']['log_loss']:.3f}, Brier {h['model']['brier']:.3f} vs "
             f"{h['baseline']['brier']:.3f}"
@@ -128,7 +132,7 @@ def summary_lines(record: dict) -> list[str]:
         labels = r.get("labels", {})
         lines.append(
             f"regime: {r['days_scored']} days scored: Sharpe {_fmt(r['model']['sharpe'])} "
-            f"(90% {r['model'].get('sharpe_interval')}), buy-and-hold {_fmt(r['buy_and_hold'].get('sharpe'))}, "
+            f"(90% {_fmt(r['model'].get('sharpe_interval'))}), buy-and-hold {_fmt(r['buy_and_hold'].get('sharpe'))}, "
             f"rules {_fmt(r['rules'].get('sharpe'))}, expected {_fmt(r['expected'].get('sharpe'))}; agreement with the "
             f"labels over {labels.get('days', 0)} days: macro-F1 {_fmt(labels.get('f1_macro'))} "
             f"(test window {_fmt(r['expected'].get('f1_macro'))})"
