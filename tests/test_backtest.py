@@ -405,3 +405,32 @@ def test_a_row_against_itself_has_the_interval_zero():
     }
     worse = against_model(r, r - 0.002)  # the other row loses 20 bp a day: the model is clearly ahead
     assert worse["sharpe_interval"][0] > 0 and worse["max_drawdown_interval"][0] > 0
+
+
+def test_several_markets_in_one_run_are_each_reported_then_pooled(history, tmp_path, capsys):
+    """Two markets (the same history, the second with its returns shifted down 2 bp a day):
+    each gets its own results, and the pooled rows are the two markets' days end to end."""
+    first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    context = read_table(history, "context")
+    context.to_parquet(first)
+    shifted = context.copy()
+    shifted["spy_return_1d"] = shifted["spy_return_1d"] - 0.0002
+    shifted.to_parquet(second)
+    store = LocalStore(tmp_path / "results")
+    args = ["backtest", "--store", store.url, "--start", "2003-01-01", "--epochs", "1", "--workers", "1", "--quiet"]
+    assert main([*args, "--data", str(first), "--data", str(second)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("results:") == 2 and "pooled over 2 markets" in out
+    (key,) = [k for k in store.list("backtests/pooled-") if k.endswith("summary.json")]
+    pooled = json.loads(store.read(key))
+    singles = [json.loads(store.read(m["key"] + "summary.json")) for m in pooled["markets"]]
+    assert pooled["test_days"] == sum(s["test_days"] for s in singles)
+    frames = [
+        pd.read_parquet(__import__("io").BytesIO(store.read(m["key"] + "predictions.parquet")))
+        for m in pooled["markets"]
+    ]
+    both = np.concatenate([f["buy_and_hold_return"].to_numpy() for f in frames])
+    assert pooled["rows"]["buy_and_hold"]["performance"]["sharpe"] == pytest.approx(
+        both.mean() / both.std(ddof=1) * np.sqrt(252)
+    )
+    assert pooled["rows"]["gru"]["vs_model"]["sharpe_interval"] == [0.0, 0.0]

@@ -13,7 +13,12 @@ DEFAULTS = BacktestConfig()
 
 def add_commands(sub) -> None:
     p = sub.add_parser("backtest", help="walk-forward backtest of a model next to the rules, an HMM, a jump model")
-    p.add_argument("--data", help="a context or features parquet file (default: the store's table)")
+    p.add_argument(
+        "--data",
+        action="append",
+        help="a context or features parquet file (default: the store's table); repeat it for several "
+        "markets in one run: each is reported, then their pooled figures",
+    )
     add_store_args(p)
     p.add_argument("--model", default=DEFAULTS.model, choices=KINDS, help="(default: %(default)s)")
     p.add_argument(
@@ -69,7 +74,22 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         ray_address=args.ray,
     )
     store = open_store_from(args, must_exist=not args.data)  # with --data it only receives the results
-    result = run_backtest(config, store, data=args.data, progress=not args.quiet)
-    print(summary_text(result.summary))
-    print(f"results: {store.describe(result.key)} (index.html, summary.json, predictions.parquet)")
+    results = []
+    for data in args.data or [None]:
+        result = run_backtest(config, store, data=data, progress=not args.quiet)
+        print(summary_text(result.summary))
+        print(f"results: {store.describe(result.key)} (index.html, summary.json, predictions.parquet)")
+        results.append(result)
+    if len(results) > 1:
+        import hashlib
+        import json
+
+        from trader_ml.backtest.markets import pooled, pooled_text
+
+        summary = pooled(results)
+        ids = hashlib.sha256(" ".join(r.key for r in results).encode()).hexdigest()[:12]
+        key = f"backtests/pooled-{summary['kind']}-{ids}/summary.json"
+        store.write(key, json.dumps(summary, indent=2, default=float).encode())
+        print(pooled_text(summary))
+        print(f"pooled: {store.describe(key)}")
     return 0
