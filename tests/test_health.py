@@ -132,8 +132,13 @@ def test_rows_with_nan_features_are_skipped_and_counted(artifact):
 def test_too_little_history_is_a_clear_error(synthetic_features):
     features, _ = synthetic_features
     short = features[features["date"] < features["date"].unique()[110]]
-    with pytest.raises(TraderMLError, match="too short a history: .* trading days with a known 21-day outcome"):
+    with pytest.raises(
+        TraderMLError, match="too short a history: .* trading days with a known 21-day outcome"
+    ) as error:
         train_health(short, quick(), progress=False)
+    from trader_ml.training.health import min_training_days
+
+    assert f"(about {min_training_days(quick())} trading days" in str(error.value)  # what the check counts
 
 
 def test_heuristic_prefers_calm_stocks_and_maps_to_unit_interval():

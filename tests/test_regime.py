@@ -151,8 +151,13 @@ def test_served_model_rejects_bad_rows(artifact, rows, message):
 
 
 def test_rejects_a_history_too_short(synthetic_context):
-    with pytest.raises(TraderMLError, match="too short a history: 120 trading days"):
-        train_regime(synthetic_context[0].iloc[:120], quick_config(), progress=False)
+    from trader_ml.training.regime import min_training_days
+
+    config = quick_config()
+    with pytest.raises(TraderMLError, match="too short a history: 120 trading days") as error:
+        train_regime(synthetic_context[0].iloc[:120], config, progress=False)
+    # the days the message asks for are the days the length check counts (the purge gaps included)
+    assert f"(about {min_training_days(config)} trading days)" in str(error.value)
 
 
 def test_rejects_a_single_regime(synthetic_context):

@@ -303,3 +303,11 @@ def test_a_trailing_newline_is_not_a_valid_field(local_store, field, value):
         registry.read_latest(local_store)
     with pytest.raises(RegistryError, match="invalid version"):
         registry.read_manifest(local_store, version + "\n")
+
+
+def test_the_manifest_timestamp_is_utc_in_the_guides_format():
+    import datetime as dt
+
+    paris = dt.datetime(2026, 1, 30, 11, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    assert registry.utc_timestamp(paris) == "2026-01-30T10:00:00"
+    assert dt.datetime.fromisoformat(registry.utc_timestamp()).tzinfo is None

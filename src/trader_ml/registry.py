@@ -45,6 +45,11 @@ class LostRace(TraderMLError):
     """latest.json moved while this process was deciding."""
 
 
+def utc_timestamp(now: dt.datetime | None = None) -> str:
+    """A manifest's ``timestamp``: UTC, written as the training guide writes it (no offset)."""
+    return (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -196,7 +196,7 @@ def add(store: Store, path: str, promote: bool) -> None:
         window = metrics.get("test_window") or {}
         return {
             "version": version,
-            "timestamp": now.isoformat(timespec="seconds"),
+            "timestamp": registry.utc_timestamp(now),
             "regime_model": fields["regime_model"],
             "health_model": fields["health_model"],
             "regime_metrics": {**summary, "model_type": metrics.get("metadata", {}).get("model_type")}

@@ -84,7 +84,7 @@ def describe(
     health_summary_ = health_summary(health_m)
     return {
         "version": version,
-        "timestamp": dt.datetime.now().isoformat(timespec="seconds"),
+        "timestamp": registry.utc_timestamp(),  # UTC, as every other time the package writes
         "regime_model": registry.artifact_key("regime", version),
         "health_model": registry.artifact_key("health", version),
         "regime_metrics": {

@@ -188,7 +188,7 @@ def train_health(
     if len(usable_days) < MIN_DATES:
         raise TraderMLError(
             f"too short a history: {len(usable_days)} trading days with a known {config.horizon}-day outcome; "
-            f"the health model needs at least {MIN_DATES} (about {MIN_DATES + config.horizon} trading days "
+            f"the health model needs at least {MIN_DATES} (about {min_training_days(config)} trading days "
             "of features for 5 or more symbols)"
         )
     split = chronological_split(usable_days, config.horizon, config.val_fraction, config.test_fraction)

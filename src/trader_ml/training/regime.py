@@ -139,7 +139,7 @@ def _check_history(context: pd.DataFrame, usable: int, config: RegimeTrainConfig
         raise TraderMLError(
             f"too short a history: {len(context)} trading days of context give {usable} labelled "
             f"{config.model.lookback}-day windows; the regime model needs at least {MIN_SAMPLES} "
-            f"(about {MIN_SAMPLES + config.model.lookback + config.label_horizon + 40} trading days)"
+            f"(about {min_training_days(config)} trading days)"
         )
 
 
