@@ -24,7 +24,7 @@ def add_commands(sub) -> None:
     )
     p.add_argument(
         "--backend",
-        choices=("launchd", "systemd", "cron"),
+        choices=("launchd", "systemd", "cron"),  # the one list of them: cli.schedule dispatches on these names
         help="what runs the job (default: launchd on macOS, a systemd user timer where available, else cron)",
     )
     p.add_argument("--store", default=DEFAULT_STORE, help="the store the job uses (default: %(default)s)")

@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 from trader_ml.errors import TraderMLError
 
 JOBS = ("train", "ingest")
-BACKENDS = ("launchd", "systemd", "cron")
 TRAIN_TIME = dt.time(7, 0)  # monthly training: the morning of the first trading day
 US_CLOSE = dt.time(16, 30)  # New York: daily ingest runs after the close has settled
 NEW_YORK = ZoneInfo("America/New_York")

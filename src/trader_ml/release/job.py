@@ -127,14 +127,14 @@ def train_candidate(
     )
     stage(f"training the regime model ({options.regime_type}) on {len(context)} days")
     regime = train_regime(context, regime_config, regime_truth(store, context["date"]), options.progress)
-    regime_onnx, regime_meta = regime_artifact(regime)
+    regime_onnx, _ = regime_artifact(regime)
     health_config = health_train_config(
         options.health_type, options.epochs, options.health_batch_size, options.seed, options.device
     )
     stage(f"training the health model ({options.health_type}) on {len(features)} rows")
     health = train_health(features, health_config, health_truth(store, features), options.progress)
-    health_onnx, health_meta = health_artifact(health)
-    return Candidate(regime, health, regime_onnx, health_onnx, regime_meta, health_meta)
+    health_onnx, _ = health_artifact(health)
+    return Candidate(regime, health, regime_onnx, health_onnx)
 
 
 class Interrupted(TraderMLError):

@@ -36,8 +36,6 @@ class Candidate:
     health: HealthTrainResult
     regime_onnx: bytes
     health_onnx: bytes
-    regime_meta: dict
-    health_meta: dict
 
 
 @dataclass
@@ -81,7 +79,6 @@ class TestWindows:
     regime_rows: np.ndarray  # context rows
     regime_labels: np.ndarray
     regime_probs: np.ndarray  # the exported regime model's probabilities
-    health_rows: np.ndarray  # feature rows
     health_x: np.ndarray
     health_target: np.ndarray
     health_drawdown: np.ndarray
@@ -100,7 +97,6 @@ def test_windows(candidate: Candidate, context: pd.DataFrame, features: pd.DataF
         regime_rows=rows,
         regime_labels=regime.labels[rows],
         regime_probs=own.predict_proba(regime_windows(values, rows, own.lookback)).probs,
-        health_rows=index,
         health_x=x,
         health_target=target[index],
         health_drawdown=drawdown[index],

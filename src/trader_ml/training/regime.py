@@ -72,7 +72,6 @@ class RegimeTrainResult:
     labels: np.ndarray  # the hindsight label of every context row (-1 where unknown)
     data_window: dict
     test_windows: np.ndarray  # (days, lookback, features) raw test inputs, for export checks
-    test_dates: pd.DatetimeIndex
 
 
 def windows(values: np.ndarray, ends: np.ndarray, lookback: int) -> np.ndarray:
@@ -243,7 +242,6 @@ def train_regime(
         labels=labels,
         data_window={"first_date": str(dates[0].date()), "last_date": str(dates[-1].date()), "rows": len(context)},
         test_windows=x_test,
-        test_dates=dates[split.test],
     )
 
 
