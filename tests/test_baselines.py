@@ -84,5 +84,13 @@ def test_embedding_is_eight_bounded_numbers():
 
 @pytest.mark.parametrize("horizon", [0, 5, 10])
 def test_label_horizon_shifts_only(synthetic_context, horizon):
-    labels = regime_labels(synthetic_context[0], horizon=horizon, rules=RegimeRules())
-    assert (labels[len(labels) - horizon :] == -1).all()
+    """The label of day t is the rules' answer on day t + horizon; the last ``horizon`` days
+    have none. At horizon 0 the labels are the rules' answers themselves."""
+    from trader_ml.baselines import baseline_regimes
+
+    context = synthetic_context[0]
+    labels = regime_labels(context, horizon=horizon, rules=RegimeRules())
+    rules = baseline_regimes(context[list(CONTEXT_FEATURES)].to_numpy(dtype=float), RegimeRules())[0]
+    n = len(labels)
+    assert n == len(context) and (labels[: n - horizon] == rules[horizon:]).all()
+    assert (labels[n - horizon :] == -1).all() and (labels[: n - horizon] >= 0).mean() > 0.9

@@ -66,6 +66,8 @@ def contract(request, synthetic_context, synthetic_features) -> Contract:
 def test_it_reports_itself_and_its_baselines_on_the_same_window(contract):
     metrics = contract.result.metrics
     assert {"model", "baseline", "test_window", "warnings"} <= set(metrics)
+    size = "days" if "f1_macro" in metrics["model"] else "rows"  # regime: test days; health: test rows
+    assert metrics["model"][size] == metrics["baseline"][size] == metrics["test_window"][size] > 0
     for column in ("model", "baseline"):
         if "f1_macro" in metrics[column]:
             assert 0 <= metrics[column]["f1_macro"] <= 1 and 0 <= metrics[column]["ece"] <= 1
