@@ -25,5 +25,9 @@ class PreconditionFailed(StoreError):
     """A conditional write lost: the object exists already, or changed since it was read."""
 
 
+class InsufficientHistory(TraderMLError):
+    """Too few days to train, validate and test (or a window that never changes regime)."""
+
+
 class SourceError(TraderMLError):
     """A market-data source could not deliver what was asked."""

@@ -199,9 +199,8 @@ def read_manifest(store: Store, version: str) -> dict:
         raise RegistryError(f"no version {version} in {store.url} (latest versions: {known})") from None
     except safejson.DamagedJSON as e:
         raise RegistryError(str(e)) from None
-    for kind in KINDS:
-        if not isinstance(manifest[f"{kind}_metrics"], dict) or not isinstance(manifest["baseline_metrics"], dict):
-            raise RegistryError(f"{store.describe(key)}: its metrics are not objects (damaged)")
+    if not all(isinstance(manifest[k], dict) for k in ("regime_metrics", "health_metrics", "baseline_metrics")):
+        raise RegistryError(f"{store.describe(key)}: its metrics are not objects (damaged)")
     return manifest
 
 

@@ -53,14 +53,14 @@ def pooled(results: list) -> dict:
 
 def pooled_text(summary: dict) -> str:
     """The pooled figures as the lines the command prints."""
-    from trader_ml.backtest.summary import REGIME_COLUMNS, _with_interval
+    from trader_ml.backtest.summary import REGIME_COLUMNS, with_interval
     from trader_ml.training.metrics import format_table
 
     head = f"pooled over {len(summary['markets'])} markets, {summary['test_days']} test days"
     if summary["kind"] == "regime":
         table = {
             name: [row["performance"][k] for k in REGIME_COLUMNS]
-            + [_with_interval(row["vs_model"], "sharpe"), _with_interval(row["vs_model"], "max_drawdown")]
+            + [with_interval(row["vs_model"], "sharpe"), with_interval(row["vs_model"], "max_drawdown")]
             for name, row in summary["rows"].items()
         }
         columns = [*REGIME_COLUMNS.values(), "model-row Sharpe [90%]", "model-row DD [90%]"]

@@ -14,7 +14,7 @@ REGIME_COLUMNS = {
 }
 
 
-def _with_interval(vs: dict | None, metric: str) -> str | None:
+def with_interval(vs: dict | None, metric: str) -> str | None:
     if not vs:
         return None
     low, high = vs[f"{metric}_interval"]
@@ -28,7 +28,7 @@ def _regime(summary: dict) -> str:
         values = [row["performance"][k] for k in REGIME_COLUMNS]
         values.append(row["vs_labels"]["f1_macro"] if row.get("vs_labels") else None)
         values.append(row["vs_truth"]["f1_macro"] if row.get("vs_truth") else None)
-        values += [_with_interval(row.get("vs_model"), "sharpe"), _with_interval(row.get("vs_model"), "max_drawdown")]
+        values += [with_interval(row.get("vs_model"), "sharpe"), with_interval(row.get("vs_model"), "max_drawdown")]
         table[name] = values
     columns = [*REGIME_COLUMNS.values(), "F1 labels", "F1 truth", "model-row Sharpe [90%]", "model-row DD [90%]"]
     return format_table("", columns, table).lstrip("\n")

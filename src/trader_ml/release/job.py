@@ -21,10 +21,10 @@ from trader_ml import registry
 from trader_ml.data.partitions import last_day_before, no_data_message, read_table, stored_days
 from trader_ml.data.sources.base import years_before
 from trader_ml.data.truth import health_truth, regime_truth
-from trader_ml.errors import StoreError, TraderMLError
+from trader_ml.errors import InsufficientHistory, StoreError, TraderMLError
 from trader_ml.monitor.record import live_record
 from trader_ml.release.judge import Candidate, judge, load_champion, summary_table, test_windows
-from trader_ml.release.manifest import describe, report_html, training_fingerprint, write_outputs
+from trader_ml.release.manifest import describe, report_html, run_facts, training_fingerprint, write_outputs
 from trader_ml.schema import PREDICTIONS_PREFIX
 from trader_ml.store import LocalStore, Store, open_store
 from trader_ml.training.gate import GateDecision
@@ -171,7 +171,8 @@ def _run_training(options: TrainOptions, log: Callable[[str], None], progress: d
     )
     context, features = load_data(store, options)
     pointer, etag = registry.read_latest(store)
-    same = None if options.force else same_as_before(store, pointer, training_fingerprint(context, features, options))
+    fingerprint = training_fingerprint(context, features, options)
+    same = None if options.force else same_as_before(store, pointer, fingerprint)
     if same is not None:
         version, what = same
         log(
@@ -181,10 +182,8 @@ def _run_training(options: TrainOptions, log: Callable[[str], None], progress: d
         return Outcome(None, (), {}, registry.read_manifest(store, version), [])
     try:
         candidate = train_candidate(options, store, context, features, stage)
-    except TraderMLError as e:
-        if "too short a history" not in str(e) and "single regime" not in str(e):
-            raise
-        raise TraderMLError(f"{e}; {history_advice(store, context)}") from None
+    except InsufficientHistory as e:
+        raise InsufficientHistory(f"{e}; {history_advice(store, context)}") from None
     stage(f"judging against the baselines and the current models: {registry.describe_pointer(pointer)}")
     window = test_windows(candidate, context, features)
     champion = load_champion(store, pointer, log)
@@ -208,7 +207,8 @@ def _run_training(options: TrainOptions, log: Callable[[str], None], progress: d
     planned = next(registry.candidate_versions(store, today))
     stage(f"writing version {planned} to {options.output_dir}")
     live = champion_live_record(store, pointer, options, log)
-    manifest = describe(planned, candidate, context, features, decisions, champions, options, live)
+    facts = run_facts(context, features, candidate, fingerprint, live)
+    manifest = describe(planned, candidate, context, features, decisions, champions, options, facts)
     files = write_outputs(options.output_dir, planned, candidate, manifest)
     passing = registry.KINDS if options.force else tuple(k for k in registry.KINDS if decisions[k].promote)
     if options.skip_upload:
@@ -226,7 +226,7 @@ def _run_training(options: TrainOptions, log: Callable[[str], None], progress: d
         store,
         today,
         {"regime": candidate.regime_onnx, "health": candidate.health_onnx},
-        lambda version: describe(version, candidate, context, features, decisions, champions, options, live),
+        lambda version: describe(version, candidate, context, features, decisions, champions, options, facts),
         log=lambda text: log(f"  {text}"),
     )
     version = stored["version"]

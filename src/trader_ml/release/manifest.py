@@ -26,6 +26,18 @@ if TYPE_CHECKING:  # annotations only: the job imports this module
     from trader_ml.release.judge import Candidate, TestWindows
 
 
+def run_facts(
+    context: pd.DataFrame, features: pd.DataFrame, candidate: Candidate, fingerprint: str, live: dict | None
+) -> dict:
+    """The manifest's fingerprint, input profiles and the champion's live record."""
+    regime_window, health_window = (candidate.regime.metrics["test_window"], candidate.health.metrics["test_window"])
+    return {
+        "training_fingerprint": fingerprint,
+        "input_profile": input_profiles(context, features, regime_window["first_date"], health_window["first_date"]),
+        "champion_live_record": live_summary(live),
+    }
+
+
 def live_summary(live: dict | None) -> dict | None:
     """The outgoing champion's live record without its day-by-day series (those are in the report)."""
     if live is None:
@@ -74,11 +86,12 @@ def describe(
     decisions: dict[str, GateDecision],
     champions: dict[str, dict],
     options: TrainOptions,
-    live: dict | None = None,
+    facts: dict | None = None,
 ) -> dict:
     """The manifest of a version; its first six keys are latest.json's seed keys. It records what
     the gate decided for each model and whether the run was forced; what is current is for
-    latest.json alone to say."""
+    latest.json alone to say. ``facts`` are the parts that do not depend on the version's name
+    (``run_facts``), computed once per run however many names it tries."""
     regime_m, health_m = candidate.regime.metrics, candidate.health.metrics
     regime_summary_ = regime_summary(regime_m)
     health_summary_ = health_summary(health_m)
@@ -120,11 +133,7 @@ def describe(
         },
         "test_windows": {"regime": regime_m["test_window"], "health": health_m["test_window"]},
         "health_training_rows": health_m["training_rows"],
-        "training_fingerprint": training_fingerprint(context, features, options),
-        "input_profile": input_profiles(
-            context, features, regime_m["test_window"]["first_date"], health_m["test_window"]["first_date"]
-        ),
-        "champion_live_record": live_summary(live),
+        **(facts or {}),
         "warnings": {"regime": regime_m["warnings"], "health": health_m["warnings"]},
         "gate": {
             "gate_passed": {kind: d.promote for kind, d in decisions.items()},

@@ -117,6 +117,7 @@ class Predictor:
         """Each model of ``pointer`` loaded on its own: one bad artifact leaves the other model
         serving, and a model that cannot be loaded keeps its last good version, if any."""
         loaded = Loaded(pointer["version"], etag, None, None, {}, {}, {})
+        profiles: dict[str | None, dict] = {}  # version -> its manifest's input_profile, read once
         for kind in registry.KINDS:
             key = (pointer[f"{kind}_model"], pointer.get(f"{kind}_sha256"))
             model, version = None, registry.model_version(pointer, kind)
@@ -137,7 +138,9 @@ class Predictor:
             setattr(loaded, kind, model)
             loaded.versions[kind], loaded.keys[kind] = version, key
             if model is not None:
-                loaded.ranges[kind] = training_ranges(self.store, version, kind)
+                if version not in profiles:
+                    profiles[version] = input_profile(self.store, version)
+                loaded.ranges[kind] = training_ranges(profiles[version].get(kind))
         return loaded
 
     # --- inputs ---------------------------------------------------------------------------
@@ -232,15 +235,19 @@ class Predictor:
 OUTSIDE_SHARE = 0.25  # the monitor's line (monitor/drift.py)
 
 
-def training_ranges(store: Store, version: str | None, kind: str) -> dict[str, tuple[float, float]]:
-    """Each input's range on the training window, from the version's manifest (empty when the
-    version predates input profiles or its manifest cannot be read)."""
+def input_profile(store: Store, version: str | None) -> dict:
+    """A version's ``input_profile`` (empty when it predates them or its manifest cannot be read)."""
     if version is None:
         return {}
     try:
-        profile = (registry.read_manifest(store, version).get("input_profile") or {}).get(kind) or {}
+        profile = registry.read_manifest(store, version).get("input_profile")
     except TraderMLError:
         return {}
+    return profile if isinstance(profile, dict) else {}
+
+
+def training_ranges(profile: object) -> dict[str, tuple[float, float]]:
+    """Each input's range on the training window, from one model's profile."""
     out = {}
     for name, column in profile.items() if isinstance(profile, dict) else ():
         span = column.get("range") if isinstance(column, dict) else None

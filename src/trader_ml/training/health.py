@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from trader_ml.baselines import DEFAULT_HEALTH_RULES, baseline_health
-from trader_ml.errors import TraderMLError
+from trader_ml.errors import InsufficientHistory, TraderMLError
 from trader_ml.models.health import PRIOR_FEATURES, HealthModelConfig, HealthNet, prior_inputs
 from trader_ml.schema import ASSET_FEATURES, BEHAVIORS, HEALTH_LATENT_DIM, VOL_BUCKETS
 from trader_ml.training.export import artifact_header, parity_batches, to_onnx
@@ -186,7 +186,7 @@ def train_health(
     day_index, unique_days = pd.factorize(dates, sort=True)
     usable_days = np.unique(day_index[known])
     if len(usable_days) < MIN_DATES:
-        raise TraderMLError(
+        raise InsufficientHistory(
             f"too short a history: {len(usable_days)} trading days with a known {config.horizon}-day outcome; "
             f"the health model needs at least {MIN_DATES} (about {min_training_days(config)} trading days "
             "of features for 5 or more symbols)"

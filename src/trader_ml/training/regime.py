@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from trader_ml.baselines import DEFAULT_RULES, baseline_regimes
-from trader_ml.errors import TraderMLError
+from trader_ml.errors import InsufficientHistory
 from trader_ml.models.regime import RegimeExport, RegimeModelConfig, build_regime_model, default_layers
 from trader_ml.schema import CONTEXT_FEATURES, REGIMES
 from trader_ml.training.export import artifact_header, parity_batches, to_onnx
@@ -135,7 +135,7 @@ def choose_temperature(model: torch.nn.Module, x_val: np.ndarray, y_val: np.ndar
 
 def _check_history(context: pd.DataFrame, usable: int, config: RegimeTrainConfig) -> None:
     if usable < MIN_SAMPLES:
-        raise TraderMLError(
+        raise InsufficientHistory(
             f"too short a history: {len(context)} trading days of context give {usable} labelled "
             f"{config.model.lookback}-day windows; the regime model needs at least {MIN_SAMPLES} "
             f"(about {min_training_days(config)} trading days)"
@@ -162,7 +162,7 @@ def train_regime(
     split = Split(*(rows[labels[rows] >= 0] for rows in (split.train, split.val, split.test)))
     present = sorted(set(labels[split.train].tolist()))
     if len(present) < 2:
-        raise TraderMLError(
+        raise InsufficientHistory(
             f"the training labels hold a single regime ({REGIMES[present[0]]}) from "
             f"{context['date'].iloc[split.train[0]].date()} to {context['date'].iloc[split.train[-1]].date()}: "
             "train on a longer window (--max-days) so that the market changes at least once"

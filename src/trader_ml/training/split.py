@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trader_ml.errors import TraderMLError
+from trader_ml.errors import InsufficientHistory
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ def chronological_split(rows: np.ndarray, purge: int, val_fraction: float, test_
     train = train[train + purge < val[0]]
     val = val[val + purge < test[0]]
     if not (len(train) and len(val) and len(test)):
-        raise TraderMLError(
+        raise InsufficientHistory(
             f"too short a history: {len(rows)} samples leave an empty train, validation or test part "
             f"after the {purge}-day purge gaps; use a longer window"
         )
