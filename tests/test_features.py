@@ -20,6 +20,7 @@ from trader_ml.data.ingest import ingest
 from trader_ml.data.partitions import read_table
 from trader_ml.data.sources.base import RawMarket
 from trader_ml.data.sources.sample import BUNDLED, SampleSource
+from trader_ml.schema import FEATURE_COLUMNS, LONG_VOL_FEATURES
 
 from .conftest import TODAY
 
@@ -115,7 +116,8 @@ def test_missing_close_skips_rows_instead_of_filling():
     a[80] = np.nan
     closes = pd.DataFrame({"SPY": np.linspace(100, 110, 100), "AAA": a}, index=days)
     rows, skipped = feature_rows(RawMarket(closes=closes, symbols=("AAA",)))
-    assert not rows.isna().any(axis=None)
+    assert not rows[list(FEATURE_COLUMNS)].isna().any(axis=None)
+    assert rows[list(LONG_VOL_FEATURES)].isna().all(axis=None)  # 100 days: no long window is full
     assert days[80] not in set(rows["date"])
     assert days[81] not in set(rows["date"])  # its 1-day return touches the gap
     assert skipped > 0
@@ -201,3 +203,28 @@ def test_the_causality_check_catches_a_feature_that_looks_ahead(monkeypatch):
     monkeypatch.setattr(features, "drawdown", lambda prices, days: prices / prices.rolling(days, center=True).max() - 1)
     base = _market(BASE_DAYS, 7)
     assert earlier_rows_moved(base, _appended(base, 30, 2.0, 1)) == ["features"]
+
+
+def test_long_memory_columns_match_hand_computed_values_and_ignore_earlier_history():
+    rng = np.random.default_rng(3)
+    days = pd.bdate_range("2020-01-01", periods=400)
+    closes = pd.DataFrame(
+        {
+            "SPY": 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 400))),
+            "AAA": 50 * np.exp(np.cumsum(rng.normal(0, 0.02, 400))),
+        },
+        index=days,
+    )
+    rows, _ = feature_rows(RawMarket(closes=closes, symbols=("AAA",)))
+    last = rows.iloc[-1]
+    r = np.diff(np.log(closes["AAA"].to_numpy()))
+    assert last["vol_126d"] == pytest.approx(r[-126:].std(ddof=1) * math.sqrt(252), rel=1e-12)
+    assert last["vol_252d"] == pytest.approx(r[-252:].std(ddof=1) * math.sqrt(252), rel=1e-12)
+    w = 0.5 ** (np.arange(252) / 42)  # today's return first
+    assert last["vol_ewm_42d"] == pytest.approx(math.sqrt((w * r[::-1][:252] ** 2).sum() / w.sum() * 252), rel=1e-12)
+    first_full = rows.dropna(subset=["vol_252d"])["date"].iloc[0]
+    assert first_full == days[252]  # 253 closes give the first 252 returns
+    later, _ = feature_rows(RawMarket(closes=closes.iloc[100:], symbols=("AAA",)))
+    both = rows.merge(later, on=["date", "symbol"], suffixes=("", "_later")).dropna(subset=["vol_252d_later"])
+    for name in LONG_VOL_FEATURES:
+        assert (both[name] == both[f"{name}_later"]).all()  # a day's value never depends on earlier history

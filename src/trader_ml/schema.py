@@ -36,6 +36,11 @@ ASSET_FEATURES: tuple[str, ...] = (
     "rel_strength_63d",
 )
 FEATURE_COLUMNS: tuple[str, ...] = ("date", "symbol", *ASSET_FEATURES)
+# Longer memory of volatility, beyond the guide's ten: optional per-asset columns that ingest
+# computes from the same closes and writes beside them (NaN until a symbol has the history). A
+# table with only the ten still trains and serves; the health model then reads these as missing.
+LONG_VOL_FEATURES: tuple[str, ...] = ("vol_126d", "vol_252d", "vol_ewm_42d")
+STORED_FEATURE_COLUMNS: tuple[str, ...] = (*FEATURE_COLUMNS, *LONG_VOL_FEATURES)
 
 # The model classes, the first of each the default: the networks, the training options, the
 # command line and the backtest all read them from here.
@@ -71,6 +76,7 @@ ASSET_BOUNDS: dict[str, tuple[float, float]] = {
     "return_63d": _LONG_RETURN,
     "vol_21d": (0.0, 20.0),
     "vol_63d": (0.0, 20.0),
+    **{name: (0.0, 20.0) for name in LONG_VOL_FEATURES},
     "drawdown_21d": (-1.0, 0.0),
     "drawdown_63d": (-1.0, 0.0),
     "rel_strength_21d": (-1001.0, 1001.0),

@@ -3,7 +3,10 @@
 Definitions (docs/data.md): trading days are the days SPY has a close; ``N``-day windows count
 trading days; returns are ``P_t / P_(t-N) - 1``; volatility is the sample std (ddof=1) of the
 last N daily log returns times sqrt(252); drawdown is ``P_t / max(last N closes) - 1``.
-Nothing is forward-filled: a window that touches a missing close gives NaN.
+The optional long-memory columns: ``vol_126d`` and ``vol_252d`` as above, and ``vol_ewm_42d``,
+the root of an exponentially weighted mean of squared daily log returns (half-life 42 days, over
+the last 252 returns so a day's value never depends on how much history came before) times
+sqrt(252). Nothing is forward-filled: a window that touches a missing close gives NaN.
 """
 
 from __future__ import annotations
@@ -12,13 +15,16 @@ import numpy as np
 import pandas as pd
 
 from trader_ml.data.sources.base import RawMarket
-from trader_ml.schema import ASSET_FEATURES, CONTEXT_COLUMNS, HYG, IEF, SPY, TLT, VIXY
+from trader_ml.schema import ASSET_FEATURES, CONTEXT_COLUMNS, HYG, IEF, LONG_VOL_FEATURES, SPY, TLT, VIXY
 
 TRADING_DAYS_PER_YEAR = 252
 # A yield or tone reading older than this is stale: the column is NaN rather than invented.
 AS_OF_TOLERANCE = pd.Timedelta(days=7)
-# The longest window (63 returns) needs 64 closes; calendar days to fetch before a start date.
-LOOKBACK_CALENDAR_DAYS = 130
+# The longest window (252 returns, vol_252d) needs 253 closes; calendar days to fetch before a
+# start date, so a one-day ingest computes the same values as a full one.
+LOOKBACK_CALENDAR_DAYS = 400
+EWM_HALF_LIFE = 42
+EWM_WINDOW = 252
 
 
 def period_return(prices: pd.DataFrame | pd.Series, days: int):
@@ -42,6 +48,21 @@ def realized_vol(prices: pd.DataFrame | pd.Series, days: int):
     if isinstance(log_returns, pd.Series):
         return pd.Series(out[:, 0], index=log_returns.index)
     return pd.DataFrame(out, index=log_returns.index, columns=log_returns.columns)
+
+
+def ewm_vol(prices: pd.DataFrame, half_life: int = EWM_HALF_LIFE, window: int = EWM_WINDOW) -> pd.DataFrame:
+    """Annualised root of the exponentially weighted mean of the last ``window`` squared daily
+    log returns (today's weight 1, halving every ``half_life`` days), window by window."""
+    log_returns = np.log(prices).diff()
+    values = log_returns.to_numpy(dtype=float).reshape(len(log_returns), -1)
+    weights = 0.5 ** (np.arange(window)[::-1] / half_life)  # oldest first, as the windows are
+    weights /= weights.sum()
+    out = np.full(values.shape, np.nan)
+    if len(values) >= window:
+        for j in range(values.shape[1]):
+            windows = np.lib.stride_tricks.sliding_window_view(values[:, j] ** 2, window)
+            out[window - 1 :, j] = windows @ weights
+    return pd.DataFrame(np.sqrt(out * TRADING_DAYS_PER_YEAR), index=log_returns.index, columns=log_returns.columns)
 
 
 def drawdown(prices: pd.DataFrame | pd.Series, days: int):
@@ -103,7 +124,8 @@ def feature_rows(raw: RawMarket, since: pd.Timestamp | None = None) -> tuple[pd.
     rows were skipped.
 
     A row is kept only when all ten features are finite: too little history or a missing
-    close inside a window skips it (counted), it never yields a NaN feature.
+    close inside a window skips it (counted), it never yields a NaN feature. The long-memory
+    columns are NaN where their longer windows are not yet full.
     """
     closes = trading_day_closes(raw)
     symbols = sorted(s for s in raw.symbols if s in closes)
@@ -123,15 +145,21 @@ def feature_rows(raw: RawMarket, since: pd.Timestamp | None = None) -> tuple[pd.
         "rel_strength_21d": returns[21] - spy_return[21],
         "rel_strength_63d": returns[63] - spy_return[63],
     }
-    values = np.stack([columns[c] for c in ASSET_FEATURES], axis=-1)  # (days, symbols, features)
+    columns |= {
+        "vol_126d": realized_vol(prices, 126).to_numpy(),
+        "vol_252d": realized_vol(prices, 252).to_numpy(),
+        "vol_ewm_42d": ewm_vol(prices).to_numpy(),
+    }
+    names = (*ASSET_FEATURES, *LONG_VOL_FEATURES)
+    values = np.stack([columns[c] for c in names], axis=-1)  # (days, symbols, features)
     n_days, n_symbols = values.shape[:2]
-    values = values.reshape(n_days * n_symbols, len(ASSET_FEATURES))
-    keep = np.isfinite(values).all(axis=1)
+    values = values.reshape(n_days * n_symbols, len(names))
+    keep = np.isfinite(values[:, : len(ASSET_FEATURES)]).all(axis=1)
     in_range = np.repeat(closes.index >= since, n_symbols) if since is not None else np.ones_like(keep)
     has_price = prices.notna().to_numpy().reshape(-1)
     skipped = int((has_price & in_range & ~keep).sum())
     keep &= in_range
-    frame = pd.DataFrame(values[keep], columns=list(ASSET_FEATURES))
+    frame = pd.DataFrame(values[keep], columns=list(names))
     frame.insert(0, "symbol", np.tile(np.asarray(symbols, dtype=object), n_days)[keep])
     frame.insert(0, "date", np.repeat(closes.index.to_numpy(), n_symbols)[keep])
     frame["symbol"] = frame["symbol"].astype("string")

@@ -23,7 +23,16 @@ from trader_ml.data.sources import Source
 from trader_ml.data.sources.base import RawMarket
 from trader_ml.data.validation import validate_context, validate_features
 from trader_ml.errors import SourceError, TraderMLError
-from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, HEALTH_STATES, REGIMES, SPY, daily_key, partition_day
+from trader_ml.schema import (
+    ASSET_FEATURES,
+    CONTEXT_FEATURES,
+    HEALTH_STATES,
+    LONG_VOL_FEATURES,
+    REGIMES,
+    SPY,
+    daily_key,
+    partition_day,
+)
 from trader_ml.store import Store
 
 
@@ -79,7 +88,8 @@ def _truth_frames(raw: RawMarket, days: pd.DatetimeIndex) -> tuple[pd.DataFrame 
 def daily_json(context: pd.DataFrame, features: pd.DataFrame) -> list[tuple[str, bytes]]:
     """Each day's context row and feature rows as JSON files (NaN as null), for serving."""
     context_values = context[list(CONTEXT_FEATURES)].to_numpy(dtype=float).tolist()
-    feature_values = features[list(ASSET_FEATURES)].to_numpy(dtype=float).tolist()
+    names = (*ASSET_FEATURES, *LONG_VOL_FEATURES)
+    feature_values = features[list(names)].to_numpy(dtype=float).tolist() if len(features) else []
     symbols = features["symbol"].astype(str).tolist()
     feature_days = features["date"].to_numpy().astype("datetime64[D]")
     starts = {d: i for i, d in reversed(list(enumerate(feature_days)))}  # first row of each day
@@ -90,7 +100,9 @@ def daily_json(context: pd.DataFrame, features: pd.DataFrame) -> list[tuple[str,
         rows = []
         i = starts.get(day)
         while i is not None and i < len(feature_days) and feature_days[i] == day:
-            rows.append({"symbol": symbols[i], **dict(zip(ASSET_FEATURES, feature_values[i], strict=True))})
+            # A long-memory column not yet known is left out of the row, not written as null.
+            present = {c: v for c, v in zip(names, feature_values[i], strict=True) if v == v}
+            rows.append({"symbol": symbols[i], **present})
             i += 1
         out.append((daily_key(text, "context.json"), json.dumps({"date": text, **values}).encode()))
         out.append((daily_key(text, "features.json"), json.dumps({"date": text, "rows": rows}).encode()))

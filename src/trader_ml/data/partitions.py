@@ -18,7 +18,10 @@ from trader_ml.data.validation import validate_context, validate_features
 from trader_ml.errors import ValidationError
 from trader_ml.schema import (
     ASSET_FEATURES,
+    CONTEXT_COLUMNS,
     CONTEXT_FEATURES,
+    FEATURE_COLUMNS,
+    LONG_VOL_FEATURES,
     PARTITION_FILE,
     TABLE_PREFIX,
     partition_day,
@@ -30,7 +33,9 @@ DECODE_THREADS = 4
 _FLOAT = pa.float64()
 ARROW_SCHEMAS = {
     "context": pa.schema([("date", pa.date32()), *[(c, _FLOAT) for c in CONTEXT_FEATURES]]),
-    "features": pa.schema([("date", pa.date32()), ("symbol", pa.string()), *[(c, _FLOAT) for c in ASSET_FEATURES]]),
+    "features": pa.schema(
+        [("date", pa.date32()), ("symbol", pa.string()), *[(c, _FLOAT) for c in (*ASSET_FEATURES, *LONG_VOL_FEATURES)]]
+    ),
     "truth_regime": pa.schema([("date", pa.date32()), ("regime", pa.string())]),
     "truth_health": pa.schema([("date", pa.date32()), ("symbol", pa.string()), ("health_state", pa.string())]),
 }
@@ -218,8 +223,8 @@ def check_table_kind(path: str, names: list[str], table_name: str) -> None:
     """A features table given where context is read (or the other way round) names the script
     that reads it, rather than listing missing columns."""
     other, reader = OTHER_TABLE[table_name]
-    own = ARROW_SCHEMAS[table_name].names
-    if not set(own) <= set(names) and set(ARROW_SCHEMAS[other].names) <= set(names):
+    required = {"context": CONTEXT_COLUMNS, "features": FEATURE_COLUMNS}
+    if not set(required[table_name]) <= set(names) and set(required[other]) <= set(names):
         raise ValidationError(f"{path}: holds {other} rows, which {reader} trains on; this reads {table_name} rows")
 
 

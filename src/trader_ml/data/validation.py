@@ -21,6 +21,7 @@ from trader_ml.schema import (
     CONTEXT_COLUMNS,
     CONTEXT_FEATURES,
     FEATURE_COLUMNS,
+    LONG_VOL_FEATURES,
     REQUIRED_CONTEXT_FEATURES,
     SYMBOL_PATTERN,
 )
@@ -55,13 +56,15 @@ def _file(where: str | Locate) -> str:
     return where if isinstance(where, str) else _at(where)(0).rsplit(", row", 1)[0]
 
 
-def _check_columns(frame: pd.DataFrame, expected: tuple[str, ...], where: str | Locate) -> None:
+def _check_columns(
+    frame: pd.DataFrame, expected: tuple[str, ...], where: str | Locate, optional: tuple[str, ...] = ()
+) -> None:
     if len(frame) == 0:
         raise ValidationError(f"{_file(where)}: no rows")
     missing = [c for c in expected if c not in frame.columns]
     if missing:
         raise ValidationError(f"{_file(where)}: missing column(s) {', '.join(missing)}")
-    extra = [str(c) for c in frame.columns if c not in expected]
+    extra = [str(c) for c in frame.columns if c not in expected and c not in optional]
     if extra:
         raise ValidationError(f"{_file(where)}: unexpected column(s) {', '.join(extra)}")
 
@@ -130,8 +133,10 @@ def validate_context(frame: pd.DataFrame, where: str | Locate, today: dt.date | 
 
 
 def validate_features(frame: pd.DataFrame, where: str | Locate, today: dt.date | None = None) -> pd.DataFrame:
-    """Checked copy of a per-asset features frame: keys unique and sorted, no NaN anywhere."""
-    _check_columns(frame, FEATURE_COLUMNS, where)
+    """Checked copy of a per-asset features frame: keys unique and sorted, no NaN in the ten
+    features. The long-memory columns are optional and may be NaN; the copy always holds them
+    (NaN where the frame has none)."""
+    _check_columns(frame, FEATURE_COLUMNS, where, optional=LONG_VOL_FEATURES)
     _check_dates(frame, where, today)
     symbol = frame["symbol"]
     if not (pd.api.types.is_string_dtype(symbol) or pd.api.types.is_object_dtype(symbol)):
@@ -152,8 +157,13 @@ def validate_features(frame: pd.DataFrame, where: str | Locate, today: dt.date |
     backwards = np.r_[False, (dates[1:] < dates[:-1]) | ((dates[1:] == dates[:-1]) & (names[1:] < names[:-1]))]
     _fail(frame, where, backwards, "rows not sorted by (date, symbol)")
     _check_floats(frame, ASSET_FEATURES, where, nan_ok=set())
-    _check_plausible(frame, where, ASSET_BOUNDS)
-    out = _normalised(frame, FEATURE_COLUMNS)
+    present = tuple(c for c in LONG_VOL_FEATURES if c in frame.columns)
+    _check_floats(frame, present, where, nan_ok=set(present))
+    _check_plausible(frame, where, {c: b for c, b in ASSET_BOUNDS.items() if c in frame.columns})
+    out = _normalised(frame, (*FEATURE_COLUMNS, *present))
+    for name in LONG_VOL_FEATURES:
+        if name not in out:
+            out[name] = np.nan
     out["symbol"] = text.to_numpy()
     out["symbol"] = out["symbol"].astype("string")
     return out
