@@ -293,12 +293,28 @@ def test_parallel_workers_give_the_same_numbers(regime_run, history, tmp_path):
 def test_health_backtest_rows(history):
     result = run_backtest(config(model="health", model_type="vae"), history, **QUIET)
     rows = result.summary["rows"]
-    assert set(rows) == {"vae", "heuristic", "-vol_63d", "-vol_21d"}
+    references = ("base rate", "calibrated heuristic", "calibrated -vol_63d", "calibrated -vol_21d")
+    assert set(rows) == {"vae", "heuristic", "-vol_63d", "-vol_21d", *references}
     for name, row in rows.items():
-        assert -1 <= row["spearman"]["mean"] <= 1 and row["spearman"]["se"] > 0
-        assert 0 <= row["auc"]["mean"] <= 1
-        assert ("brier" in row) == (name in ("vae", "heuristic"))
+        probability = name in ("vae", "heuristic", *references)
+        ranks = name != "base rate"  # one probability a day: no ranking to judge
+        if ranks:
+            assert -1 <= row["spearman"]["mean"] <= 1 and row["spearman"]["se"] > 0
+            assert 0 <= row["auc"]["mean"] <= 1
+        assert ("brier" in row) == ("log_loss" in row) == probability
         assert "truth_spearman" in row
+        if name != "vae":  # every other row: the model's difference from it, with an interval
+            for measure, gap in row["model_minus"].items():
+                low, high = gap["interval"]
+                assert low <= gap["difference"] <= high, (name, measure)
+            judged = {"log_loss", "brier"} if probability else set()
+            assert set(row["model_minus"]) == judged | ({"spearman"} if ranks else set())
+    assert "model_minus" not in rows["vae"]
+    # The base rate says one probability a refit: the training rows' share of healthy outcomes
+    # (with the same names every day, the same share the test days have).
+    base_rate = result.predictions["score base rate"]
+    assert base_rate.nunique() <= len(result.summary["refits"])
+    assert base_rate.to_numpy() == pytest.approx(result.predictions["target"].mean(), abs=1e-6)
     assert "spearman_minus_-vol_63d" in rows["vae"] and "spearman_minus_-vol_63d" not in rows["-vol_63d"]
     assert result.summary["test_rows"] == len(result.predictions)
 

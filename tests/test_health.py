@@ -96,7 +96,7 @@ def test_export_matches_pytorch(trained, artifact):
     assert metadata["parity_max_abs_diff"] <= PARITY_TOLERANCE
     for size in (1, 64):
         assert (
-            parity_gap(trained.model, data, "features", [np.ascontiguousarray(trained.test_rows[:size])])
+            parity_gap(trained.model, data, "features", [np.ascontiguousarray(trained.test_inputs[:size])])
             <= PARITY_TOLERANCE
         )
     assert metadata["vol_boundaries"] == list(trained.vol_boundaries)
@@ -105,7 +105,7 @@ def test_export_matches_pytorch(trained, artifact):
 def test_output_dict_matches_the_seed(trained, artifact):
     model = HealthModel.from_bytes(artifact[0])
     rows = [
-        dict(zip(ASSET_FEATURES, map(float, r), strict=True), symbol=f"S{i}")
+        dict(zip(ASSET_FEATURES, map(float, r[:10]), strict=True), symbol=f"S{i}")
         for i, r in enumerate(trained.test_rows[:5])
     ]
     results, skipped = model.predict(rows)
@@ -214,40 +214,50 @@ def test_the_worst_fifth_of_five_names_is_one_name_even_with_ties():
 
 def test_a_losing_or_wrong_way_round_model_is_said_out_loud(trained):
     from trader_ml.training.health import health_warnings
+    from trader_ml.training.health_references import REFERENCES
 
     assert isinstance(trained.metrics["warnings"], list)
-    metrics = {"model": {"test_health_correlation": 0.20}, "baseline": {"test_health_correlation": 0.27}}
-    said = health_warnings(metrics, calibration_slope=-0.105, score_std=0.026)
-    assert len(said) == 2
-    assert "ranks worse than its heuristic baseline" in said[0] and "0.200 vs 0.270" in said[0]
-    assert "wrong-way round" in said[1] and "-0.105" in said[1]
-    fine = {"model": {"test_health_correlation": 0.30}, "baseline": {"test_health_correlation": 0.27}}
-    assert health_warnings(fine, calibration_slope=0.9, score_std=0.1) == []
+    references = {name: {"log_loss": 0.47} for name in REFERENCES}
+    metrics = {
+        "model": {"test_health_correlation": 0.20, "log_loss": 0.49},
+        "-vol_63d": {"test_health_correlation": 0.27},
+        **references,
+        "base rate": {"log_loss": 0.50},
+    }
+    said = health_warnings(metrics, calibration_slope=-0.105)
+    assert len(said) == 5  # above three calibrated references, ranks worse, wrong-way round
+    assert sum("log loss is above" in line for line in said) == 3 and "0.4900 vs 0.4700" in said[0]
+    assert "ranks worse than -vol_63d" in said[3] and "0.200 vs 0.270" in said[3]
+    assert "wrong-way round" in said[4] and "-0.105" in said[4]
+    fine = {**metrics, "model": {"test_health_correlation": 0.265, "log_loss": 0.46}}
+    assert health_warnings(fine, calibration_slope=0.9) == []
 
 
 def test_the_score_starts_from_a_volatility_prior_and_keeps_only_a_correction_that_helps(synthetic_features, trained):
+    from trader_ml.models.health import PRIOR_COLUMNS, PRIOR_FEATURES
     from trader_ml.training.health import CORRECTION_WEIGHTS, predict_health
     from trader_ml.training.metrics import per_date_rank_correlation
 
     features, _ = synthetic_features
     prior = trained.metrics["prior"]
-    assert prior["features"] == ["vol_21d", "vol_63d"]
-    assert prior["weights"][0] + prior["weights"][1] < 0  # more volatile, less likely to stay healthy
-    by_weight = prior["val_correlation_by_correction_weight"]
-    chosen = by_weight["chosen"]
-    assert chosen in CORRECTION_WEIGHTS and by_weight[str(chosen)] >= by_weight["0.0"]
+    assert prior["features"] == list(PRIOR_FEATURES)
+    assert prior["weights"][0] < 0  # more volatile than its day, less likely to stay healthy
+    chosen, losses = prior["correction_weight"], prior["val_log_loss_by_correction_weight"]
+    correlations = prior["val_correlation_by_correction_weight"]
+    assert chosen in CORRECTION_WEIGHTS
+    # A kept correction lowered validation log loss and ranked validation days no worse than the prior.
+    assert losses[str(chosen)] <= losses["0.0"] and correlations[str(chosen)] >= correlations["0.0"]
     # With no correction the score ranks each day exactly as the prior does.
     model = trained.model
-    x = trained.test_rows
+    x = trained.test_inputs
     kept = float(model.correction_weight)
     try:
         model.correction_weight.fill_(0.0)
         probability, _, _ = predict_health(model, x)
     finally:
         model.correction_weight.fill_(kept)
-    logv = np.log(np.maximum(x[:, [ASSET_FEATURES.index("vol_21d"), ASSET_FEATURES.index("vol_63d")]], 1e-4))
     dates = features["date"].to_numpy()[trained.test_index]
-    prior_score = logv @ model.prior[:2].double().numpy()
+    prior_score = x[:, list(PRIOR_COLUMNS)].mean(axis=1) * float(model.prior[0])
     assert per_date_rank_correlation(dates, probability, prior_score) == pytest.approx(1.0, abs=1e-6)
 
 

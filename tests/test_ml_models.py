@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from trader_ml.health_inputs import MODEL_INPUTS, frame_inputs
 from trader_ml.models.health import HealthModelConfig, HealthNet
 from trader_ml.models.regime import RegimeModelConfig, build_regime_model
-from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES
+from trader_ml.schema import CONTEXT_FEATURES
 from trader_ml.training.health import HealthLoss, predict_health
 from trader_ml.training.loop import FitConfig, fit, seed_everything
 from trader_ml.training.regime import predict_regimes, windows
@@ -118,7 +119,7 @@ def test_the_causality_check_catches_a_leak(fitted_net, causal_windows):
 @pytest.mark.parametrize("model_type", ["autoencoder", "vae"])
 def test_health_net_overfits_a_tiny_batch(synthetic_features, model_type):
     features, _ = synthetic_features
-    x = features[list(ASSET_FEATURES)].to_numpy(np.float32)[:32]
+    x = frame_inputs(features).astype(np.float32)[:32]
     y = np.tile([0.0, 1.0], 16).astype(np.float32)
     seed_everything(0)
     model = HealthNet(HealthModelConfig(model_type=model_type, dropout=0.0))
@@ -141,7 +142,7 @@ def test_a_model_whose_scaler_was_never_fit_is_not_exported():
     from trader_ml.training.export import ExportError, to_onnx
 
     model = HealthNet(HealthModelConfig())
-    x = np.zeros((2, len(ASSET_FEATURES)), dtype=np.float32)
+    x = np.zeros((2, len(MODEL_INPUTS)), dtype=np.float32)
     with pytest.raises(ExportError, match="input scaler inputs was never fit"):
         to_onnx(model, x, "features", ["health_score", "latent", "recon_error"], {}, [x])
     assert not model.inputs.fitted and model.inputs.fit(x + 1).fitted

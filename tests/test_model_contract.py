@@ -60,7 +60,7 @@ def contract(request, synthetic_context, synthetic_features) -> Contract:
     )
     result = train_health(features, config, truth=truth, progress=False)
     data, metadata = health_artifact(result)
-    return Contract(result, data, metadata, result.model, "features", result.test_rows, HealthModel.from_bytes(data))
+    return Contract(result, data, metadata, result.model, "features", result.test_inputs, HealthModel.from_bytes(data))
 
 
 def test_it_reports_itself_and_its_baselines_on_the_same_window(contract):
@@ -96,7 +96,8 @@ def test_it_answers_the_training_guide_s_dict(contract):
         assert len(out["regime_embedding"]) == REGIME_EMBEDDING_DIM
         return
     rows = [
-        dict(zip(ASSET_FEATURES, map(float, r), strict=True), symbol=f"S{i}") for i, r in enumerate(contract.inputs[:3])
+        dict(zip(ASSET_FEATURES, map(float, r[:10]), strict=True), symbol=f"S{i}")
+        for i, r in enumerate(contract.result.test_rows[:3])
     ]
     answers, skipped = contract.served.predict(rows)
     assert skipped == [] and list(answers) == ["S0", "S1", "S2"]

@@ -13,6 +13,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from trader_ml import registry
+from trader_ml.health_inputs import MODEL_INPUTS
 from trader_ml.schema import LATEST_KEY
 from trader_ml.serving.artifacts import ArtifactError, HealthModel, RegimeModel
 from trader_ml.serving.daily import load_day
@@ -53,7 +54,7 @@ def test_an_artifact_reading_a_file_beside_it_is_refused_before_a_session(store,
     data = crafted_health(store.read(pointer["health_model"]))
     # The attack is real: onnxruntime alone follows the relative path into the secret.
     leaked = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(
-        None, {"features": np.zeros((1, 10), np.float32)}
+        None, {"features": np.zeros((1, len(MODEL_INPUTS)), np.float32)}
     )
     assert leaked[1].tobytes()[:8] != b"\0" * 8
     with pytest.raises(ArtifactError, match="refused: a tensor keeps its values in an external file"):
@@ -113,8 +114,9 @@ def test_outputs_in_another_order_are_refused_at_load(trained_store):
 def fake_health(metadata: str, batch_sum: bool = False, latent_dim: int = 16) -> bytes:
     """A hand-made health model with the real metadata. ``batch_sum``: its probability sums over
     the batch, so it answers one value whatever the batch (right at load, wrong on real days)."""
+    width = len(json.loads(metadata)["model_inputs"])
     axes = helper.make_tensor("axes", TensorProto.INT64, [2 if batch_sum else 1], [0, 1] if batch_sum else [1])
-    weight = helper.make_tensor("w", TensorProto.FLOAT, [10, latent_dim], np.zeros(10 * latent_dim).tolist())
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [width, latent_dim], np.zeros(width * latent_dim).tolist())
     shape = helper.make_tensor("one", TensorProto.INT64, [1], [1])
     nodes = [
         helper.make_node("ReduceSum", ["features", "axes"], ["s"], keepdims=0),
@@ -127,7 +129,7 @@ def fake_health(metadata: str, batch_sum: bool = False, latent_dim: int = 16) ->
     graph = helper.make_graph(
         nodes,
         "fake",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", 10])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", width])],
         [
             helper.make_tensor_value_info("health_probability", TensorProto.FLOAT, ["n"]),
             helper.make_tensor_value_info("latent", TensorProto.FLOAT, ["batch", latent_dim]),
@@ -152,6 +154,19 @@ def test_a_declared_output_of_the_wrong_shape_is_refused_at_load(health_metadata
     HealthModel.from_bytes(fake_health(health_metadata))  # the hand-made model itself is servable
     with pytest.raises(ArtifactError, match=r"output latent is tensor\(float\) of shape \['batch', 3\]"):
         HealthModel.from_bytes(fake_health(health_metadata, latent_dim=3))
+
+
+def test_a_health_model_from_before_the_day_relative_inputs_still_serves_on_the_ten(store, health_metadata):
+    """An artifact without ``model_inputs`` reads the ten features alone (its input is 10 wide)."""
+    meta = json.loads(health_metadata)
+    # fake_health reads its input width from model_inputs; the older metadata then has none.
+    model = onnx.load_from_string(fake_health(json.dumps({**meta, "model_inputs": list(MODEL_INPUTS[:10])})))
+    del meta["model_inputs"]
+    helper.set_model_props(model, {"trader_ml": json.dumps(meta)})
+    served = HealthModel.from_bytes(model.SerializeToString())
+    assert not served.day_relative and served.input_shape() == (10,)
+    answers, skipped = served.predict(load_day(store).feature_rows)
+    assert skipped == [] and all(0.0 <= a["health_score"] <= 1.0 for a in answers.values())
 
 
 def test_a_model_that_answers_in_another_shape_fails_that_answer_and_the_baseline_serves(store, health_metadata):

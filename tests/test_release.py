@@ -173,14 +173,18 @@ def test_a_model_that_passes_is_promoted_without_the_one_that_fails(local_store,
     from trader_ml.release import job, judge
 
     fill(local_store)
-    real_decide = judge.decide
+    real_decide, real_decide_health = judge.decide, judge.decide_health
 
-    def health_only(vs_baseline, *args, **kwargs):
-        decision = real_decide(vs_baseline, *args, **kwargs)
-        passed = vs_baseline.metric == "test_health_correlation"
-        return GateDecision(passed, "forced by the test", decision.vs_baseline, decision.vs_champion, 30)
+    def fails(*args, **kwargs):
+        decision = real_decide(*args, **kwargs)
+        return GateDecision(False, "failed by the test", decision.vs_baseline, decision.vs_champion, 30)
 
-    monkeypatch.setattr(judge, "decide", health_only)
+    def passes(*args, **kwargs):
+        decision = real_decide_health(*args, **kwargs)
+        return GateDecision(True, "passed by the test", decision.vs_baseline, decision.vs_champion, 30)
+
+    monkeypatch.setattr(judge, "decide", fails)  # the regime gate
+    monkeypatch.setattr(judge, "decide_health", passes)
     options = job.TrainOptions(
         store=local_store.url, max_days=600, epochs=1, output_dir=str(tmp_path / "o"), progress=False
     )

@@ -232,5 +232,5 @@ LATENT_SCALES = np.array([0.02, 0.05, 0.1, 0.2, 0.3, 0.3, 0.1, 0.2, 0.1, 0.2])
 def baseline_health_latent(features: np.ndarray) -> np.ndarray:
     """The heuristic's 16-dim latent: the ten features squashed to (-1, 1), padded with zeros
     (a rule has no learned representation; the shape matches the trained model's)."""
-    squashed = np.tanh(np.asarray(features, dtype=float) / LATENT_SCALES)
+    squashed = np.tanh(np.asarray(features, dtype=float)[:, : len(ASSET_FEATURES)] / LATENT_SCALES)
     return np.concatenate([squashed, np.zeros((len(squashed), 16 - squashed.shape[1]))], axis=1)

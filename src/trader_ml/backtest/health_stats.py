@@ -2,7 +2,7 @@
 
 Each day gives one number per measure: the Spearman correlation of the score with the forward
 21-day drawdown, the AUC of the score for "not in the worst fifth", and (for scores that claim
-to be probabilities) the Brier score. Consecutive days' 21-day outcomes overlap, so the
+to be probabilities) the log loss and the Brier score. Consecutive days' 21-day outcomes overlap, so the
 standard error of a mean over days uses Newey-West with as many lags as the horizon.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from trader_ml.training.health_references import log_loss_rows
 from trader_ml.training.metrics import daily_rank_correlations
 
 MIN_NAMES = 5  # a day needs this many assets with a known outcome to be scored
@@ -19,7 +20,7 @@ MIN_NAMES = 5  # a day needs this many assets with a known outcome to be scored
 def daily_measures(
     dates: np.ndarray, score: np.ndarray, drawdown: np.ndarray, target: np.ndarray, probability: bool
 ) -> pd.DataFrame:
-    """One row per day (index: date): ``spearman``, ``auc`` and ``brier`` (NaN where undefined:
+    """One row per day (index: date): ``spearman``, ``auc``, ``log_loss`` and ``brier`` (NaN where undefined:
     fewer than 5 names, no spread, one outcome only, or not a probability)."""
     frame = pd.DataFrame({"date": dates, "score": score, "drawdown": drawdown, "target": target}).dropna()
     spearman = daily_rank_correlations(frame["date"].to_numpy(), frame["score"], frame["drawdown"], MIN_NAMES)
@@ -30,10 +31,15 @@ def daily_measures(
             "pos": positive.astype(float),
             "pos_rank": np.where(positive, frame.groupby("date")["score"].rank().to_numpy(), 0.0),
             "sq_error": (frame["score"].to_numpy() - frame["target"].to_numpy()) ** 2,
+            "log_loss": log_loss_rows(frame["score"].to_numpy(), frame["target"].to_numpy()) if probability else 0.0,
         }
     )
     sums = parts.groupby("date", sort=True).agg(
-        pos=("pos", "sum"), pos_rank=("pos_rank", "sum"), brier=("sq_error", "mean"), names=("pos", "size")
+        pos=("pos", "sum"),
+        pos_rank=("pos_rank", "sum"),
+        brier=("sq_error", "mean"),
+        log_loss=("log_loss", "mean"),
+        names=("pos", "size"),
     )
     enough = sums["names"] >= MIN_NAMES
     neg = sums["names"] - sums["pos"]
@@ -45,6 +51,7 @@ def daily_measures(
         {
             "spearman": spearman.reindex(sums.index),
             "auc": auc.where(enough & both),
+            "log_loss": sums["log_loss"].where(enough) if probability else np.nan,
             "brier": sums["brier"].where(enough) if probability else np.nan,
             "names": sums["names"],
         }

@@ -7,6 +7,7 @@ import html
 import numpy as np
 import pandas as pd
 
+from trader_ml.backtest.summary import model_gap
 from trader_ml.schema import REGIMES
 from trader_ml.training.report import COLORS, figure_png, html_table, plt
 
@@ -165,9 +166,11 @@ def _health_body(summary: dict) -> str:
 
     table = {
         f"{m} {part}": [cell(n, m, part) for n in names]
-        for m in ("spearman", "auc", "brier")
+        for m in ("log_loss", "brier", "spearman", "auc")
         for part in ("mean", "se")
     }
+    for m in ("log_loss", "brier", "spearman"):
+        table[f"model - row, {m} [90%]"] = [model_gap(rows[n], m) for n in names]
     table["spearman - (-vol_63d)"] = [cell(n, "spearman_minus_-vol_63d", "mean") for n in names]
     table["t of that difference"] = [cell(n, "spearman_minus_-vol_63d", "t") for n in names]
     if any("truth_spearman" in rows[n] for n in names):

@@ -20,6 +20,9 @@ from trader_ml.errors import NotFoundError, PreconditionFailed
 from trader_ml.store import Store
 
 CACHE_PREFIX = "backtests/cache/"
+# Part of every cache key: raised whenever a training recipe changes what a refit of the same rows
+# learns (2: the health model reads day-relative volatility and is calibrated by log loss).
+RECIPE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ def fingerprint(frame: pd.DataFrame) -> str:
 
 
 def make_job(spec: RefitSpec, rows: pd.DataFrame) -> RefitJob:
-    config = {**asdict(spec), "package_version": __version__, "rows": fingerprint(rows)}
+    config = {**asdict(spec), "package_version": __version__, "recipe": RECIPE_VERSION, "rows": fingerprint(rows)}
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:24]
     return RefitJob(spec, rows, key)
 

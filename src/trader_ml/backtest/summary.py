@@ -34,21 +34,42 @@ def _regime(summary: dict) -> str:
     return format_table("", columns, table).lstrip("\n")
 
 
+def model_gap(row: dict, measure: str) -> str | None:
+    """Model minus this row in one measure, with its 90% interval, as printed."""
+    gap = (row.get("model_minus") or {}).get(measure)
+    if not gap:
+        return None
+    low, high = gap["interval"]
+    return f"{gap['difference']:+.4f} [{low:+.4f},{high:+.4f}]"
+
+
 def _health(summary: dict) -> str:
     rows = summary["rows"]
     table = {}
     for name, row in rows.items():
         gap = row.get("spearman_minus_-vol_63d")
         table[name] = [
-            row["spearman"]["mean"],
-            row["spearman"]["se"],
-            gap["mean"] if gap else None,
-            gap["t"] if gap else None,
-            row["auc"]["mean"],
+            row["log_loss"]["mean"] if "log_loss" in row else None,
             row["brier"]["mean"] if "brier" in row else None,
+            row["spearman"]["mean"],
+            gap["mean"] if gap else None,
+            row["auc"]["mean"],
             row.get("truth_spearman"),
+            model_gap(row, "log_loss"),
+            model_gap(row, "brier"),
+            model_gap(row, "spearman"),
         ]
-    columns = ["spearman", "NW se", "vs -vol_63d", "t", "AUC", "Brier", "truth"]
+    columns = [
+        "log loss",
+        "Brier",
+        "spearman",
+        "vs -vol_63d",
+        "AUC",
+        "truth",
+        "model-row log loss [90%]",
+        "model-row Brier [90%]",
+        "model-row spearman [90%]",
+    ]
     return format_table("", columns, table).lstrip("\n")
 
 

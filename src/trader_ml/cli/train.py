@@ -291,7 +291,10 @@ def print_health_result(result) -> None:
         print(f"skipped {result.skipped_rows} rows without a known 21-day outcome (the last days or gaps)")
     print(f"test window {window['first_date']} .. {window['last_date']}: {window['days']} days, {window['rows']} rows")
     print(training_rows_text(result.metrics["training_rows"]))
-    print(health_table({k: result.metrics[k] for k in ("model", "baseline", "-vol_63d", "drawdown_63d")}))
+    from trader_ml.training.health_references import REFERENCES
+
+    names = ("model", *REFERENCES, "baseline", "-vol_63d", "drawdown_63d")
+    print(health_table({k: result.metrics[k] for k in names if k in result.metrics}))
     print_warnings(result.metrics["warnings"])
 
 

@@ -1,10 +1,11 @@
-"""Health networks: an autoencoder or a VAE over an asset's ten features, with a health head.
+"""Health networks: an autoencoder or a VAE over an asset's inputs, with a health head.
 
-The latent (16-dim) must both rebuild the standardised features and predict whether the asset
-avoids the worst fifth of its universe over the next 21 days; the two losses train together.
-The health logit starts from a volatility prior (volatility clustering is the strongest known
-predictor of near-term drawdown): a logistic fit on log vol_21d and log vol_63d, fixed before
-the network trains. The head learns a correction to it from the latent and the reconstruction
+The inputs (``health_inputs.MODEL_INPUTS``) are the guide's ten features, the optional long
+memory of volatility and each log volatility against its day's universe. The latent (16-dim)
+must both rebuild the standardised inputs and predict whether the asset avoids the worst fifth
+of its universe over the next 21 days; the two losses train together. The health logit starts
+from a volatility prior (volatility clustering is the strongest known predictor of near-term
+drawdown): a logistic fit on the mean day-relative log volatility, fixed before the network trains. The head learns a correction to it from the latent and the reconstruction
 error, and ``correction_weight`` (chosen on validation days, 0 allowed) says how much of that
 correction the served score keeps: a correction that does not help on validation is dropped,
 so the score cannot rank worse there than its prior.
@@ -18,14 +19,15 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from trader_ml.health_inputs import MODEL_INPUTS
 from trader_ml.models.inputs import MaskedStandardize
-from trader_ml.schema import ASSET_FEATURES, HEALTH_LATENT_DIM, HEALTH_TYPES
+from trader_ml.schema import HEALTH_LATENT_DIM, HEALTH_TYPES
 
 
 @dataclass(frozen=True)
 class HealthModelConfig:
     model_type: str = HEALTH_TYPES[0]
-    n_features: int = len(ASSET_FEATURES)
+    n_features: int = len(MODEL_INPUTS)
     hidden_size: int = 64
     latent_dim: int = HEALTH_LATENT_DIM
     dropout: float = 0.1
@@ -35,14 +37,17 @@ class HealthModelConfig:
             raise ValueError(f"model_type must be one of {HEALTH_TYPES}, not {self.model_type!r}")
 
 
-PRIOR_FEATURES = ("vol_21d", "vol_63d")
-PRIOR_COLUMNS = tuple(ASSET_FEATURES.index(name) for name in PRIOR_FEATURES)
-MIN_VOL = 1e-4  # a floor under log volatility: a flat price would make it -inf
+# The prior reads one number: the mean of the day-relative log volatilities over a month, a
+# quarter and a year. One weight cannot overfit collinear windows, and that blend ranked best of
+# the volatility windows measured on the sample before this design (docs/models.md).
+PRIOR_VOLS = ("vol_21d", "vol_63d", "vol_252d")
+PRIOR_FEATURES = ("day_relative_mean_log_vol",)
+PRIOR_COLUMNS = tuple(MODEL_INPUTS.index(f"day_relative_log_{name}") for name in PRIOR_VOLS)
 
 
 def prior_inputs(x: torch.Tensor) -> torch.Tensor:
-    """(B, 2) log vol_21d and log vol_63d of raw feature rows."""
-    return torch.log(torch.clamp(x[:, list(PRIOR_COLUMNS)], min=MIN_VOL))
+    """(B, 1) the mean of the day-relative log volatilities in PRIOR_VOLS of input rows."""
+    return x[:, list(PRIOR_COLUMNS)].mean(dim=-1, keepdim=True)
 
 
 class HealthParts(NamedTuple):
@@ -63,7 +68,7 @@ def _mlp(sizes: list[int], dropout: float) -> nn.Sequential:
 
 
 class HealthNet(nn.Module):
-    """Raw features (B, F) -> reconstruction, latent and health logit; ``model_type`` picks
+    """Input rows (B, F) -> reconstruction, latent and health logit; ``model_type`` picks
     a plain autoencoder or a VAE (sampled latent while training, its mean otherwise)."""
 
     def __init__(self, config: HealthModelConfig) -> None:
@@ -76,7 +81,7 @@ class HealthNet(nn.Module):
         self.to_log_var = nn.Linear(hidden, latent) if config.model_type == "vae" else None
         self.decoder = _mlp([latent, hidden, hidden, config.n_features], config.dropout)
         self.health = _mlp([latent + 1, hidden // 2, 1], config.dropout)
-        # The volatility prior (weights of log vol_21d, log vol_63d; bias), fit before training.
+        # The volatility prior (a weight per prior feature; bias), fit before training.
         self.register_buffer("prior", torch.zeros(len(PRIOR_FEATURES) + 1))
         # How much of the head's correction the score keeps: 1 while training, then chosen on validation.
         self.register_buffer("correction_weight", torch.tensor(1.0))

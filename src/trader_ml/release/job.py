@@ -188,7 +188,7 @@ def _run_training(options: TrainOptions, log: Callable[[str], None], progress: d
     window = test_windows(candidate, context, features)
     champion = load_champion(store, pointer, log)
     champions = {"versions": champion.versions, "notes": champion.notes}
-    decisions = judge(window, context, champion, options.tolerance)
+    decisions = judge(window, context, champion, options.tolerance, candidate.health.references)
     regime_window = candidate.regime.metrics["test_window"]
     log(
         f"  test window {regime_window['first_date']} .. {regime_window['last_date']}: {regime_window['days']} days; "

@@ -14,13 +14,21 @@ import numpy as np
 import pandas as pd
 
 from trader_ml import registry
-from trader_ml.baselines import baseline_health, baseline_regimes
+from trader_ml.baselines import baseline_regimes
 from trader_ml.errors import TraderMLError
-from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES
+from trader_ml.health_inputs import RAW_COLUMNS, raw_matrix
+from trader_ml.schema import CONTEXT_FEATURES
 from trader_ml.serving.artifacts import ArtifactError, HealthModel, RegimeModel
 from trader_ml.serving.predictor import current_model
 from trader_ml.store import Store
-from trader_ml.training.gate import GateDecision, decide, health_comparison, regime_comparison
+from trader_ml.training.gate import (
+    GateDecision,
+    decide,
+    decide_health,
+    health_comparison,
+    log_loss_comparison,
+    regime_comparison,
+)
 from trader_ml.training.health import HealthTrainResult
 from trader_ml.training.labels import health_targets
 from trader_ml.training.metrics import format_table
@@ -91,7 +99,8 @@ def test_windows(candidate: Candidate, context: pd.DataFrame, features: pd.DataF
     rows, index = regime.split.test, health.test_index
     values = context[list(CONTEXT_FEATURES)].to_numpy(dtype=np.float64)
     own = RegimeModel.from_bytes(candidate.regime_onnx)
-    x = features[list(ASSET_FEATURES)].to_numpy(dtype=np.float64)[index]
+    x = raw_matrix({c: features[c].to_numpy() for c in RAW_COLUMNS if c in features}, len(features))[index]
+    day_index = pd.factorize(pd.DatetimeIndex(features["date"].iloc[index]), sort=True)[0]
     target, drawdown = health_targets(features, health.config.horizon)
     return TestWindows(
         regime_rows=rows,
@@ -100,18 +109,21 @@ def test_windows(candidate: Candidate, context: pd.DataFrame, features: pd.DataF
         health_x=x,
         health_target=target[index],
         health_drawdown=drawdown[index],
-        health_score=HealthModel.from_bytes(candidate.health_onnx).predict_proba(x).probability,
-        day_index=pd.factorize(pd.DatetimeIndex(features["date"].iloc[index]), sort=True)[0],
+        health_score=HealthModel.from_bytes(candidate.health_onnx).predict_proba(x, day_index).probability,
+        day_index=day_index,
     )
 
 
-def judge(window: TestWindows, context: pd.DataFrame, champion: Champions, tolerance: float) -> dict[str, GateDecision]:
-    """Candidate vs baseline vs champion, each model on the candidate's own test window."""
+def judge(
+    window: TestWindows, context: pd.DataFrame, champion: Champions, tolerance: float, candidate_references: dict
+) -> dict[str, GateDecision]:
+    """Candidate vs baseline vs champion, each model on the candidate's own test window;
+    ``candidate_references``: the health references calibrated on the candidate's training rows."""
     values = context[list(CONTEXT_FEATURES)].to_numpy(dtype=np.float64)
     rows, labels = window.regime_rows, window.regime_labels
     regime_pred = window.regime_probs.argmax(axis=1)
     baseline_pred = baseline_regimes(values)[0][rows]
-    champion_regime, champion_health = champion.regime, champion.health
+    champion_regime = champion.regime
     decisions = {}
     vs_champion = None
     if champion_regime is not None:
@@ -128,17 +140,32 @@ def judge(window: TestWindows, context: pd.DataFrame, champion: Champions, toler
         champion_note=champion.notes.get("regime"),
     )
 
-    days, drawdown, score = window.day_index, window.health_drawdown, window.health_score
-    vs_champion = None
-    if champion_health is not None:
-        vs_champion = health_comparison(
-            days, drawdown, score, champion_health.predict_proba(window.health_x).probability
-        )
-    vs_baseline = health_comparison(days, drawdown, score, baseline_health(window.health_x))
-    decisions["health"] = decide(
-        vs_baseline, vs_champion, int(days.max()) + 1, tolerance, champion_note=champion.notes.get("health")
-    )
+    decisions["health"] = judge_health(window, champion, candidate_references, tolerance)
     return decisions
+
+
+def judge_health(window: TestWindows, champion: Champions, references: dict, tolerance: float) -> GateDecision:
+    """The health gate: log loss against the base rate and the calibrated references, rank
+    correlation against -vol_63d, log loss against the champion as served."""
+    days, target, score = window.day_index, window.health_target, window.health_score
+    vs_references = {
+        name: log_loss_comparison(days, target, score, ref.probability(window.health_x))
+        for name, ref in references.items()
+    }
+    minus_vol = -window.health_x[:, RAW_COLUMNS.index("vol_63d")]
+    rank_check = health_comparison(days, window.health_drawdown, score, minus_vol)
+    vs_champion = None
+    if champion.health is not None:
+        champion_score = champion.health.predict_proba(window.health_x, days).probability
+        vs_champion = log_loss_comparison(days, target, score, champion_score)
+    return decide_health(
+        vs_references,
+        rank_check,
+        vs_champion,
+        int(days.max()) + 1,
+        tolerance,
+        champion_note=champion.notes.get("health"),
+    )
 
 
 def summary_table(decisions: dict[str, GateDecision]) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 from trader_ml import safejson
 from trader_ml.baselines import behaviors, vol_buckets
 from trader_ml.errors import TraderMLError
+from trader_ml.health_inputs import MODEL_INPUTS, RAW_COLUMNS, model_inputs
 from trader_ml.schema import (
     ARTIFACT_FORMAT_VERSION,
     ARTIFACT_METADATA_KEY,
@@ -303,12 +304,13 @@ class RegimeModel(ServedModel):
 
 
 def asset_rows(rows) -> tuple[list[str], np.ndarray, list[str]]:
-    """(symbols, feature matrix, skipped symbols): rows are dicts with ``symbol`` and the ten
-    features, or a 2-d array in ASSET_FEATURES order (symbols are then "0", "1", ...). A row
-    with a missing or non-finite feature is skipped, never scored as NaN. Each symbol must
-    match SYMBOL_PATTERN and appear once."""
-    matrix = as_matrix(rows, ASSET_FEATURES, "feature rows")
+    """(symbols, feature matrix in RAW_COLUMNS order, skipped symbols): rows are dicts with
+    ``symbol``, the ten features and any long-memory columns, or a 2-d array of the ten (or of
+    RAW_COLUMNS; symbols are then "0", "1", ...). A long-memory column a row lacks is NaN. A row
+    with a missing or non-finite feature of the ten is skipped, never scored as NaN. Each symbol
+    must match SYMBOL_PATTERN and appear once."""
     if len(rows) and isinstance(rows[0], dict):
+        matrix = as_matrix(rows, RAW_COLUMNS, "feature rows")
         symbols = [r.get("symbol") for r in rows]
         for i, symbol in enumerate(symbols):
             if not isinstance(symbol, str) or not re.fullmatch(SYMBOL_PATTERN, symbol):
@@ -319,10 +321,25 @@ def asset_rows(rows) -> tuple[list[str], np.ndarray, list[str]]:
                 raise ArtifactError(f"feature rows: symbol {symbol} appears more than once")
             seen.add(symbol)
     else:
+        try:
+            shape = np.shape(rows)
+        except ValueError:  # ragged rows: as_matrix says what is wrong with them
+            shape = ()
+        wide = len(shape) == 2 and shape[1] == len(RAW_COLUMNS)
+        matrix = with_long_columns(as_matrix(rows, RAW_COLUMNS if wide else ASSET_FEATURES, "feature rows"))
         symbols = [str(i) for i in range(len(rows))]
-    finite = np.isfinite(matrix).all(axis=1)
+    finite = np.isfinite(matrix[:, : len(ASSET_FEATURES)]).all(axis=1) & ~np.isinf(matrix).any(axis=1)
     skipped = [s for s, ok in zip(symbols, finite, strict=True) if not ok]
     return [s for s, ok in zip(symbols, finite, strict=True) if ok], matrix[finite], skipped
+
+
+def with_long_columns(features: np.ndarray) -> np.ndarray:
+    """Rows of the ten features widened to RAW_COLUMNS (the long-memory columns NaN); rows
+    that have them already pass unchanged."""
+    features = np.asarray(features, dtype=np.float64)
+    if features.shape[1] == len(RAW_COLUMNS):
+        return features
+    return np.hstack([features, np.full((len(features), len(RAW_COLUMNS) - features.shape[1]), np.nan)])
 
 
 def health_dicts(scores, latents, features: np.ndarray, boundaries) -> list[dict]:
@@ -339,11 +356,16 @@ class HealthModel(ServedModel):
     outputs = (("health_probability", ()), ("latent", (HEALTH_LATENT_DIM,)), ("reconstruction_error", ()))
 
     def input_shape(self) -> tuple[int, ...]:
-        return (len(ASSET_FEATURES),)
+        return (len(MODEL_INPUTS) if self.day_relative else len(ASSET_FEATURES),)
 
     def check(self, meta: dict) -> None:
         if meta.get("feature_order") != list(ASSET_FEATURES):
             raise ArtifactError(f"{self.artifact.name}: its features differ from this version's")
+        # Models before the day-relative inputs read the ten features alone.
+        inputs = meta.get("model_inputs", list(ASSET_FEATURES))
+        if inputs not in (list(ASSET_FEATURES), list(MODEL_INPUTS)):
+            raise ArtifactError(f"{self.artifact.name}: its model inputs differ from this version's")
+        self.day_relative = inputs == list(MODEL_INPUTS)
         bounds = meta.get("vol_boundaries")
         numeric = isinstance(bounds, list) and len(bounds) == 2
         numeric = numeric and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)
@@ -351,9 +373,19 @@ class HealthModel(ServedModel):
             raise ArtifactError(f"{self.artifact.name}: vol_boundaries {bounds!r} are not two ascending volatilities")
         self.vol_boundaries = (float(bounds[0]), float(bounds[1]))
 
-    def predict_proba(self, features: np.ndarray) -> HealthOutputs:
-        """Health probability, latent and reconstruction error of raw rows (B, 10)."""
-        return HealthOutputs(*self.artifact.run(np.ascontiguousarray(features, dtype=np.float32)))
+    def predict_proba(self, features: np.ndarray, day: np.ndarray | None = None) -> HealthOutputs:
+        """Health probability, latent and reconstruction error of feature rows (B, 10) or
+        (B, RAW_COLUMNS). ``day`` labels each row's day, the universe its volatility is read
+        against (None: all rows are one day's universe)."""
+        return self.run_inputs(self.inputs(features, day))
+
+    def inputs(self, features: np.ndarray, day: np.ndarray | None = None) -> np.ndarray:
+        """The network's input rows for feature rows (see ``predict_proba``)."""
+        raw = with_long_columns(features)
+        return model_inputs(raw, day) if self.day_relative else raw[:, : len(ASSET_FEATURES)]
+
+    def run_inputs(self, x: np.ndarray) -> HealthOutputs:
+        return HealthOutputs(*self.artifact.run(np.ascontiguousarray(x, dtype=np.float32)))
 
     def predict(self, rows) -> tuple[dict[str, dict], list[str]]:
         """({symbol: health dict}, skipped symbols) for rows of one day."""

@@ -29,6 +29,7 @@ SERVING_MODULES = (
     "store.py",
     "registry.py",
     "baselines.py",
+    "health_inputs.py",
     "serving/__init__.py",
     "serving/artifacts.py",
     "serving/daily.py",

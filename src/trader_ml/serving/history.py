@@ -50,14 +50,16 @@ def regime_history(context: np.ndarray, model: RegimeModel | None = None) -> tup
     return probs, embeddings
 
 
-def health_history(features: np.ndarray, model: HealthModel | None = None) -> np.ndarray:
-    """The health score of each feature row (ASSET_FEATURES order): the model's calibrated
-    probability, or the heuristic's when ``model`` is None. Each row is one asset on one day
-    and reads nothing else, so any history is answered in one batched pass."""
+def health_history(features: np.ndarray, model: HealthModel | None = None, day: np.ndarray | None = None) -> np.ndarray:
+    """The health score of each feature row (ASSET_FEATURES or RAW_COLUMNS order): the model's
+    calibrated probability, or the heuristic's when ``model`` is None. ``day`` labels each row's
+    day: a row reads its own features and its day's universe (the rows sharing its label) and
+    nothing else, so any history is answered in one batched pass."""
     features = np.asarray(features, dtype=np.float64)
     if model is None:
         return baseline_health(features)
+    x = model.inputs(features, day)
     scores = np.empty(len(features))
     for lo in range(0, len(features), 65536):
-        scores[lo : lo + 65536] = model.predict_proba(features[lo : lo + 65536]).probability
+        scores[lo : lo + 65536] = model.run_inputs(x[lo : lo + 65536]).probability
     return scores

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -26,6 +26,10 @@ BOOTSTRAP_SAMPLES = 1000
 FALLBACK_BLOCK_DAYS = 10.0  # where the series is too short or flat for the rule to say
 CONFIDENCE = 0.90
 MIN_TEST_DAYS = 20  # a month of trading days: fewer and two blocks of 10 days would decide
+RANK_MARGIN = 0.01  # a health score may rank below -vol_63d by at most this (non-inferiority)
+# A log loss moves about a quarter as far as a correlation between two useful scores (0.50 for
+# the base rate, 0.44 for a good score): the champion tolerance for log loss is scaled so.
+LOG_LOSS_SCALE = 0.25
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class GateDecision:
     vs_baseline: Comparison
     vs_champion: Comparison | None
     test_days: int
+    checks: dict[str, Comparison] = field(default_factory=dict)  # every comparison the decision read
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,6 +124,78 @@ def health_comparison(dates: np.ndarray, outcome: np.ndarray, candidate: np.ndar
             return np.nanmean(by_day[which][idx], axis=1)
 
     return compare("test_health_correlation", score, "candidate", "other", by_day["candidate"] - by_day["other"])
+
+
+def log_loss_comparison(days: np.ndarray, target: np.ndarray, candidate: np.ndarray, other: np.ndarray) -> Comparison:
+    """Mean daily log loss of the event, candidate vs other probabilities (lower is better);
+    ``days`` numbers each row's test day from 0, and every day weighs the same."""
+    from trader_ml.training.health_references import log_loss_rows
+
+    days = np.asarray(days)
+    count = np.bincount(days)
+    present = count > 0
+    by_day = {
+        which: (np.bincount(days, log_loss_rows(p, target), len(count)) / np.maximum(count, 1))[present]
+        for which, p in (("candidate", candidate), ("other", other))
+    }
+
+    def score(idx: np.ndarray, which: str) -> np.ndarray:
+        return by_day[which][idx].mean(axis=1)
+
+    return compare("test_log_loss", score, "candidate", "other", by_day["candidate"] - by_day["other"])
+
+
+def _interval(c: Comparison) -> str:
+    return f"{CONFIDENCE:.0%} interval [{c.low:+.4f}, {c.high:+.4f}]"
+
+
+def decide_health(
+    vs_references: dict[str, Comparison],
+    rank_check: Comparison,
+    vs_champion: Comparison | None,
+    test_days: int,
+    tolerance: float = DEFAULT_TOLERANCE,
+    min_test_days: int = MIN_TEST_DAYS,
+    champion_note: str | None = None,
+) -> GateDecision:
+    """The health gate, a probability judged as one. Pass when the window has ``min_test_days``
+    days; the log loss is below every reference's beyond doubt (the high end of each interval of
+    the difference is below zero); the rank correlation is not below -vol_63d's by more than
+    ``RANK_MARGIN`` (the low end of that interval at least -RANK_MARGIN); and, with a champion, a
+    log loss above its by more than ``tolerance x LOG_LOSS_SCALE`` is unlikely."""
+    strongest = min(vs_references.values(), key=lambda c: c.other)
+    checks = {**{f"vs {name}": c for name, c in vs_references.items()}, "rank vs -vol_63d": rank_check}
+    if vs_champion is not None:
+        checks["vs champion"] = vs_champion
+
+    def verdict(promote: bool, reason: str) -> GateDecision:
+        return GateDecision(promote, reason, strongest, vs_champion, test_days, checks)
+
+    if test_days < min_test_days:
+        return verdict(False, f"only {test_days} test days; the gate needs at least {min_test_days}")
+    for name, c in vs_references.items():
+        if not c.high < 0:
+            said = "does not beat" if not c.difference < 0 else "cannot be told from"
+            return verdict(False, f"{said} the {name} on log loss ({c.candidate:.4f} vs {c.other:.4f}, {_interval(c)})")
+    if rank_check.low < -RANK_MARGIN:
+        return verdict(
+            False,
+            f"may rank worse than -vol_63d by more than {RANK_MARGIN} (correlation with the forward drawdown "
+            f"{rank_check.candidate:.3f} vs {rank_check.other:.3f}, {_interval(rank_check)})",
+        )
+    beats = (
+        f"beats the base rate and every calibrated reference on log loss ({strongest.candidate:.4f} vs "
+        f"{strongest.other:.4f} for the best of them, {_interval(strongest)}) and ranks no worse than -vol_63d "
+        f"({rank_check.candidate:.3f} vs {rank_check.other:.3f})"
+    )
+    if vs_champion is None:
+        return verdict(True, f"{beats}; {champion_note or 'no champion yet'}")
+    allowed = tolerance * LOG_LOSS_SCALE
+    said = f"log loss difference {vs_champion.difference:+.4f}, {_interval(vs_champion)}"
+    if vs_champion.high <= allowed:
+        return verdict(True, f"{beats}; not worse than the champion beyond {allowed:g}: {said}")
+    worse = "worse than the champion" if vs_champion.low > allowed else "cannot be told from the champion"
+    return verdict(False, f"{worse} on log loss: {said}, tolerance {allowed:g}")
 
 
 def decide(

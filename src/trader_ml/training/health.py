@@ -1,7 +1,9 @@
-"""Fit and judge the health model: forward-looking targets, a purged split by date, the baseline.
+"""Fit and judge the health model: prepare (targets, inputs, a purged split by date), fit,
+calibrate on validation days, evaluate on test days.
 
-The score is worth serving only if it says something about the next 21 days, so every test
-number compares it with what happened next, beside the heuristic and two one-feature scores.
+The score claims to be the chance of not landing in the worst fifth over the next 21 days, so
+every test number compares it with what happened next: as a probability against the base rate
+and the calibrated references, and as a ranking beside the heuristic and -vol_63d.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import torch
 
 from trader_ml.baselines import DEFAULT_HEALTH_RULES, baseline_health
 from trader_ml.errors import InsufficientHistory, TraderMLError
+from trader_ml.health_inputs import MODEL_INPUTS, RAW_COLUMNS, frame_inputs
 from trader_ml.models.health import PRIOR_FEATURES, HealthModelConfig, HealthNet, prior_inputs
 from trader_ml.schema import ASSET_FEATURES, BEHAVIORS, HEALTH_LATENT_DIM, VOL_BUCKETS
 from trader_ml.training.export import artifact_header, parity_batches, to_onnx
+from trader_ml.training.health_references import BASE_RATE, REFERENCES, fit_references, log_loss_rows, logistic
 from trader_ml.training.labels import HEALTH_HORIZON, health_targets
 from trader_ml.training.loop import FitConfig, FitResult, fit, seed_everything
 from trader_ml.training.metrics import health_metrics, per_date_rank_correlation
@@ -27,7 +31,8 @@ from trader_ml.training.split import Split, chronological_split
 
 log = logging.getLogger(__name__)
 CORRECTION_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # tried on validation days, smallest first
-MIN_GAIN = 0.002  # a larger correction must beat a smaller one by this much on validation
+MIN_GAIN = 0.0005  # validation log loss a larger correction must save over a smaller one
+RANK_MARGIN = 0.01  # how far below -vol_63d's rank correlation a served score may fall
 MIN_DATES = 100  # dates with a known outcome needed to train, validate and test at all
 
 
@@ -88,13 +93,15 @@ class HealthTrainResult:
     vol_boundaries: tuple[float, float]
     metrics: dict
     data_window: dict
-    test_rows: np.ndarray  # (rows, features) raw test inputs, for export checks
+    test_rows: np.ndarray  # (rows, RAW_COLUMNS) raw test features
+    test_inputs: np.ndarray  # (rows, MODEL_INPUTS) what the network read of them, for export checks
     test_index: np.ndarray  # their row numbers in the features frame
     skipped_rows: int
+    references: dict  # name -> health_references.Reference, calibrated on the training rows
 
 
 def predict_health(model: HealthNet, x: np.ndarray, batch: int = 8192) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(probability, latent, reconstruction error) of raw feature rows."""
+    """(probability, latent, reconstruction error) of input rows (MODEL_INPUTS order)."""
     model.eval()
     outs: list[list[np.ndarray]] = [[], [], []]
     with torch.no_grad():
@@ -104,73 +111,28 @@ def predict_health(model: HealthNet, x: np.ndarray, batch: int = 8192) -> tuple[
     return tuple(np.concatenate(o) for o in outs)  # type: ignore[return-value]
 
 
-def calibrate(model: HealthNet, x: np.ndarray, target: np.ndarray) -> None:
-    """Platt scaling on validation rows: the score becomes a calibrated probability."""
-    model.eval()
-    with torch.no_grad():
-        logits = model.parts(torch.as_tensor(x)).health_logit
-    y = torch.as_tensor(target, dtype=torch.float32)
-    params = torch.tensor([1.0, 0.0], requires_grad=True)
-    optimizer = torch.optim.LBFGS([params], max_iter=100)
+@dataclass
+class Prepared:
+    """A features frame as the health model reads it, split by date, targets known."""
 
-    def closure():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(params[0] * logits + params[1], y)
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    model.calibration.copy_(params.detach())
-
-
-def fit_prior(model: HealthNet, x: np.ndarray, target: np.ndarray) -> None:
-    """The volatility prior: a logistic regression of the target on log vol_21d and log vol_63d,
-    fit on training rows before the network trains (L-BFGS, a few parameters)."""
-    inputs = prior_inputs(torch.as_tensor(x))
-    y = torch.as_tensor(target, dtype=torch.float32)
-    params = torch.zeros(len(PRIOR_FEATURES) + 1, requires_grad=True)
-    optimizer = torch.optim.LBFGS([params], max_iter=200, line_search_fn="strong_wolfe")
-
-    def closure():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(inputs @ params[:-1] + params[-1], y)
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    model.prior.copy_(params.detach())
+    values: np.ndarray  # (rows, MODEL_INPUTS) float32
+    raw: np.ndarray  # (rows, RAW_COLUMNS): what the reference rows read
+    target: np.ndarray  # 1: not in the worst fifth of its day; NaN unknown
+    drawdown: np.ndarray
+    row_date: pd.DatetimeIndex
+    split: Split
+    train: np.ndarray  # row numbers of each part
+    val: np.ndarray
+    test: np.ndarray
+    train_x: np.ndarray  # training inputs, pooled rows included
+    train_raw: np.ndarray
+    train_y: np.ndarray
+    pooled: int
+    skipped: int
 
 
-def choose_correction(model: HealthNet, x: np.ndarray, dates: np.ndarray, drawdown: np.ndarray) -> dict[str, float]:
-    """Set ``correction_weight`` to the weight whose scores rank validation days best (mean daily
-    Spearman with the forward drawdown); a larger weight must win by ``MIN_GAIN``. Returns each
-    weight's validation correlation. One forward pass: before calibration the score ranks as its
-    logit, prior + weight x correction."""
-    model.eval()
-    model.correction_weight.fill_(1.0)
-    with torch.no_grad():
-        rows = torch.as_tensor(x)
-        prior = model.prior_logit(rows).numpy()
-        correction = model.parts(rows).health_logit.numpy() - prior
-    scores = {}
-    best = None
-    for weight in CORRECTION_WEIGHTS:
-        scores[weight] = per_date_rank_correlation(dates, prior + weight * correction, drawdown)
-        if best is None or scores[weight] > scores[best] + MIN_GAIN:
-            best = weight
-    model.correction_weight.fill_(best)
-    return {str(w): round(float(v), 4) for w, v in scores.items()} | {"chosen": best}
-
-
-def train_health(
-    features: pd.DataFrame,
-    config: HealthTrainConfig | None = None,
-    truth: np.ndarray | None = None,
-    progress: bool = True,
-) -> HealthTrainResult:
-    """Train on a validated features frame; ``truth`` (hidden state per row, higher healthier)
-    adds the rank correlation with the simulator's truth."""
-    config = config or HealthTrainConfig()
+def prepare(features: pd.DataFrame, config: HealthTrainConfig) -> Prepared:
+    """Targets, inputs and the purged split by date; a small universe's training rows pooled."""
     target, drawdown = health_targets(features, config.horizon)
     known = ~np.isnan(target)
     skipped = int((~known).sum())
@@ -192,7 +154,8 @@ def train_health(
             "of features for 5 or more symbols)"
         )
     split = chronological_split(usable_days, config.horizon, config.val_fraction, config.test_fraction)
-    values = features[list(ASSET_FEATURES)].to_numpy(dtype=np.float32)
+    values = frame_inputs(features).astype(np.float32)
+    raw = values[:, : len(RAW_COLUMNS)].astype(np.float64)
 
     def rows(days: np.ndarray) -> np.ndarray:
         return np.flatnonzero(known & np.isin(day_index, days))
@@ -200,84 +163,165 @@ def train_health(
     train, val, test = rows(split.train), rows(split.val), rows(split.test)
     if len(set(target[train].tolist())) < 2:
         raise TraderMLError("the training rows hold a single outcome: more symbols or a longer window are needed")
-    train_x, train_y, pooled = values[train], target[train], 0
+    train_x, train_y = values[train], target[train]
+    pooled = 0
     if features["symbol"].nunique() < config.pool_below_symbols:
         pool, pool_target = pooled_rows(unique_days[split.val[0]], config.horizon)
         pooled = len(pool)
-        train_x = np.concatenate([train_x, pool[list(ASSET_FEATURES)].to_numpy(dtype=np.float32)])
+        train_x = np.concatenate([train_x, frame_inputs(pool).astype(np.float32)])
         train_y = np.concatenate([train_y, pool_target])
+    return Prepared(
+        values, raw, target, drawdown, dates, split, train, val, test, train_x,
+        train_x[:, : len(RAW_COLUMNS)].astype(np.float64), train_y.astype(np.float32), pooled, skipped,
+    )  # fmt: skip
+
+
+def fit_network(prep: Prepared, config: HealthTrainConfig, progress: bool) -> tuple[HealthNet, FitResult]:
+    """The network: scaler and volatility prior set from the training rows, then trained."""
     seed_everything(config.fit.seed)
     model = HealthNet(config.model)
-    model.inputs.fit(train_x)  # the scaler sees training rows only
-    fit_prior(model, train_x, train_y)
-    boundaries = tuple(float(b) for b in np.quantile(values[train, ASSET_FEATURES.index("vol_21d")], [1 / 3, 2 / 3]))
-    y = target.astype(np.float32)
+    model.inputs.fit(prep.train_x)  # the scaler sees training rows only
+    weights, intercept = logistic(prior_inputs(torch.as_tensor(prep.train_x)).numpy(), prep.train_y)
+    model.prior.copy_(torch.as_tensor([*weights, intercept], dtype=torch.float32))
+    val = prep.val
 
     def evaluate(net) -> dict[str, float]:
-        probability, _, _ = predict_health(net, values[val])
-        return {
-            "val_auc": health_metrics(unique_days[day_index[val]], probability, target[val], drawdown[val])["auc"]
-            or 0.0
-        }
+        probability, _, _ = predict_health(net, prep.values[val])
+        return {"val_log_loss": float(log_loss_rows(probability, prep.target[val]).mean())}
 
     result = fit(
         model,
         lambda net, batch: config.loss(net, *batch),
-        (train_x, train_y.astype(np.float32)),
-        (values[val], y[val]),
+        (prep.train_x, prep.train_y),
+        (prep.values[val], prep.target[val].astype(np.float32)),
         config.fit,
         evaluate=evaluate,
         progress=progress,
         desc=f"health {config.model.model_type}",
     )
-    model.cpu()
-    correction = choose_correction(model, values[val], unique_days[day_index[val]], drawdown[val])
-    calibrate(model, values[val], y[val])
+    return model.cpu(), result
 
-    test_dates = unique_days[day_index[test]]
+
+@dataclass(frozen=True)
+class Calibration:
+    """The choices made after the fit, on validation days of the user's own universe: how much
+    of the learned correction the score keeps, and the Platt scaling that makes it a probability."""
+
+    correction_weight: float
+    slope: float
+    intercept: float
+    val_log_loss: dict[str, float]  # per correction weight tried
+    val_correlation: dict[str, float]
+
+    def apply(self, model: HealthNet) -> None:
+        model.correction_weight.fill_(self.correction_weight)
+        model.calibration.copy_(torch.tensor([self.slope, self.intercept]))
+
+
+def calibrate(model: HealthNet, prep: Prepared) -> Calibration:
+    """Each correction weight's validation log loss after its own Platt scaling; a larger weight
+    is kept only when it lowers that by ``MIN_GAIN`` and ranks validation days no worse than the
+    prior alone (weight 0). So a correction that does not help leaves the calibrated prior."""
+    model.eval()
+    rows, target = prep.values[prep.val], prep.target[prep.val]
+    with torch.no_grad():
+        x = torch.as_tensor(rows)
+        prior = model.prior_logit(x).numpy().astype(float)
+        model.correction_weight.fill_(1.0)
+        correction = model.parts(x).health_logit.numpy().astype(float) - prior
+    dates = prep.row_date[prep.val]
+    losses, correlations, platt = {}, {}, {}
+    best = None
+    for weight in CORRECTION_WEIGHTS:
+        logit = prior + weight * correction
+        (slope,), intercept = logistic(logit[:, None], target)
+        platt[weight] = (slope, intercept)
+        losses[weight] = float(log_loss_rows(1 / (1 + np.exp(-(slope * logit + intercept))), target).mean())
+        correlations[weight] = per_date_rank_correlation(dates, logit, prep.drawdown[prep.val])
+        no_worse = not correlations[weight] < correlations[0.0]
+        if best is None or (losses[weight] < losses[best] - MIN_GAIN and no_worse):
+            best = weight
+    chosen = Calibration(
+        best,
+        float(platt[best][0]),
+        float(platt[best][1]),
+        {str(w): round(v, 5) for w, v in losses.items()},
+        {str(w): round(float(v), 4) for w, v in correlations.items()},
+    )
+    chosen.apply(model)
+    return chosen
+
+
+def evaluate_health(model: HealthNet, prep: Prepared, truth: np.ndarray | None, references: dict) -> dict:
+    """Model, heuristic, one-feature scores and the calibrated references on the test rows."""
+    test = prep.test
+    test_dates = prep.row_date[test]
+    target, drawdown = prep.target[test], prep.drawdown[test]
     truth_test = None if truth is None else np.asarray(truth, dtype=float)[test]
-    probability, _, error = predict_health(model, values[test])
+    probability, _, error = predict_health(model, prep.values[test])
+    raw = prep.raw[test]
 
     def judge(score: np.ndarray, is_probability: bool) -> dict:
-        return health_metrics(test_dates, score, target[test], drawdown[test], is_probability, truth_test)
+        return health_metrics(test_dates, score, target, drawdown, is_probability, truth_test)
 
-    column = {name: values[test, ASSET_FEATURES.index(name)] for name in ("vol_63d", "drawdown_63d")}
-    metrics = {
+    column = {name: raw[:, RAW_COLUMNS.index(name)] for name in ("vol_63d", "drawdown_63d")}
+    return {
         "model": {**judge(probability, True), "test_recon_mse": float(error.mean())},
-        "baseline": judge(baseline_health(values[test].astype(np.float64)), True),
+        "baseline": judge(baseline_health(raw[:, : len(ASSET_FEATURES)]), True),
         "-vol_63d": judge(-column["vol_63d"], False),
         "drawdown_63d": judge(column["drawdown_63d"], False),
+        **{name: judge(ref.probability(raw), True) for name, ref in references.items()},
+    }
+
+
+def train_health(
+    features: pd.DataFrame,
+    config: HealthTrainConfig | None = None,
+    truth: np.ndarray | None = None,
+    progress: bool = True,
+) -> HealthTrainResult:
+    """Train on a validated features frame; ``truth`` (hidden state per row, higher healthier)
+    adds the rank correlation with the simulator's truth."""
+    config = config or HealthTrainConfig()
+    prep = prepare(features, config)
+    model, result = fit_network(prep, config, progress)
+    calibration = calibrate(model, prep)
+    references = fit_references(prep.train_raw, prep.train_y)
+    metrics = evaluate_health(model, prep, truth, references)
+    test_dates = prep.row_date[prep.test]
+    metrics |= {
         "test_window": {
             "first_date": str(test_dates.min().date()),
             "last_date": str(test_dates.max().date()),
-            "days": int(len(split.test)),
-            "rows": int(len(test)),
-            "event_rate": float(1.0 - target[test].mean()),
+            "days": int(len(prep.split.test)),
+            "rows": int(len(prep.test)),
+            "event_rate": float(1.0 - prep.target[prep.test].mean()),
         },
-        "split": {
-            "train_days": int(len(split.train)),
-            "val_days": int(len(split.val)),
-            "test_days": int(len(split.test)),
-        },
-        "skipped_rows": skipped,
+        "split": {f"{k}_days": int(len(getattr(prep.split, k))) for k in ("train", "val", "test")},
+        "skipped_rows": prep.skipped,
         "training_rows": {
-            "own": int(len(train)),
-            "pooled": pooled,
-            "pooled_from": POOLED_SOURCE if pooled else None,
+            "own": int(len(prep.train)),
+            "pooled": prep.pooled,
+            "pooled_from": POOLED_SOURCE if prep.pooled else None,
         },
         "prior": {
             "features": list(PRIOR_FEATURES),
             "weights": [round(float(w), 4) for w in model.prior.tolist()],
-            "val_correlation_by_correction_weight": correction,
+            "correction_weight": calibration.correction_weight,
+            "val_log_loss_by_correction_weight": calibration.val_log_loss,
+            "val_correlation_by_correction_weight": calibration.val_correlation,
         },
+        "references": {name: [ref.slope, ref.intercept] for name, ref in references.items()},
     }
-    metrics["warnings"] = health_warnings(metrics, float(model.calibration[0]), float(probability.std()))
+    metrics["warnings"] = health_warnings(metrics, calibration.slope)
+    vol_21d = prep.raw[prep.train, RAW_COLUMNS.index("vol_21d")]
+    dates = prep.row_date
     return HealthTrainResult(
         model=model,
         config=config,
         fit=result,
-        split=split,
-        vol_boundaries=boundaries,  # type: ignore[arg-type]
+        split=prep.split,
+        vol_boundaries=tuple(float(b) for b in np.quantile(vol_21d, [1 / 3, 2 / 3])),  # type: ignore[arg-type]
         metrics=metrics,
         data_window={
             "first_date": str(dates.min().date()),
@@ -285,27 +329,34 @@ def train_health(
             "rows": len(features),
             "symbols": int(features["symbol"].nunique()),
         },
-        test_rows=values[test],
-        test_index=test,
-        skipped_rows=skipped,
+        test_rows=prep.raw[prep.test],
+        test_inputs=prep.values[prep.test],
+        test_index=prep.test,
+        skipped_rows=prep.skipped,
+        references=references,
     )
 
 
-def health_warnings(metrics: dict, calibration_slope: float, score_std: float) -> list[str]:
-    """What a user must hear before serving this model: it ranks worse than its heuristic on its
-    own test window, or it is wrong-way round (a negative calibration slope)."""
+def health_warnings(metrics: dict, calibration_slope: float) -> list[str]:
+    """What a user must hear before serving this model: on its own test window it claims more
+    than it knows (a log loss above the base rate's or a calibrated reference's), it ranks
+    worse than -vol_63d, or it is wrong-way round (a negative calibration slope)."""
     out = []
-    model, baseline = metrics["model"]["test_health_correlation"], metrics["baseline"]["test_health_correlation"]
-    if model < baseline:
+    model = metrics["model"]
+    for name in REFERENCES:
+        if model["log_loss"] > metrics[name]["log_loss"]:
+            out.append(
+                f"the health model's log loss is above the {name}'s on its own test window "
+                f"({model['log_loss']:.4f} vs {metrics[name]['log_loss']:.4f})"
+            )
+    rank, reference = model["test_health_correlation"], metrics["-vol_63d"]["test_health_correlation"]
+    if rank < reference - RANK_MARGIN:
         out.append(
-            f"the health model ranks worse than its heuristic baseline on its own test window "
-            f"(correlation with the forward drawdown {model:.3f} vs {baseline:.3f})"
+            f"the health model ranks worse than -vol_63d on its own test window "
+            f"(correlation with the forward drawdown {rank:.3f} vs {reference:.3f})"
         )
     if calibration_slope < 0:
-        out.append(
-            f"the health model is wrong-way round: its calibration slope is {calibration_slope:.3f} "
-            f"(higher raw scores meant less healthy; scores vary by only {score_std:.3f})"
-        )
+        out.append(f"the health model is wrong-way round: its calibration slope is {calibration_slope:.3f}")
     return out
 
 
@@ -316,10 +367,13 @@ def health_summary(metrics: dict) -> dict:
         "test_recon_mse": model["test_recon_mse"],
         "test_health_correlation": model["test_health_correlation"],
         "test_auc": model["auc"],
+        "test_log_loss": model["log_loss"],
         "test_brier": model["brier"],
         "baseline_test_health_correlation": baseline["test_health_correlation"],
         "baseline_test_auc": baseline["auc"],
         "baseline_test_brier": baseline["brier"],
+        "base_rate_test_log_loss": metrics[BASE_RATE]["log_loss"],
+        "vol_63d_test_health_correlation": metrics["-vol_63d"]["test_health_correlation"],
     }
     if "truth_correlation" in model:
         out["truth_correlation"] = model["truth_correlation"]
@@ -335,6 +389,7 @@ def health_artifact(result: HealthTrainResult) -> tuple[bytes, dict]:
         "input_name": "features",
         "output_names": ["health_probability", "latent", "reconstruction_error"],
         "feature_order": list(ASSET_FEATURES),
+        "model_inputs": list(MODEL_INPUTS),
         "latent_dim": HEALTH_LATENT_DIM,
         "horizon": result.config.horizon,
         "vol_buckets": list(VOL_BUCKETS),
@@ -348,6 +403,7 @@ def health_artifact(result: HealthTrainResult) -> tuple[bytes, dict]:
         "calibration": model.calibration.tolist(),
         "prior": {"features": list(PRIOR_FEATURES), "weights": model.prior.tolist()},
         "correction_weight": float(model.correction_weight),
+        "references": result.metrics["references"],
         "data_window": result.data_window,
         "training_rows": result.metrics["training_rows"],
         "test_window": result.metrics["test_window"],
@@ -355,10 +411,10 @@ def health_artifact(result: HealthTrainResult) -> tuple[bytes, dict]:
     }
     data, gap = to_onnx(
         model,
-        result.test_rows[:2],
+        result.test_inputs[:2],
         metadata["input_name"],
         metadata["output_names"],
         metadata,
-        parity_batches(result.test_rows),
+        parity_batches(result.test_inputs),
     )
     return data, {**metadata, "parity_max_abs_diff": gap}

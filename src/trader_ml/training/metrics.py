@@ -130,13 +130,17 @@ def health_metrics(
     probability: bool = True,
     truth: np.ndarray | None = None,
 ) -> dict:
-    """The training guide's correlation with the forward drawdown, and AUC / Brier of the event; Brier only
-    for scores that claim to be probabilities. ``truth``: hidden health state (higher healthier)."""
+    """The training guide's correlation with the forward drawdown, and AUC, log loss and Brier of
+    the event; the last two only for scores that claim to be probabilities. ``truth``: hidden
+    health state (higher healthier)."""
     from sklearn.metrics import roc_auc_score
+
+    from trader_ml.training.health_references import log_loss_rows
 
     out = {
         "test_health_correlation": per_date_rank_correlation(dates, score, drawdown),
         "auc": float(roc_auc_score(target, score)) if len(set(target.tolist())) == 2 else None,
+        "log_loss": float(np.mean(log_loss_rows(score, target))) if probability else None,
         "brier": float(np.mean((score - target) ** 2)) if probability else None,
         "rows": int(len(score)),
     }
@@ -147,6 +151,6 @@ def health_metrics(
 
 def health_table(results: dict[str, dict]) -> str:
     columns = list(results)
-    keys = ["test_health_correlation", "auc", "brier", "test_recon_mse", "truth_correlation", "rows"]
+    keys = ["log_loss", "brier", "test_health_correlation", "auc", "test_recon_mse", "truth_correlation", "rows"]
     rows = {k: [results[c].get(k) for c in columns] for k in keys if any(k in results[c] for c in columns)}
     return format_table("", columns, rows).lstrip("\n")

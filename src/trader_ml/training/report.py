@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from trader_ml.schema import REGIMES  # noqa: E402
+from trader_ml.training.health_references import REFERENCES
 from trader_ml.training.metrics import calibration_bins  # noqa: E402
 
 COLORS = ["#2e7d32", "#1565c0", "#ef6c00", "#757575", "#c62828"]  # one per regime, in REGIMES order
@@ -177,10 +178,10 @@ def render(
         k: [regime_metrics[c].get(k) for c in regime_cols]
         for k in ("accuracy", "f1_macro", "ece", "switches_per_year", "days")
     }
-    health_cols = [c for c in ("model", "baseline", "-vol_63d", "drawdown_63d") if c in health_metrics]
+    health_cols = [c for c in ("model", *REFERENCES, "baseline", "-vol_63d", "drawdown_63d") if c in health_metrics]
     health_keys = [
         k
-        for k in ("test_health_correlation", "auc", "brier", "test_recon_mse", "truth_correlation", "rows")
+        for k in ("log_loss", "brier", "test_health_correlation", "auc", "test_recon_mse", "truth_correlation", "rows")
         if any(k in health_metrics[c] for c in health_cols)
     ]
     health_rows = {k: [health_metrics[c].get(k) for c in health_cols] for k in health_keys}
