@@ -43,6 +43,20 @@ def synthetic(folder: str, seed: int, symbols: int) -> LocalStore:
     return store
 
 
+def years_text(summary: dict) -> str:
+    """Each test year: the first row's daily Spearman minus -vol_63d's, and its log loss minus
+    the base rate's (what the health issue's must-hold lines read year by year)."""
+    rows = summary["rows"]
+    model = next(iter(rows))
+    lines = [f"by year ({model}): spearman - (-vol_63d), log loss - base rate"]
+    for year, values in rows[model]["by_year"].items():
+        reference, base = rows["-vol_63d"]["by_year"][year], rows["base rate"]["by_year"][year]
+        lines.append(
+            f"  {year}: {values['spearman'] - reference['spearman']:+.3f}, {values['log_loss'] - base['log_loss']:+.4f}"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("job", choices=sorted(JOBS))
@@ -81,6 +95,8 @@ def main() -> None:
                 times.append(time.perf_counter() - began)
                 print(f"\n== {args.job}, {name}, run {run + 1}: {times[-1]:.0f} s")
                 print(summary_text(result.summary))
+                if model == "health":
+                    print(years_text(result.summary))
             print(
                 f"\n{args.job} {name}: median {statistics.median(times):.0f} s over {len(times)} run(s) "
                 f"(min {min(times):.0f}, max {max(times):.0f})"

@@ -1,7 +1,7 @@
 """Health model benchmark: autoencoder and VAE on 10 synthetic years x 200 symbols and on the
 bundled sample (20 stocks, 1990-2022), next to the heuristic and two one-feature scores.
 
-    python bench/bench_health.py [--runs 3] [--skip-sample]
+    python bench/bench_health.py [--runs 3] [--skip-sample] [--timing-only]
 
 Then the median time to train the autoencoder on 365 days x 200 symbols.
 """
@@ -42,12 +42,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3, help="runs of the 365-day timing")
     parser.add_argument("--skip-sample", action="store_true")
+    parser.add_argument("--timing-only", action="store_true", help="only the 365-day timing")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         synthetic = synthetic_store(tmp)
-        for model_type in ("autoencoder", "vae"):
+        for model_type in ("autoencoder", "vae") if not args.timing_only else ():
             report("synthetic 2012-2021, 200 symbols", synthetic, model_type)
-        if not args.skip_sample:
+        if not (args.skip_sample or args.timing_only):
             sample = sample_store(tmp)
             for model_type in ("autoencoder", "vae"):
                 report("sample 1990-2022, 20 survivor large caps", sample, model_type)
