@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from trader_ml.health_inputs import MODEL_INPUTS, frame_inputs
+from trader_ml.health_inputs import MODEL_INPUTS, frame_raw, model_inputs
 from trader_ml.models.health import HealthModelConfig, HealthNet
 from trader_ml.models.regime import RegimeModelConfig, build_regime_model
 from trader_ml.schema import CONTEXT_FEATURES
@@ -119,7 +119,7 @@ def test_the_causality_check_catches_a_leak(fitted_net, causal_windows):
 @pytest.mark.parametrize("model_type", ["autoencoder", "vae"])
 def test_health_net_overfits_a_tiny_batch(synthetic_features, model_type):
     features, _ = synthetic_features
-    x = frame_inputs(features).astype(np.float32)[:32]
+    x = model_inputs(frame_raw(features), features["date"].to_numpy()).astype(np.float32)[:32]
     y = np.tile([0.0, 1.0], 16).astype(np.float32)
     seed_everything(0)
     model = HealthNet(HealthModelConfig(model_type=model_type, dropout=0.0))

@@ -64,8 +64,6 @@ def model_inputs(raw: np.ndarray, day: np.ndarray | None = None) -> np.ndarray:
     return np.hstack([raw, relative])
 
 
-def frame_inputs(frame) -> np.ndarray:
-    """(rows, MODEL_INPUTS) of a features frame (``date``, the ten, any long-memory columns),
-    each row read against the other rows of its date."""
-    raw = raw_matrix({c: frame[c].to_numpy() for c in RAW_COLUMNS if c in frame.columns}, len(frame))
-    return model_inputs(raw, frame["date"].to_numpy())
+def frame_raw(frame) -> np.ndarray:
+    """(rows, RAW_COLUMNS) of a features frame (the ten, any long-memory columns)."""
+    return raw_matrix({c: frame[c].to_numpy() for c in RAW_COLUMNS if c in frame.columns}, len(frame))

@@ -17,7 +17,7 @@ import pandas as pd
 from trader_ml.backtest.config import BacktestConfig, Period
 from trader_ml.backtest.health_stats import daily_measures, mean_with_se
 from trader_ml.errors import TraderMLError
-from trader_ml.health_inputs import RAW_COLUMNS, raw_matrix
+from trader_ml.health_inputs import RAW_COLUMNS, frame_raw
 from trader_ml.serving.artifacts import HealthModel
 from trader_ml.serving.history import health_history
 from trader_ml.store import Store
@@ -57,7 +57,7 @@ def prepare(
         )
     return Prepared(
         features=frame,
-        values=raw_matrix({c: frame[c].to_numpy() for c in RAW_COLUMNS if c in frame.columns}, len(frame)),
+        values=frame_raw(frame),
         row_day=row_day,
         dates=dates,
         target=target,

@@ -16,7 +16,7 @@ import pandas as pd
 from trader_ml import registry
 from trader_ml.baselines import baseline_regimes
 from trader_ml.errors import TraderMLError
-from trader_ml.health_inputs import RAW_COLUMNS, raw_matrix
+from trader_ml.health_inputs import RAW_COLUMNS, frame_raw
 from trader_ml.schema import CONTEXT_FEATURES
 from trader_ml.serving.artifacts import ArtifactError, HealthModel, RegimeModel
 from trader_ml.serving.predictor import current_model
@@ -99,7 +99,7 @@ def test_windows(candidate: Candidate, context: pd.DataFrame, features: pd.DataF
     rows, index = regime.split.test, health.test_index
     values = context[list(CONTEXT_FEATURES)].to_numpy(dtype=np.float64)
     own = RegimeModel.from_bytes(candidate.regime_onnx)
-    x = raw_matrix({c: features[c].to_numpy() for c in RAW_COLUMNS if c in features}, len(features))[index]
+    x = frame_raw(features)[index]
     day_index = pd.factorize(pd.DatetimeIndex(features["date"].iloc[index]), sort=True)[0]
     target, drawdown = health_targets(features, health.config.horizon)
     return TestWindows(

@@ -18,7 +18,7 @@ import numpy as np
 from trader_ml import safejson
 from trader_ml.baselines import behaviors, vol_buckets
 from trader_ml.errors import TraderMLError
-from trader_ml.health_inputs import MODEL_INPUTS, RAW_COLUMNS, model_inputs
+from trader_ml.health_inputs import MODEL_INPUTS, RAW_COLUMNS, model_inputs, raw_matrix
 from trader_ml.schema import (
     ARTIFACT_FORMAT_VERSION,
     ARTIFACT_METADATA_KEY,
@@ -339,7 +339,7 @@ def with_long_columns(features: np.ndarray) -> np.ndarray:
     features = np.asarray(features, dtype=np.float64)
     if features.shape[1] == len(RAW_COLUMNS):
         return features
-    return np.hstack([features, np.full((len(features), len(RAW_COLUMNS) - features.shape[1]), np.nan)])
+    return raw_matrix(dict(zip(ASSET_FEATURES, features.T, strict=True)), len(features))
 
 
 def health_dicts(scores, latents, features: np.ndarray, boundaries) -> list[dict]:

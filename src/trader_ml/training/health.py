@@ -17,10 +17,11 @@ import torch
 
 from trader_ml.baselines import DEFAULT_HEALTH_RULES, baseline_health
 from trader_ml.errors import InsufficientHistory, TraderMLError
-from trader_ml.health_inputs import MODEL_INPUTS, RAW_COLUMNS, frame_inputs
+from trader_ml.health_inputs import MODEL_INPUTS, RAW_COLUMNS, frame_raw, model_inputs
 from trader_ml.models.health import PRIOR_FEATURES, HealthModelConfig, HealthNet, prior_inputs
 from trader_ml.schema import ASSET_FEATURES, BEHAVIORS, HEALTH_LATENT_DIM, VOL_BUCKETS
 from trader_ml.training.export import artifact_header, parity_batches, to_onnx
+from trader_ml.training.gate import RANK_MARGIN
 from trader_ml.training.health_references import BASE_RATE, REFERENCES, fit_references, log_loss_rows, logistic
 from trader_ml.training.labels import HEALTH_HORIZON, health_targets
 from trader_ml.training.loop import FitConfig, FitResult, fit, seed_everything
@@ -32,7 +33,6 @@ from trader_ml.training.split import Split, chronological_split
 log = logging.getLogger(__name__)
 CORRECTION_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # tried on validation days, smallest first
 MIN_GAIN = 0.0005  # validation log loss a larger correction must save over a smaller one
-RANK_MARGIN = 0.01  # how far below -vol_63d's rank correlation a served score may fall
 MIN_DATES = 100  # dates with a known outcome needed to train, validate and test at all
 
 
@@ -154,8 +154,8 @@ def prepare(features: pd.DataFrame, config: HealthTrainConfig) -> Prepared:
             "of features for 5 or more symbols)"
         )
     split = chronological_split(usable_days, config.horizon, config.val_fraction, config.test_fraction)
-    values = frame_inputs(features).astype(np.float32)
-    raw = values[:, : len(RAW_COLUMNS)].astype(np.float64)
+    raw = frame_raw(features)
+    values = model_inputs(raw, features["date"].to_numpy()).astype(np.float32)
 
     def rows(days: np.ndarray) -> np.ndarray:
         return np.flatnonzero(known & np.isin(day_index, days))
@@ -163,16 +163,18 @@ def prepare(features: pd.DataFrame, config: HealthTrainConfig) -> Prepared:
     train, val, test = rows(split.train), rows(split.val), rows(split.test)
     if len(set(target[train].tolist())) < 2:
         raise TraderMLError("the training rows hold a single outcome: more symbols or a longer window are needed")
-    train_x, train_y = values[train], target[train]
+    train_x, train_raw, train_y = values[train], raw[train], target[train]
     pooled = 0
     if features["symbol"].nunique() < config.pool_below_symbols:
         pool, pool_target = pooled_rows(unique_days[split.val[0]], config.horizon)
         pooled = len(pool)
-        train_x = np.concatenate([train_x, frame_inputs(pool).astype(np.float32)])
+        pool_raw = frame_raw(pool)
+        train_x = np.concatenate([train_x, model_inputs(pool_raw, pool["date"].to_numpy()).astype(np.float32)])
+        train_raw = np.concatenate([train_raw, pool_raw])
         train_y = np.concatenate([train_y, pool_target])
     return Prepared(
-        values, raw, target, drawdown, dates, split, train, val, test, train_x,
-        train_x[:, : len(RAW_COLUMNS)].astype(np.float64), train_y.astype(np.float32), pooled, skipped,
+        values, raw, target, drawdown, dates, split, train, val, test, train_x, train_raw,
+        train_y.astype(np.float32), pooled, skipped,
     )  # fmt: skip
 
 

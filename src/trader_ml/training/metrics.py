@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from trader_ml.schema import REGIMES
+from trader_ml.training.health_references import log_loss_rows
 
 TRADING_DAYS_PER_YEAR = 252
 
@@ -134,8 +135,6 @@ def health_metrics(
     the event; the last two only for scores that claim to be probabilities. ``truth``: hidden
     health state (higher healthier)."""
     from sklearn.metrics import roc_auc_score
-
-    from trader_ml.training.health_references import log_loss_rows
 
     out = {
         "test_health_correlation": per_date_rank_correlation(dates, score, drawdown),
