@@ -57,6 +57,15 @@ def years_text(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def choices_text(summary: dict) -> str:
+    """What each refit chose on its own validation days (the prior's blend, the correction kept)."""
+    lines = ["refit choices (first seed): refit date, prior blend, correction weight"]
+    for refit in summary["refits"]:
+        facts = refit["seeds"][0]
+        lines.append(f"  {refit['refit_date']}: {facts.get('prior_blend')}, {facts.get('correction_weight')}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("job", choices=sorted(JOBS))
@@ -97,6 +106,7 @@ def main() -> None:
                 print(summary_text(result.summary))
                 if model == "health":
                     print(years_text(result.summary))
+                    print(choices_text(result.summary))
             print(
                 f"\n{args.job} {name}: median {statistics.median(times):.0f} s over {len(times)} run(s) "
                 f"(min {min(times):.0f}, max {max(times):.0f})"

@@ -21,8 +21,9 @@ from trader_ml.store import Store
 
 CACHE_PREFIX = "backtests/cache/"
 # Part of every cache key: raised whenever a training recipe changes what a refit of the same rows
-# learns (2: the health model reads day-relative volatility and is calibrated by log loss).
-RECIPE_VERSION = 2
+# learns (2: the health model reads day-relative volatility and is calibrated by log loss;
+# 3: its prior's blend is chosen on each refit's validation days).
+RECIPE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ def fit_refit(job: RefitJob) -> tuple[bytes, dict]:
         result = train_regime(job.rows, config, progress=False)
         data, _ = regime_artifact(result)
         summary = regime_summary(result.metrics)
+        choices = {}
     else:
         from trader_ml.training.health import health_artifact, health_summary, health_train_config, train_health
 
@@ -74,11 +76,14 @@ def fit_refit(job: RefitJob) -> tuple[bytes, dict]:
         result = train_health(job.rows, config, progress=False)
         data, _ = health_artifact(result)
         summary = health_summary(result.metrics)
+        prior = result.metrics["prior"]
+        choices = {"prior_blend": prior["blend"], "correction_weight": prior["correction_weight"]}
     metrics = {
         **asdict(spec),
         "data_window": result.data_window,
         "fit": result.fit.summary(),
         "own_test_window": summary,
+        "choices": choices,  # what the refit chose on its own validation days
         "sha256": hashlib.sha256(data).hexdigest(),
     }
     return data, metrics

@@ -226,6 +226,7 @@ def _refit_facts(metrics: dict) -> dict:
         "trained_through": metrics["data_window"]["last_date"],
         "cached": metrics["cached"],
         **{k: metrics["fit"][k] for k in ("seconds", "epochs_run", "best_epoch")},
+        **metrics.get("choices", {}),
     }
 
 

@@ -5,7 +5,8 @@ memory of volatility and each log volatility against its day's universe. The lat
 must both rebuild the standardised inputs and predict whether the asset avoids the worst fifth
 of its universe over the next 21 days; the two losses train together. The health logit starts
 from a volatility prior (volatility clustering is the strongest known predictor of near-term
-drawdown): a logistic fit on the mean day-relative log volatility, fixed before the network trains. The head learns a correction to it from the latent and the reconstruction
+drawdown): a logistic fit on a blend of day-relative log volatilities, chosen and fixed before
+the network trains. The head learns a correction to it from the latent and the reconstruction
 error, and ``correction_weight`` (chosen on validation days, 0 allowed) says how much of that
 correction the served score keeps: a correction that does not help on validation is dropped,
 so the score cannot rank worse there than its prior.
@@ -19,7 +20,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from trader_ml.health_inputs import MODEL_INPUTS
+from trader_ml.health_inputs import MODEL_INPUTS, RELATIVE_COLUMNS, RELATIVE_VOLS
 from trader_ml.models.inputs import MaskedStandardize
 from trader_ml.schema import HEALTH_LATENT_DIM, HEALTH_TYPES
 
@@ -37,17 +38,28 @@ class HealthModelConfig:
             raise ValueError(f"model_type must be one of {HEALTH_TYPES}, not {self.model_type!r}")
 
 
-# The prior reads one number: the mean of the day-relative log volatilities over a month, a
-# quarter and a year. One weight cannot overfit collinear windows, and that blend ranked best of
-# the volatility windows measured on the sample before this design (docs/models.md).
-PRIOR_VOLS = ("vol_21d", "vol_63d", "vol_252d")
-PRIOR_FEATURES = ("day_relative_mean_log_vol",)
-PRIOR_COLUMNS = tuple(MODEL_INPUTS.index(f"day_relative_log_{name}") for name in PRIOR_VOLS)
+# The prior reads one number: a blend of day-relative log volatilities. The quarter alone is
+# the default, the reference the rank check judges against; the mean of a month, a quarter and
+# a year (the best-ranking blend measured on the sample before this design, docs/models.md)
+# replaces it only where a refit's own validation days say so. One weight cannot overfit
+# collinear windows.
+PRIOR_BLENDS: dict[str, tuple[str, ...]] = {
+    "vol_63d": ("vol_63d",),
+    "mean of vol_21d, vol_63d, vol_252d": ("vol_21d", "vol_63d", "vol_252d"),
+}
+DEFAULT_BLEND = next(iter(PRIOR_BLENDS))
+RELATIVE_INDEX = tuple(MODEL_INPUTS.index(column) for column in RELATIVE_COLUMNS)
 
 
-def prior_inputs(x: torch.Tensor) -> torch.Tensor:
-    """(B, 1) the mean of the day-relative log volatilities in PRIOR_VOLS of input rows."""
-    return x[:, list(PRIOR_COLUMNS)].mean(dim=-1, keepdim=True)
+def blend_mix(blend: str) -> torch.Tensor:
+    """(RELATIVE_VOLS,) the weights a blend gives each day-relative log volatility (sum 1)."""
+    vols = PRIOR_BLENDS[blend]
+    return torch.tensor([1 / len(vols) if name in vols else 0.0 for name in RELATIVE_VOLS])
+
+
+def prior_inputs(x: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
+    """(B, 1) the blend ``mix`` of the day-relative log volatilities of input rows."""
+    return x[:, list(RELATIVE_INDEX)] @ mix.to(x.dtype)[:, None]
 
 
 class HealthParts(NamedTuple):
@@ -81,8 +93,9 @@ class HealthNet(nn.Module):
         self.to_log_var = nn.Linear(hidden, latent) if config.model_type == "vae" else None
         self.decoder = _mlp([latent, hidden, hidden, config.n_features], config.dropout)
         self.health = _mlp([latent + 1, hidden // 2, 1], config.dropout)
-        # The volatility prior (a weight per prior feature; bias), fit before training.
-        self.register_buffer("prior", torch.zeros(len(PRIOR_FEATURES) + 1))
+        # The volatility prior: its blend of day-relative log vols, then (weight, bias), fit before training.
+        self.register_buffer("prior_mix", blend_mix(DEFAULT_BLEND))
+        self.register_buffer("prior", torch.zeros(2))
         # How much of the head's correction the score keeps: 1 while training, then chosen on validation.
         self.register_buffer("correction_weight", torch.tensor(1.0))
         # Platt scaling of the health logit, fit on validation after training.
@@ -104,7 +117,7 @@ class HealthNet(nn.Module):
         return HealthParts(z, reconstruction, mean, log_var, logit)
 
     def prior_logit(self, x: torch.Tensor) -> torch.Tensor:
-        return prior_inputs(x) @ self.prior[:-1] + self.prior[-1]
+        return prior_inputs(x, self.prior_mix)[:, 0] * self.prior[0] + self.prior[1]
 
     def health_probability(self, logit: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.calibration[0] * logit + self.calibration[1])
