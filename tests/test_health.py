@@ -234,14 +234,13 @@ def test_a_losing_or_wrong_way_round_model_is_said_out_loud(trained):
 
 
 def test_the_score_starts_from_a_volatility_prior_and_keeps_only_a_correction_that_helps(synthetic_features, trained):
-    from trader_ml.health_inputs import RELATIVE_VOLS
-    from trader_ml.models.health import PRIOR_BLENDS, RELATIVE_INDEX
+    from trader_ml.models.health import RELATIVE_INDEX, WIDE_BLEND, blend_mix
     from trader_ml.training.health import CORRECTION_WEIGHTS, predict_health
     from trader_ml.training.metrics import per_date_rank_correlation
 
     features, _ = synthetic_features
     prior = trained.metrics["prior"]
-    assert prior["blend"] in PRIOR_BLENDS and set(prior["val_log_loss_by_blend"]) == set(PRIOR_BLENDS)
+    assert prior["blend"] == WIDE_BLEND  # 12 names pool nothing
     assert prior["weights"][0] < 0  # more volatile than its day, less likely to stay healthy
     chosen, losses = prior["correction_weight"], prior["val_log_loss_by_correction_weight"]
     correlations = prior["val_correlation_by_correction_weight"]
@@ -258,47 +257,15 @@ def test_the_score_starts_from_a_volatility_prior_and_keeps_only_a_correction_th
     finally:
         model.correction_weight.fill_(kept)
     dates = features["date"].to_numpy()[trained.test_index]
-    vols = [RELATIVE_INDEX[RELATIVE_VOLS.index(name)] for name in PRIOR_BLENDS[prior["blend"]]]
-    prior_score = x[:, vols].mean(axis=1) * float(model.prior[0])
+    prior_score = x[:, list(RELATIVE_INDEX)] @ blend_mix(WIDE_BLEND).numpy() * float(model.prior[0])
     assert per_date_rank_correlation(dates, probability, prior_score) == pytest.approx(1.0, abs=1e-6)
-
-
-def test_the_prior_stays_the_quarters_volatility_unless_validation_days_prefer_another_blend(
-    synthetic_features, trained
-):
-    """The wider blend must lower validation log loss by MIN_GAIN and rank no worse; otherwise
-    the prior is -vol_63d's own ranking, the one the rank check judges against."""
-    from trader_ml.models.health import DEFAULT_BLEND, PRIOR_BLENDS
-    from trader_ml.training.health import MIN_GAIN, choose_prior, prepare
-
-    features, _ = synthetic_features
-    prep = prepare(features, quick())
-    choice = choose_prior(prep)
-    other = next(b for b in PRIOR_BLENDS if b != DEFAULT_BLEND)
-    gains = choice.val_log_loss[DEFAULT_BLEND] - choice.val_log_loss[other]
-    ranks_no_worse = choice.val_correlation[other] >= choice.val_correlation[DEFAULT_BLEND]
-    assert choice.blend == (other if gains > MIN_GAIN and ranks_no_worse else DEFAULT_BLEND)
-    # Planted: validation outcomes that follow one blend exactly make that blend the choice.
-    for planted in PRIOR_BLENDS:
-        assert choose_prior(following(prep, planted)).blend == planted
-
-
-def following(prep, blend: str):
-    """``prep`` with validation outcomes made a function of ``blend``'s volatility: the most
-    volatile fifth of each day lands in the worst fifth, its drawdown the volatility's negative."""
-    from trader_ml.models.health import blend_mix, prior_inputs
-
-    value = prior_inputs(torch.as_tensor(prep.values[prep.val]), blend_mix(blend)).numpy()[:, 0]
-    days = pd.Series(value).groupby(prep.row_date[prep.val].to_numpy())
-    worst = (pd.Series(value) > days.transform(lambda v: v.quantile(0.8)).to_numpy()).to_numpy()
-    target, drawdown = prep.target.copy(), prep.drawdown.copy()
-    target[prep.val], drawdown[prep.val] = np.where(worst, 0.0, 1.0), -value
-    return dataclasses.replace(prep, target=target, drawdown=drawdown)
 
 
 def test_a_small_universe_trains_with_the_bundled_sample_pooled_in(synthetic_features, trained):
     """Five symbols are too few to learn from alone: the sample's rows join the training rows
     (never validation or test), the metrics say so, and a large enough universe pools nothing."""
+    from trader_ml.models.health import SMALL_UNIVERSE_BLEND, blend_mix
+
     features, _ = synthetic_features
     five = features[features["symbol"].isin(sorted(features["symbol"].unique())[:5])].reset_index(drop=True)
     small = train_health(five, quick(), progress=False)
@@ -306,7 +273,11 @@ def test_a_small_universe_trains_with_the_bundled_sample_pooled_in(synthetic_fea
     assert rows["pooled"] > 0 and rows["pooled_from"] is not None
     assert rows["own"] < rows["pooled"]
     assert small.metrics["test_window"]["rows"] == 5 * small.metrics["test_window"]["days"]  # only its own rows
+    # Five names rank a year apart under any two blends: the prior keeps close to the quarter's.
+    assert small.metrics["prior"]["blend"] == SMALL_UNIVERSE_BLEND
+    assert torch.equal(small.model.prior_mix, blend_mix(SMALL_UNIVERSE_BLEND))
     large = trained  # 12 symbols
+    assert large.metrics["prior"]["blend"] != SMALL_UNIVERSE_BLEND
     assert large.metrics["training_rows"]["pooled"] == 0 and large.metrics["training_rows"]["pooled_from"] is None
 
 

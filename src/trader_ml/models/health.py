@@ -5,8 +5,8 @@ memory of volatility and each log volatility against its day's universe. The lat
 must both rebuild the standardised inputs and predict whether the asset avoids the worst fifth
 of its universe over the next 21 days; the two losses train together. The health logit starts
 from a volatility prior (volatility clustering is the strongest known predictor of near-term
-drawdown): a logistic fit on a blend of day-relative log volatilities, chosen and fixed before
-the network trains. The head learns a correction to it from the latent and the reconstruction
+drawdown): a logistic fit on a blend of day-relative log volatilities, fixed before the
+network trains. The head learns a correction to it from the latent and the reconstruction
 error, and ``correction_weight`` (chosen on validation days, 0 allowed) says how much of that
 correction the served score keeps: a correction that does not help on validation is dropped,
 so the score cannot rank worse there than its prior.
@@ -38,23 +38,24 @@ class HealthModelConfig:
             raise ValueError(f"model_type must be one of {HEALTH_TYPES}, not {self.model_type!r}")
 
 
-# The prior reads one number: a blend of day-relative log volatilities. The quarter alone is
-# the default, the reference the rank check judges against; the mean of a month, a quarter and
-# a year (the best-ranking blend measured on the sample before this design, docs/models.md)
-# replaces it only where a refit's own validation days say so. One weight cannot overfit
-# collinear windows.
-PRIOR_BLENDS: dict[str, tuple[str, ...]] = {
-    "vol_63d": ("vol_63d",),
-    "mean of vol_21d, vol_63d, vol_252d": ("vol_21d", "vol_63d", "vol_252d"),
+# The prior reads one number: a blend of day-relative log volatilities. One weight cannot overfit
+# collinear windows. A universe's rows choose the blend by their count of names alone: the mean
+# of a month, a quarter and a year ranked best of the windows measured on the sample before this
+# design (docs/models.md); with a handful of names any two blends rank a year's names apart by
+# about 0.04 in daily Spearman, so a small universe reads the blend half-way to the quarter
+# alone, which the rank check judges against (bench/bench_health_blends.py).
+PRIOR_BLENDS: dict[str, dict[str, float]] = {
+    "mean of vol_21d, vol_63d, vol_252d": {"vol_21d": 1 / 3, "vol_63d": 1 / 3, "vol_252d": 1 / 3},
+    "half-way to vol_63d": {"vol_21d": 1 / 6, "vol_63d": 2 / 3, "vol_252d": 1 / 6},
 }
-DEFAULT_BLEND = next(iter(PRIOR_BLENDS))
+WIDE_BLEND, SMALL_UNIVERSE_BLEND = PRIOR_BLENDS
 RELATIVE_INDEX = tuple(MODEL_INPUTS.index(column) for column in RELATIVE_COLUMNS)
 
 
 def blend_mix(blend: str) -> torch.Tensor:
-    """(RELATIVE_VOLS,) the weights a blend gives each day-relative log volatility (sum 1)."""
-    vols = PRIOR_BLENDS[blend]
-    return torch.tensor([1 / len(vols) if name in vols else 0.0 for name in RELATIVE_VOLS])
+    """(RELATIVE_VOLS,) the weight a blend gives each day-relative log volatility (sum 1)."""
+    weights = PRIOR_BLENDS[blend]
+    return torch.tensor([weights.get(name, 0.0) for name in RELATIVE_VOLS])
 
 
 def prior_inputs(x: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
@@ -94,7 +95,7 @@ class HealthNet(nn.Module):
         self.decoder = _mlp([latent, hidden, hidden, config.n_features], config.dropout)
         self.health = _mlp([latent + 1, hidden // 2, 1], config.dropout)
         # The volatility prior: its blend of day-relative log vols, then (weight, bias), fit before training.
-        self.register_buffer("prior_mix", blend_mix(DEFAULT_BLEND))
+        self.register_buffer("prior_mix", blend_mix(WIDE_BLEND))
         self.register_buffer("prior", torch.zeros(2))
         # How much of the head's correction the score keeps: 1 while training, then chosen on validation.
         self.register_buffer("correction_weight", torch.tensor(1.0))

@@ -18,7 +18,15 @@ import torch
 from trader_ml.baselines import DEFAULT_HEALTH_RULES, baseline_health
 from trader_ml.errors import InsufficientHistory, TraderMLError
 from trader_ml.health_inputs import MODEL_INPUTS, RAW_COLUMNS, frame_raw, model_inputs
-from trader_ml.models.health import DEFAULT_BLEND, PRIOR_BLENDS, HealthModelConfig, HealthNet, blend_mix, prior_inputs
+from trader_ml.models.health import (
+    PRIOR_BLENDS,
+    SMALL_UNIVERSE_BLEND,
+    WIDE_BLEND,
+    HealthModelConfig,
+    HealthNet,
+    blend_mix,
+    prior_inputs,
+)
 from trader_ml.schema import ASSET_FEATURES, BEHAVIORS, HEALTH_LATENT_DIM, VOL_BUCKETS
 from trader_ml.training.export import artifact_header, parity_batches, to_onnx
 from trader_ml.training.gate import RANK_MARGIN
@@ -178,55 +186,24 @@ def prepare(features: pd.DataFrame, config: HealthTrainConfig) -> Prepared:
     )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class PriorChoice:
-    """The volatility prior, chosen before the network trains: each blend fit by a logistic
-    regression on the training rows and scored on validation days of the user's own universe."""
-
-    blend: str
-    weight: float
-    intercept: float
-    val_log_loss: dict[str, float]  # per blend tried
-    val_correlation: dict[str, float]
-
-    def apply(self, model: HealthNet) -> None:
-        model.prior_mix.copy_(blend_mix(self.blend))
-        model.prior.copy_(torch.tensor([self.weight, self.intercept]))
+def fit_prior(model: HealthNet, prep: Prepared) -> str:
+    """The volatility prior, set before the network trains: a small universe (one that pools)
+    reads the blend half-way to the quarter's volatility, any other the wider blend; its weight
+    and bias are a logistic fit on the training rows. Returns the blend's name."""
+    blend = SMALL_UNIVERSE_BLEND if prep.pooled else WIDE_BLEND
+    mix = blend_mix(blend)
+    (weight,), intercept = logistic(prior_inputs(torch.as_tensor(prep.train_x), mix).numpy(), prep.train_y)
+    model.prior_mix.copy_(mix)
+    model.prior.copy_(torch.tensor([float(weight), float(intercept)]))
+    return blend
 
 
-def choose_prior(prep: Prepared) -> PriorChoice:
-    """The quarter's volatility unless another blend lowers validation log loss by ``MIN_GAIN``
-    and ranks validation days no worse: the default is the reference the rank check judges
-    against, so with few names a noisy blend cannot leave the score ranking below it."""
-    rows, target, dates = prep.values[prep.val], prep.target[prep.val], prep.row_date[prep.val]
-    losses, correlations, fits = {}, {}, {}
-    for blend in PRIOR_BLENDS:
-        mix = blend_mix(blend)
-        (weight,), intercept = logistic(prior_inputs(torch.as_tensor(prep.train_x), mix).numpy(), prep.train_y)
-        value = prior_inputs(torch.as_tensor(rows), mix).numpy()[:, 0].astype(float)
-        logit = weight * value + intercept
-        fits[blend] = (float(weight), float(intercept))
-        losses[blend] = float(log_loss_rows(1 / (1 + np.exp(-logit)), target).mean())
-        correlations[blend] = float(per_date_rank_correlation(dates, logit, prep.drawdown[prep.val]))
-    best = DEFAULT_BLEND
-    for blend in PRIOR_BLENDS:
-        if losses[blend] < losses[best] - MIN_GAIN and not correlations[blend] < correlations[DEFAULT_BLEND]:
-            best = blend
-    return PriorChoice(
-        best,
-        *fits[best],
-        {b: round(v, 5) for b, v in losses.items()},
-        {b: round(v, 4) for b, v in correlations.items()},
-    )
-
-
-def fit_network(prep: Prepared, config: HealthTrainConfig, progress: bool) -> tuple[HealthNet, FitResult, PriorChoice]:
+def fit_network(prep: Prepared, config: HealthTrainConfig, progress: bool) -> tuple[HealthNet, FitResult, str]:
     """The network: scaler and volatility prior set from the training rows, then trained."""
     seed_everything(config.fit.seed)
     model = HealthNet(config.model)
     model.inputs.fit(prep.train_x)  # the scaler sees training rows only
-    prior = choose_prior(prep)
-    prior.apply(model)
+    blend = fit_prior(model, prep)
     val = prep.val
 
     def evaluate(net) -> dict[str, float]:
@@ -243,7 +220,7 @@ def fit_network(prep: Prepared, config: HealthTrainConfig, progress: bool) -> tu
         progress=progress,
         desc=f"health {config.model.model_type}",
     )
-    return model.cpu(), result, prior
+    return model.cpu(), result, blend
 
 
 @dataclass(frozen=True)
@@ -328,7 +305,7 @@ def train_health(
     adds the rank correlation with the simulator's truth."""
     config = config or HealthTrainConfig()
     prep = prepare(features, config)
-    model, result, prior = fit_network(prep, config, progress)
+    model, result, blend = fit_network(prep, config, progress)
     calibration = calibrate(model, prep)
     references = fit_references(prep.train_raw, prep.train_y)
     metrics = evaluate_health(model, prep, truth, references)
@@ -349,10 +326,9 @@ def train_health(
             "pooled_from": POOLED_SOURCE if prep.pooled else None,
         },
         "prior": {
-            "blend": prior.blend,
+            "blend": blend,
+            "vols": PRIOR_BLENDS[blend],
             "weights": [round(float(w), 4) for w in model.prior.tolist()],
-            "val_log_loss_by_blend": prior.val_log_loss,
-            "val_correlation_by_blend": prior.val_correlation,
             "correction_weight": calibration.correction_weight,
             "val_log_loss_by_correction_weight": calibration.val_log_loss,
             "val_correlation_by_correction_weight": calibration.val_correlation,
@@ -449,7 +425,7 @@ def health_artifact(result: HealthTrainResult) -> tuple[bytes, dict]:
         "calibration": model.calibration.tolist(),
         "prior": {
             "blend": result.metrics["prior"]["blend"],
-            "vols": list(PRIOR_BLENDS[result.metrics["prior"]["blend"]]),
+            "vols": PRIOR_BLENDS[result.metrics["prior"]["blend"]],
             "weights": model.prior.tolist(),
         },
         "correction_weight": float(model.correction_weight),
