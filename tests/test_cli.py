@@ -213,3 +213,54 @@ def test_flag_defaults_are_the_configs_defaults():
     backtest, config = parser.parse_args(["backtest"]), BacktestConfig()
     for name in ("model", "refit", "epochs", "seeds", "cost_bp", "window_days", "workers"):
         assert getattr(backtest, name) == getattr(config, name), f"backtest {name}"
+
+
+def test_every_flag_default_of_every_command_has_one_home():
+    """A flag's default is read from the config or constant it fills, never typed again in the
+    parser: each one here is listed with its home, and a default not listed fails."""
+    import argparse
+
+    from trader_ml.backtest.config import BacktestConfig
+    from trader_ml.cli import build_parser
+    from trader_ml.cli.args import DEFAULT_STORE
+    from trader_ml.data.sources import SourceOptions
+    from trader_ml.data.sources.synthetic import SyntheticParams
+    from trader_ml.serving.bundle import ARCHES, DEFAULT_OUTPUT, RUNTIMES, build_bundle
+    from trader_ml.training.options import TrainOptions
+
+    options, backtest = TrainOptions(), BacktestConfig()
+    homes = {
+        ("ingest", "seed"): SourceOptions.seed,
+        ("ingest", "n_symbols"): SourceOptions.n_symbols,
+        ("ingest", "source"): "sample",  # the guide's first command ingests the bundled sample
+        ("train-regime", "output"): "models/regime_model.pkl",  # the guide's paths
+        ("train-health", "output"): "models/health_model.pkl",
+        ("train-regime", "label_horizon"): options.regime_label_horizon,
+        ("train-regime", "batch_size"): options.regime_batch_size,
+        ("train-health", "batch_size"): options.health_batch_size,
+        ("train-regime", "model_type"): options.regime_type,
+        ("train-health", "model_type"): options.health_type,
+        ("lambda-bundle", "output"): DEFAULT_OUTPUT,
+        ("lambda-bundle", "arch"): next(iter(ARCHES)),
+        ("lambda-bundle", "python"): RUNTIMES[0],
+    }
+    for command in ("train-regime", "train-health"):
+        homes |= {(command, name): getattr(options, name) for name in ("epochs", "seed", "device")}
+    homes |= {("train", name): getattr(options, name) for name in vars(options)}
+    homes |= {("backtest", name): getattr(backtest, name) for name in vars(backtest)}
+    assert (SyntheticParams().seed, SyntheticParams().n_symbols) == (SourceOptions.seed, SourceOptions.n_symbols)
+    assert build_bundle.__defaults__[:3] == (DEFAULT_OUTPUT, next(iter(ARCHES)), RUNTIMES[0])
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    unhomed = []
+    for command, parser in subparsers.choices.items():
+        for action in parser._actions:
+            default = action.default
+            if action.dest == "help" or default is None or default is False or default is argparse.SUPPRESS:
+                continue
+            if action.dest == "store":
+                assert default == DEFAULT_STORE, command
+            elif (command, action.dest) not in homes:
+                unhomed.append(f"{command} --{action.dest} {default!r}")
+            else:
+                assert default == homes[command, action.dest], f"{command} --{action.dest}"
+    assert unhomed == []

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, REGIMES, VOL_BUCKETS
+from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, REGIMES, TRADING_DAYS_PER_YEAR, VOL_BUCKETS
 
 CALM, RISK_ON, RISK_OFF, CHOPPY, PANIC = range(len(REGIMES))
 _COL = {name: i for i, name in enumerate(CONTEXT_FEATURES)}
@@ -69,7 +69,7 @@ def regime_signals(context: np.ndarray, rules: RegimeRules = DEFAULT_RULES) -> d
     positive means risk aversion.
     """
     log_returns = np.log1p(context[:, _COL["spy_return_1d"]])
-    annual = np.sqrt(252.0)
+    annual = np.sqrt(float(TRADING_DAYS_PER_YEAR))
     tone = context[:, _COL["gdelt_avg_tone"]]
     tone_now = _trailing(tone, rules.window, _nanmean)
     tone_ref = _trailing(tone, rules.tone_reference, _nanmean)
@@ -216,7 +216,7 @@ def behaviors(features: np.ndarray, rules: HealthRules = DEFAULT_HEALTH_RULES) -
     """'momentum', 'mean_reversion' or 'mixed' from the return horizons (see HealthRules)."""
     f = np.asarray(features, dtype=float)
     r5, r21, r63 = (f[:, _ASSET[c]] for c in ("return_5d", "return_21d", "return_63d"))
-    move_5d = f[:, _ASSET["vol_21d"]] * np.sqrt(5.0 / 252.0)
+    move_5d = f[:, _ASSET["vol_21d"]] * np.sqrt(5.0 / TRADING_DAYS_PER_YEAR)
     momentum = (np.sign(r5) == np.sign(r21)) & (np.sign(r21) == np.sign(r63)) & (np.abs(r63) >= rules.momentum_min_move)
     reversal = (np.sign(r5) != np.sign(r63)) & (np.abs(r5) >= rules.reversal_min_sigmas * move_5d)
     out = np.full(len(f), "mixed", dtype=object)

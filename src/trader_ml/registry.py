@@ -18,12 +18,11 @@ from collections.abc import Callable
 
 from trader_ml import safejson
 from trader_ml.errors import NotFoundError, PreconditionFailed, StoreError, TraderMLError
-from trader_ml.schema import LATEST_KEY, MODELS_PREFIX, REPORTS_PREFIX
+from trader_ml.schema import KINDS, LATEST_KEY, MODELS_PREFIX, REPORTS_PREFIX
 from trader_ml.store import Store
 
 SEED_KEYS = ("version", "timestamp", "regime_model", "health_model", "regime_metrics", "health_metrics")
 MANIFEST_KEYS = (*SEED_KEYS, "regime_sha256", "health_sha256", "baseline_metrics")
-KINDS = ("regime", "health")
 HISTORY_LENGTH = 50
 # Patterns are matched whole (fullmatch): "$" would let a trailing newline through.
 VERSION = re.compile(r"\d{8}(-\d+)?")

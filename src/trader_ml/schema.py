@@ -44,7 +44,14 @@ STORED_FEATURE_COLUMNS: tuple[str, ...] = (*FEATURE_COLUMNS, *LONG_VOL_FEATURES)
 
 # The model classes, the first of each the default: the networks, the training options, the
 # command line and the backtest all read them from here.
+# The two kinds of model the registry versions and the backtest judges.
+KINDS: tuple[str, ...] = ("regime", "health")
+TRADING_DAYS_PER_YEAR = 252  # annualises volatility, Sharpe and rates
+# US markets' clock: a day's close is final (and a daily ingest may read it) after 16:30 New York.
+MARKET_TIMEZONE = "America/New_York"
+CLOSE_SETTLED = _dt.time(16, 30)
 REGIME_TYPES: tuple[str, ...] = ("gru", "transformer")
+REGIME_LAYERS = {"gru": 1, "transformer": 2}  # layers of each regime network when none are asked for
 HEALTH_TYPES: tuple[str, ...] = ("autoencoder", "vae")
 
 REGIMES: tuple[str, ...] = (

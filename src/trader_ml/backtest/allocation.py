@@ -11,9 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trader_ml.schema import REGIMES
+from trader_ml.schema import REGIMES, TRADING_DAYS_PER_YEAR
 
-TRADING_DAYS_PER_YEAR = 252
 # Weight of each regime in the exposure, in REGIMES order.
 EXPOSURE_WEIGHTS = np.array([1.0, 1.0, 0.0, 0.5, 0.0])
 CHANGE_THRESHOLD = 0.25  # an exposure change bigger than this counts as a trade in the table

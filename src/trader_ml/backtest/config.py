@@ -7,10 +7,9 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from trader_ml.errors import TraderMLError
-from trader_ml.schema import HEALTH_TYPES, REGIME_TYPES
+from trader_ml.schema import HEALTH_TYPES, KINDS, REGIME_TYPES
 from trader_ml.training.options import TrainOptions
 
-KINDS = ("regime", "health")
 MODEL_TYPES = {"regime": REGIME_TYPES, "health": HEALTH_TYPES}  # the first of each is the default
 REFITS = {"yearly": "YS", "quarterly": "QS", "monthly": "MS"}
 

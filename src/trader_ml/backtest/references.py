@@ -25,10 +25,9 @@ import pandas as pd
 from scipy.special import logsumexp
 
 from trader_ml.baselines import DEFAULT_RULES, RegimeRules, window_classes
-from trader_ml.schema import REGIMES
+from trader_ml.schema import REGIMES, TRADING_DAYS_PER_YEAR
 from trader_ml.training.labeller import gaussian_log_density
 
-TRADING_DAYS_PER_YEAR = 252
 HMM_STATES = 3
 JUMP_STATES = 2
 JUMP_PENALTY = 50.0

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trader_ml.backtest.allocation import TRADING_DAYS_PER_YEAR
+from trader_ml.schema import TRADING_DAYS_PER_YEAR
 from trader_ml.training.gate import CONFIDENCE, resamples
 
 VOL_HALF_LIFE = 21  # trading days

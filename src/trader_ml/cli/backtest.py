@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from trader_ml.backtest.config import KINDS, REFITS, BacktestConfig
+from trader_ml.backtest.config import REFITS, BacktestConfig
 from trader_ml.cli.args import add_store_args, open_store_from, parse_date, positive_int
-from trader_ml.schema import HEALTH_TYPES, REGIME_TYPES
+from trader_ml.schema import HEALTH_TYPES, KINDS, REGIME_TYPES
 
 DEFAULTS = BacktestConfig()
 

@@ -6,6 +6,9 @@ import argparse
 import sys
 
 from trader_ml.cli.args import DEFAULT_STORE, add_store_args, open_store_from, parse_date, parse_time
+from trader_ml.cli.schedule import TRAIN_TIME
+from trader_ml.schema import CLOSE_SETTLED
+from trader_ml.serving.bundle import ARCHES, DEFAULT_OUTPUT, RUNTIMES
 
 
 def add_commands(sub) -> None:
@@ -29,17 +32,17 @@ def add_commands(sub) -> None:
     )
     p.add_argument("--store", default=DEFAULT_STORE, help="the store the job uses (default: %(default)s)")
     p.add_argument(
-        "--time", type=parse_time, help="HH:MM local (default: 07:00 for train; 16:30 New York time for ingest)"
+        "--time",
+        type=parse_time,
+        help=f"HH:MM local (default: {TRAIN_TIME:%H:%M} for train; {CLOSE_SETTLED:%H:%M} New York time for ingest)",
     )
     p.epilog = "Options after -- go to the job, e.g. -- --source yahoo,fred,gdelt --symbols AAPL"
     p.set_defaults(func=cmd_schedule)
 
     p = sub.add_parser("lambda-bundle", help="build the AWS Lambda zip: serving code, numpy and onnxruntime")
-    p.add_argument("--output", default="build/lambda.zip", help="(default: %(default)s)")
-    p.add_argument("--arch", default="x86_64", choices=("x86_64", "arm64"), help="(default: %(default)s)")
-    p.add_argument(
-        "--python", default="3.11", choices=("3.11", "3.12", "3.13"), help="Lambda runtime (default: %(default)s)"
-    )
+    p.add_argument("--output", default=DEFAULT_OUTPUT, help="(default: %(default)s)")
+    p.add_argument("--arch", default=next(iter(ARCHES)), choices=tuple(ARCHES), help="(default: %(default)s)")
+    p.add_argument("--python", default=RUNTIMES[0], choices=RUNTIMES, help="Lambda runtime (default: %(default)s)")
     p.add_argument("--wheels-dir", help="take the wheels from this folder instead of the package registry")
     p.set_defaults(func=cmd_lambda_bundle)
 

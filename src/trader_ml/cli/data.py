@@ -10,7 +10,7 @@ from trader_ml.schema import TABLE_PREFIX
 
 
 def add_commands(sub) -> None:
-    from trader_ml.data.sources import SOURCE_NAMES
+    from trader_ml.data.sources import SOURCE_NAMES, SourceOptions
 
     p = sub.add_parser("ingest", help="fetch market data, compute features, write partitions to the store")
     p.add_argument(
@@ -25,9 +25,12 @@ def add_commands(sub) -> None:
         help="first day (default: the day after the newest stored day, or the source's first)",
     )
     p.add_argument("--end", type=parse_date, help="last day (default: the newest day the source has)")
-    p.add_argument("--seed", type=int, default=0, help="synthetic: random seed (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=SourceOptions.seed, help="synthetic: random seed (default: %(default)s)")
     p.add_argument(
-        "--n-symbols", type=positive_int, default=50, help="synthetic: number of stocks (default: %(default)s)"
+        "--n-symbols",
+        type=positive_int,
+        default=SourceOptions.n_symbols,
+        help="synthetic: number of stocks (default: %(default)s)",
     )
     p.add_argument("--symbols", help="yahoo: comma-separated tickers of the asset universe")
     p.add_argument(

@@ -19,11 +19,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from trader_ml.errors import TraderMLError
+from trader_ml.schema import CLOSE_SETTLED, MARKET_TIMEZONE
 
 JOBS = ("train", "ingest")
 TRAIN_TIME = dt.time(7, 0)  # monthly training: the morning of the first trading day
-US_CLOSE = dt.time(16, 30)  # New York: daily ingest runs after the close has settled
-NEW_YORK = ZoneInfo("America/New_York")
+NEW_YORK = ZoneInfo(MARKET_TIMEZONE)  # daily ingest runs once the close has settled
 
 
 def is_first_trading_day(day: dt.date) -> bool:
@@ -36,7 +36,7 @@ def is_first_trading_day(day: dt.date) -> bool:
 
 def default_ingest_time(today: dt.date | None = None) -> dt.time:
     """16:30 in New York, in this machine's local time."""
-    moment = dt.datetime.combine(today or dt.date.today(), US_CLOSE, NEW_YORK).astimezone()
+    moment = dt.datetime.combine(today or dt.date.today(), CLOSE_SETTLED, NEW_YORK).astimezone()
     return moment.time().replace(second=0, microsecond=0, tzinfo=None)
 
 

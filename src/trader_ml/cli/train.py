@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from trader_ml.cli.args import DEFAULT_STORE, add_store_args, add_window_args, check_store_exists, positive_int
 from trader_ml.errors import TraderMLError
-from trader_ml.schema import HEALTH_TYPES, REGIME_TYPES, TABLE_PREFIX
+from trader_ml.schema import HEALTH_TYPES, REGIME_LAYERS, REGIME_TYPES, TABLE_PREFIX
 from trader_ml.store import LocalStore, Store, open_store
 from trader_ml.training.options import DEVICES, TrainOptions
 
@@ -35,7 +35,11 @@ def add_commands(sub, wrapper: dict) -> None:
         help="the regime network: a GRU or a causal Transformer (default: %(default)s)",
     )
     p.add_argument(
-        "--layers", type=positive_int, help="recurrent or encoder layers (default: 1 for gru, 2 for transformer)"
+        "--layers",
+        type=positive_int,
+        help="recurrent or encoder layers (default: "
+        + ", ".join(f"{n} for {kind}" for kind, n in REGIME_LAYERS.items())
+        + ")",
     )
     p.add_argument(
         "--label-horizon",

@@ -15,9 +15,18 @@ import numpy as np
 import pandas as pd
 
 from trader_ml.data.sources.base import RawMarket
-from trader_ml.schema import ASSET_FEATURES, CONTEXT_COLUMNS, HYG, IEF, LONG_VOL_FEATURES, SPY, TLT, VIXY
+from trader_ml.schema import (
+    ASSET_FEATURES,
+    CONTEXT_COLUMNS,
+    HYG,
+    IEF,
+    LONG_VOL_FEATURES,
+    SPY,
+    TLT,
+    TRADING_DAYS_PER_YEAR,
+    VIXY,
+)
 
-TRADING_DAYS_PER_YEAR = 252
 # A yield or tone reading older than this is stale: the column is NaN rather than invented.
 AS_OF_TOLERANCE = pd.Timedelta(days=7)
 # The longest window (252 returns, vol_252d) needs 253 closes; calendar days to fetch before a

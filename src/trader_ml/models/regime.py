@@ -13,7 +13,12 @@ import torch
 from torch import nn
 
 from trader_ml.models.inputs import MaskedStandardize, TrendInputs
-from trader_ml.schema import CONTEXT_FEATURES, REGIME_EMBEDDING_DIM, REGIME_TYPES, REGIMES
+from trader_ml.schema import CONTEXT_FEATURES, REGIME_EMBEDDING_DIM, REGIME_LAYERS, REGIME_TYPES, REGIMES
+
+
+def default_layers(model_type: str) -> int:
+    """Layers when none are asked for: one GRU layer, or two Transformer encoder layers."""
+    return REGIME_LAYERS[model_type]
 
 
 @dataclass(frozen=True)
@@ -22,7 +27,8 @@ class RegimeModelConfig:
     lookback: int = 63
     n_features: int = len(CONTEXT_FEATURES)
     hidden_size: int = 32
-    num_layers: int = 1  # GRU layers, or Transformer encoder layers when model_type is transformer
+    # GRU layers, or Transformer encoder layers; None: default_layers(model_type)
+    num_layers: int | None = None
     n_heads: int = 4
     dropout: float = 0.1
     feature_dropout: float = 0.3  # chance, per training window, that an input column is hidden
@@ -36,6 +42,8 @@ class RegimeModelConfig:
     def __post_init__(self) -> None:
         if self.model_type not in REGIME_TYPES:
             raise ValueError(f"model_type must be one of {REGIME_TYPES}, not {self.model_type!r}")
+        if self.num_layers is None:
+            object.__setattr__(self, "num_layers", default_layers(self.model_type))
 
 
 class RegimeHead(nn.Module):
@@ -155,11 +163,6 @@ class TransformerRegime(RegimeNet):
     def states(self, x: torch.Tensor) -> torch.Tensor:
         h = self.project(self.day_inputs(x)) + self.position  # (B, T, H); T must equal the lookback
         return self.norm(self.encoder(h, mask=self.causal_mask))
-
-
-def default_layers(model_type: str) -> int:
-    """Layers when none are asked for: one GRU layer, or two Transformer encoder layers."""
-    return 2 if model_type == "transformer" else 1
 
 
 def build_regime_model(config: RegimeModelConfig) -> GRURegime | TransformerRegime:

@@ -20,7 +20,7 @@ from trader_ml.backtest.allocation import exposure, performance, strategy_return
 from trader_ml.baselines import baseline_health, baseline_regimes
 from trader_ml.errors import TraderMLError
 from trader_ml.monitor.answers import StoredAnswers, regime_probs
-from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES
+from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, TRADING_DAYS_PER_YEAR
 from trader_ml.training.gate import CONFIDENCE, MIN_TEST_DAYS, resamples
 from trader_ml.training.labeller import hindsight_labels
 from trader_ml.training.labels import DEFAULT_LABEL_HORIZON, health_targets
@@ -121,7 +121,10 @@ def regime_record(answers: pd.DataFrame, context: pd.DataFrame, expected: dict) 
     model_returns = series["model"][0]
     live = None
     if len(rows) >= MIN_REGIME_DAYS:
-        live = interval(model_returns, lambda r: r.mean() / r.std(ddof=1) * np.sqrt(252) if r.std() > 0 else np.nan)
+        live = interval(
+            model_returns,
+            lambda r: r.mean() / r.std(ddof=1) * np.sqrt(TRADING_DAYS_PER_YEAR) if r.std() > 0 else np.nan,
+        )
         out["model"]["sharpe_interval"] = live
     out["equity"] = {
         "dates": [str(d.date()) for d in dates[rows + 1]],

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from trader_ml.monitor.record import summary_lines
+from trader_ml.schema import TRADING_DAYS_PER_YEAR
 from trader_ml.training.report import figure_png
 
 
@@ -50,7 +51,7 @@ def equity_against_band(record: dict) -> str | None:
     vol = record["regime"]["model"].get("volatility")
     if sharpe is not None and vol:
         days = np.arange(1, len(dates) + 1)
-        daily_vol = vol / np.sqrt(252)
+        daily_vol = vol / np.sqrt(TRADING_DAYS_PER_YEAR)
         drift = sharpe * daily_vol * days
         spread = 1.645 * daily_vol * np.sqrt(days)
         ax.fill_between(

@@ -37,7 +37,9 @@ SERVING_MODULES = (
     "serving/onnxfile.py",
     "serving/predictor.py",
 )
-ARCHES = {"x86_64": "x86_64", "arm64": "aarch64"}
+ARCHES = {"x86_64": "x86_64", "arm64": "aarch64"}  # Lambda's name: the wheel platform's; the first is the default
+RUNTIMES = ("3.11", "3.12", "3.13")  # Lambda's Python runtimes; the first is the default
+DEFAULT_OUTPUT = "build/lambda.zip"
 
 
 def platform_tags(arch: str, python: str) -> list[str]:
@@ -105,7 +107,12 @@ def tree_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def build_bundle(output: str, arch: str = "x86_64", python: str = "3.11", wheels_dir: str | None = None) -> int:
+def build_bundle(
+    output: str = DEFAULT_OUTPUT,
+    arch: str = next(iter(ARCHES)),
+    python: str = RUNTIMES[0],
+    wheels_dir: str | None = None,
+) -> int:
     """Write the zip; returns its unzipped size in bytes (refused above Lambda's 250 MB)."""
     if arch not in ARCHES:
         raise TraderMLError(f"--arch must be one of {', '.join(ARCHES)}, not {arch!r}")

@@ -5,10 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-from trader_ml.schema import REGIMES
+from trader_ml.schema import REGIMES, TRADING_DAYS_PER_YEAR
 from trader_ml.training.health_references import log_loss_rows
-
-TRADING_DAYS_PER_YEAR = 252
 
 
 def calibration_bins(confidence: np.ndarray, outcome: np.ndarray, bins: int = 10) -> np.ndarray:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from trader_ml.baselines import DEFAULT_RULES, baseline_regimes
 from trader_ml.errors import InsufficientHistory
-from trader_ml.models.regime import RegimeExport, RegimeModelConfig, build_regime_model, default_layers
+from trader_ml.models.regime import RegimeExport, RegimeModelConfig, build_regime_model
 from trader_ml.schema import CONTEXT_FEATURES, REGIMES
 from trader_ml.training.export import artifact_header, parity_batches, to_onnx
 from trader_ml.training.labeller import DEFAULT_LABELLER, LabellerConfig, hindsight_labels
@@ -51,7 +51,7 @@ def regime_train_config(
     """The configuration every entry point trains with (train, train-regime, backtest): the
     same defaults everywhere, so a backtest refit is what ``trader-ml train`` would have done."""
     return RegimeTrainConfig(
-        model=RegimeModelConfig(model_type=model_type, num_layers=layers or default_layers(model_type)),
+        model=RegimeModelConfig(model_type=model_type, num_layers=layers),
         fit=FitConfig(epochs=epochs, batch_size=batch_size, seed=seed, device=device),
         label_horizon=label_horizon,
     )

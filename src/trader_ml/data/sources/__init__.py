@@ -22,7 +22,7 @@ SOURCE_NAMES = ("synthetic", "sample", "csv", "yahoo", "fred", "gdelt")
 class SourceOptions:
     """What the ``ingest`` flags say about sources; each source reads what it needs."""
 
-    seed: int = 0
+    seed: int = 0  # synthetic: the simulator's seed and universe (SyntheticParams reads these)
     n_symbols: int = 50
     symbols: tuple[str, ...] = ()
     prices: tuple[str, ...] = ()

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from trader_ml.data.sources import SourceOptions
 from trader_ml.data.sources.base import RawMarket, years_before
 from trader_ml.errors import SourceError
-from trader_ml.schema import HEALTH_STATES, HYG, IEF, SPY, TLT, VIXY
+from trader_ml.schema import HEALTH_STATES, HYG, IEF, SPY, TLT, TRADING_DAYS_PER_YEAR, VIXY
 
 ORIGIN = dt.date(2000, 1, 3)  # first simulated trading day (a Monday)
-DAYS_PER_YEAR = 252
 CHOPPY = 3  # index of "choppy" in REGIMES
 
 
@@ -31,8 +31,8 @@ CHOPPY = 3  # index of "choppy" in REGIMES
 class SyntheticParams:
     """Everything the simulator does, per regime in ``REGIMES`` order (annualised rates)."""
 
-    seed: int = 0
-    n_symbols: int = 50
+    seed: int = SourceOptions.seed  # the ingest flags' defaults are the simulator's
+    n_symbols: int = SourceOptions.n_symbols
     # Mean regime durations in trading days: calm months, short panics.
     regime_duration: tuple[float, ...] = (100.0, 60.0, 40.0, 40.0, 15.0)
     # Where a regime goes when it ends (rows: from, columns: to; the diagonal is unused).
@@ -127,15 +127,15 @@ class SyntheticSource:
         def daily(values: tuple[float, ...]) -> np.ndarray:
             return np.asarray(values)[regime]
 
-        root = np.sqrt(DAYS_PER_YEAR)
+        root = np.sqrt(TRADING_DAYS_PER_YEAR)
         spy_vol = daily(p.spy_vol)
         spy_shock = spy_vol / root * spy_rng.standard_normal(n)
-        spy = (daily(p.spy_drift) - 0.5 * spy_vol**2) / DAYS_PER_YEAR + spy_shock
+        spy = (daily(p.spy_drift) - 0.5 * spy_vol**2) / TRADING_DAYS_PER_YEAR + spy_shock
         spy = self._range_bound(spy, regime)
-        tlt = daily(p.treasury_drift) / DAYS_PER_YEAR + 0.14 / root * tlt_rng.standard_normal(n)
+        tlt = daily(p.treasury_drift) / TRADING_DAYS_PER_YEAR + 0.14 / root * tlt_rng.standard_normal(n)
         ief = 0.45 * tlt + 0.01 / root * ief_rng.standard_normal(n)
-        hyg = 0.35 * spy + daily(p.credit_drift) / DAYS_PER_YEAR + 0.03 / root * credit_rng.standard_normal(n)
-        vixy = daily(p.vixy_drift) / DAYS_PER_YEAR - 2.5 * spy_shock + 0.25 / root * vixy_rng.standard_normal(n)
+        hyg = 0.35 * spy + daily(p.credit_drift) / TRADING_DAYS_PER_YEAR + 0.03 / root * credit_rng.standard_normal(n)
+        vixy = daily(p.vixy_drift) / TRADING_DAYS_PER_YEAR - 2.5 * spy_shock + 0.25 / root * vixy_rng.standard_normal(n)
         tone_noise = np.empty(n)
         slope = np.empty(n)
         shocks = tone_rng.standard_normal(n)
@@ -181,8 +181,8 @@ class SyntheticSource:
             start_price = 50.0 * np.exp(setup_rng.normal(0.0, 0.5))
             first = setup_rng.choice(len(HEALTH_STATES), p=p.health_initial)
             state = _markov_path(state_rng.random((n, 1)), matrix, np.array([first], dtype=np.int8))[:, 0]
-            idio = (drift[state] - 0.5 * vol[state] ** 2) / DAYS_PER_YEAR + vol[state] / np.sqrt(
-                DAYS_PER_YEAR
+            idio = (drift[state] - 0.5 * vol[state] ** 2) / TRADING_DAYS_PER_YEAR + vol[state] / np.sqrt(
+                TRADING_DAYS_PER_YEAR
             ) * move_rng.standard_normal(n)
             log_ret = beta * spy + idio
             log_ret[0] = 0.0

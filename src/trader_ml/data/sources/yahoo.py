@@ -14,11 +14,10 @@ import pandas as pd
 from trader_ml.data.sources.base import RawMarket, universe, wide_closes, years_before
 from trader_ml.data.sources.http import Getter, http_get
 from trader_ml.errors import SourceError
-from trader_ml.schema import CONTEXT_TICKERS
+from trader_ml.schema import CLOSE_SETTLED, CONTEXT_TICKERS, MARKET_TIMEZONE
 
 CHART_URL = "https://query2.finance.yahoo.com/v8/finance/chart/{ticker}?{query}"
-NEW_YORK = ZoneInfo("America/New_York")
-CLOSE_SETTLED = dt.time(16, 30)  # a bar for today is a close only after the session ends
+NEW_YORK = ZoneInfo(MARKET_TIMEZONE)  # a bar for today is a close only after CLOSE_SETTLED
 
 
 def chart_url(ticker: str, start: dt.date, end: dt.date) -> str:
