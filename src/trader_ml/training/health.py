@@ -295,22 +295,11 @@ def evaluate_health(model: HealthNet, prep: Prepared, truth: np.ndarray | None, 
     }
 
 
-def train_health(
-    features: pd.DataFrame,
-    config: HealthTrainConfig | None = None,
-    truth: np.ndarray | None = None,
-    progress: bool = True,
-) -> HealthTrainResult:
-    """Train on a validated features frame; ``truth`` (hidden state per row, higher healthier)
-    adds the rank correlation with the simulator's truth."""
-    config = config or HealthTrainConfig()
-    prep = prepare(features, config)
-    model, result, blend = fit_network(prep, config, progress)
-    calibration = calibrate(model, prep)
-    references = fit_references(prep.train_raw, prep.train_y)
-    metrics = evaluate_health(model, prep, truth, references)
+def training_facts(model: HealthNet, prep: Prepared, blend: str, calibration: Calibration, references: dict) -> dict:
+    """What a metrics file records of the run besides the scores: the test window, the split,
+    which rows trained it, the prior and correction chosen, the references' calibrations."""
     test_dates = prep.row_date[prep.test]
-    metrics |= {
+    return {
         "test_window": {
             "first_date": str(test_dates.min().date()),
             "last_date": str(test_dates.max().date()),
@@ -335,6 +324,24 @@ def train_health(
         },
         "references": {name: [ref.slope, ref.intercept] for name, ref in references.items()},
     }
+
+
+def train_health(
+    features: pd.DataFrame,
+    config: HealthTrainConfig | None = None,
+    truth: np.ndarray | None = None,
+    progress: bool = True,
+) -> HealthTrainResult:
+    """Train on a validated features frame; ``truth`` (hidden state per row, higher healthier)
+    adds the rank correlation with the simulator's truth."""
+    config = config or HealthTrainConfig()
+    prep = prepare(features, config)
+    model, result, blend = fit_network(prep, config, progress)
+    calibration = calibrate(model, prep)
+    references = fit_references(prep.train_raw, prep.train_y)
+    metrics = evaluate_health(model, prep, truth, references) | training_facts(
+        model, prep, blend, calibration, references
+    )
     metrics["warnings"] = health_warnings(metrics, calibration.slope)
     vol_21d = prep.raw[prep.train, RAW_COLUMNS.index("vol_21d")]
     dates = prep.row_date

@@ -124,6 +124,31 @@ def fit(
         torch.set_num_threads(threads)
 
 
+def _train_epoch(
+    model: nn.Module, loss_fn: LossFn, tensors: Batch, order: np.ndarray, optimizer, config: FitConfig
+) -> float:
+    """One pass over the training rows in ``order``; the mean training loss."""
+    model.train()
+    # Listed once: walking the module tree for every clipping step costs more than the clip.
+    parameters = [group_p for group in optimizer.param_groups for group_p in group["params"]]
+    total, count = 0.0, 0
+    for batch in _batches(tensors, config.batch_size, order):
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model, batch)
+        loss.backward()
+        if config.grad_clip:
+            nn.utils.clip_grad_norm_(parameters, config.grad_clip)
+        optimizer.step()
+        total += float(loss.detach()) * len(batch[0])
+        count += len(batch[0])
+    return total / max(count, 1)
+
+
+def _log_line(row: dict[str, float], desc: str, epochs: int, began: float) -> float:
+    print(progress_line(row, desc, epochs, began), file=sys.stderr, flush=True)
+    return time.perf_counter()
+
+
 def _fit(model, loss_fn, train, val, config, evaluate, progress, desc, began) -> FitResult:
     from tqdm.auto import tqdm
 
@@ -137,7 +162,6 @@ def _fit(model, loss_fn, train, val, config, evaluate, progress, desc, began) ->
     # The fused kernel updates every parameter in one call: with small networks the per-tensor
     # update loop otherwise costs about a quarter of each step.
     fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
-    # Listed once: walking the module tree for every clipping step costs more than the clip.
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay, **fused)
     shuffle = np.random.default_rng(config.seed)
@@ -149,18 +173,8 @@ def _fit(model, loss_fn, train, val, config, evaluate, progress, desc, began) ->
     bar = tqdm(total=config.epochs, desc=desc, unit="epoch", disable=None if progress else True, leave=True)
     try:
         for epoch in range(1, config.epochs + 1):
-            model.train()
-            total, count = 0.0, 0
-            for batch in _batches(train_tensors, config.batch_size, shuffle.permutation(len(train[0]))):
-                optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(model, batch)
-                loss.backward()
-                if config.grad_clip:
-                    nn.utils.clip_grad_norm_(parameters, config.grad_clip)
-                optimizer.step()
-                total += float(loss.detach()) * len(batch[0])
-                count += len(batch[0])
-            row = {"epoch": epoch, "train_loss": total / max(count, 1)}
+            order = shuffle.permutation(len(train[0]))
+            row = {"epoch": epoch, "train_loss": _train_epoch(model, loss_fn, train_tensors, order, optimizer, config)}
             row["val_loss"] = mean_loss(model, loss_fn, val_tensors, max(config.batch_size, 256), device)
             if evaluate is not None:
                 model.eval()
@@ -171,8 +185,7 @@ def _fit(model, loss_fn, train, val, config, evaluate, progress, desc, began) ->
             bar.update(1)
             # No terminal (a scheduled job's log): the bar is off, so say it is alive in plain lines.
             if progress and bar.disable and (epoch == 1 or time.perf_counter() - logged_at >= LOG_EVERY_SECONDS):
-                print(progress_line(row, desc, config.epochs, began), file=sys.stderr, flush=True)
-                logged_at = time.perf_counter()
+                logged_at = _log_line(row, desc, config.epochs, began)
             if row["val_loss"] < best_loss - 1e-6:
                 best_loss, best_state, waited = row["val_loss"], copy.deepcopy(model.state_dict()), 0
                 result.best_epoch = epoch

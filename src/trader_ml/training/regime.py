@@ -142,14 +142,20 @@ def _check_history(context: pd.DataFrame, usable: int, config: RegimeTrainConfig
         )
 
 
-def train_regime(
-    context: pd.DataFrame,
-    config: RegimeTrainConfig | None = None,
-    truth: np.ndarray | None = None,
-    progress: bool = True,
-) -> RegimeTrainResult:
-    """Train on a validated context frame; ``truth`` (regime index per row) adds truth metrics."""
-    config = config or RegimeTrainConfig()
+@dataclass
+class RegimePrepared:
+    """A context frame as the regime model reads it: labels, a purged split, validation windows."""
+
+    config: RegimeTrainConfig  # the filter's stay probability set from the training labels
+    values: np.ndarray  # (days, CONTEXT_FEATURES) float32
+    labels: np.ndarray  # hindsight label of every day, -1 where unknown
+    split: Split
+    x_val: np.ndarray  # validation windows and each one's daily labels
+    y_val: np.ndarray
+
+
+def prepare_regime(context: pd.DataFrame, config: RegimeTrainConfig) -> RegimePrepared:
+    """Labels (the labeller fit on training days only) and the purged chronological split."""
     lookback, horizon = config.model.lookback, config.label_horizon
     values = context[list(CONTEXT_FEATURES)].to_numpy(dtype=np.float32)
     rules = regime_labels(context, horizon)
@@ -167,18 +173,30 @@ def train_regime(
             f"{context['date'].iloc[split.train[0]].date()} to {context['date'].iloc[split.train[-1]].date()}: "
             "train on a longer window (--max-days) so that the market changes at least once"
         )
-
-    seed_everything(config.fit.seed)
     # The filter's stay probability is the training labels' own persistence: set in the config
     # the model is built from, so the saved config is the model's.
     config = replace(config, model=replace(config.model, stay_probability=label_persistence(labels[split.train])))
+    x_val, y_val = _windows_and_labels(values, labels, split.val, config.model)
+    return RegimePrepared(config, values, labels, split, x_val, y_val)
+
+
+def _windows_and_labels(values, labels, rows, model: RegimeModelConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's input window and the labels of its last ``filter_days`` days (every filtered
+    day is fitted to its own label)."""
+    daily_labels = labels.astype(np.int64)[:, None]
+    return windows(values, rows, model.lookback), windows(daily_labels, rows, model.filter_days)[:, :, 0]
+
+
+def fit_regime_network(prep: RegimePrepared, progress: bool) -> tuple[torch.nn.Module, FitResult]:
+    """The network: input scalers from the training days, then trained on class-weighted labels."""
+    config, split = prep.config, prep.split
+    seed_everything(config.fit.seed)
     model = build_regime_model(config.model)
     every = max(1, len(split.train) // TREND_SCALER_WINDOWS)
-    model.fit_inputs(values[: split.train[-1] + 1], windows(values, split.train[::every], lookback))
-    weights = torch.as_tensor(class_weights(labels[split.train], len(REGIMES)), dtype=torch.float32)
-
-    days = config.model.filter_days
-    daily_labels = labels.astype(np.int64)[:, None]  # every filtered day is fitted to its own label
+    model.fit_inputs(
+        prep.values[: split.train[-1] + 1], windows(prep.values, split.train[::every], config.model.lookback)
+    )
+    weights = torch.as_tensor(class_weights(prep.labels[split.train], len(REGIMES)), dtype=torch.float32)
 
     def loss_fn(net, batch):
         x, y = batch  # y: (B, D) labels of the window's last D days, -1 where unknown
@@ -187,33 +205,57 @@ def train_regime(
             logits.reshape(-1, logits.shape[-1]), y.reshape(-1), weight=weights.to(x.device), ignore_index=-1
         )
 
-    def part(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return windows(values, rows, lookback), windows(daily_labels, rows, days)[:, :, 0]
-
-    x_val, y_val = part(split.val)
-    y_val_today = labels[split.val]
+    y_val_today = prep.labels[split.val]
 
     def evaluate(net) -> dict[str, float]:
-        probs, _ = predict_regimes(net, x_val)
+        probs, _ = predict_regimes(net, prep.x_val)
         return {"val_f1_macro": regime_metrics(y_val_today, probs)["f1_macro"]}
 
     result = fit(
         model,
         loss_fn,
-        part(split.train),
-        (x_val, y_val),
+        _windows_and_labels(prep.values, prep.labels, split.train, config.model),
+        (prep.x_val, prep.y_val),
         config.fit,
         evaluate=evaluate,
         progress=progress,
         desc=f"regime {config.model.model_type}",
     )
-    model.cpu()
-    model.head.evidence_weight.fill_(choose_evidence_weight(model, x_val, y_val_today))
-    model.head.temperature.fill_(choose_temperature(model, x_val, y_val_today))
+    return model.cpu(), result
 
-    x_test, y_test = windows(values, split.test, lookback), labels[split.test]
+
+@dataclass(frozen=True)
+class RegimeCalibration:
+    """The choices made after the fit, on validation days: how steady the regime filter is
+    (its evidence weight) and how sure its probabilities are (a temperature)."""
+
+    evidence_weight: float
+    temperature: float
+
+    def apply(self, model: torch.nn.Module) -> None:
+        model.head.evidence_weight.fill_(self.evidence_weight)
+        model.head.temperature.fill_(self.temperature)
+
+
+def calibrate_regime(model: torch.nn.Module, prep: RegimePrepared) -> RegimeCalibration:
+    """The evidence weight first (the temperature is chosen on the filter it will scale)."""
+    y_val_today = prep.labels[prep.split.val]
+    weight = choose_evidence_weight(model, prep.x_val, y_val_today)
+    model.head.evidence_weight.fill_(weight)
+    chosen = RegimeCalibration(weight, choose_temperature(model, prep.x_val, y_val_today))
+    chosen.apply(model)
+    return chosen
+
+
+def evaluate_regime(
+    model: torch.nn.Module, prep: RegimePrepared, context: pd.DataFrame, truth
+) -> tuple[dict, np.ndarray]:
+    """(metrics, test windows): the model and the rule baseline on the test days, and the truth
+    where the simulator knows it."""
+    split = prep.split
+    x_test, y_test = windows(prep.values, split.test, prep.config.model.lookback), prep.labels[split.test]
     probs, _ = predict_regimes(model, x_test)
-    _, baseline_probs = baseline_regimes(values.astype(np.float64))
+    _, baseline_probs = baseline_regimes(prep.values.astype(np.float64))
     metrics = {
         "model": regime_metrics(y_test, probs),
         "baseline": regime_metrics(y_test, baseline_probs[split.test]),
@@ -232,14 +274,28 @@ def train_regime(
         true_test = np.asarray(truth)[split.test]
         metrics["model_vs_truth"] = regime_metrics(true_test, probs)
         metrics["baseline_vs_truth"] = regime_metrics(true_test, baseline_probs[split.test])
+    return metrics, x_test
+
+
+def train_regime(
+    context: pd.DataFrame,
+    config: RegimeTrainConfig | None = None,
+    truth: np.ndarray | None = None,
+    progress: bool = True,
+) -> RegimeTrainResult:
+    """Train on a validated context frame; ``truth`` (regime index per row) adds truth metrics."""
+    prep = prepare_regime(context, config or RegimeTrainConfig())
+    model, result = fit_regime_network(prep, progress)
+    calibrate_regime(model, prep)
+    metrics, x_test = evaluate_regime(model, prep, context, truth)
     dates = pd.DatetimeIndex(context["date"])
     return RegimeTrainResult(
         model=model,
-        config=config,
+        config=prep.config,
         fit=result,
-        split=split,
+        split=prep.split,
         metrics=metrics,
-        labels=labels,
+        labels=prep.labels,
         data_window={"first_date": str(dates[0].date()), "last_date": str(dates[-1].date()), "rows": len(context)},
         test_windows=x_test,
     )
