@@ -48,11 +48,17 @@ def years_text(summary: dict) -> str:
     the base rate's (what the health issue's must-hold lines read year by year)."""
     rows = summary["rows"]
     model = next(iter(rows))
-    lines = [f"by year ({model}): spearman - (-vol_63d), log loss - base rate"]
+    calibrated = [name for name in rows if name.startswith("calibrated ")]
+    lines = [
+        f"by year ({model}): spearman - (-vol_63d), log loss - base rate; "
+        f"then each of {', '.join(calibrated)}: log loss - base rate"
+    ]
     for year, values in rows[model]["by_year"].items():
         reference, base = rows["-vol_63d"]["by_year"][year], rows["base rate"]["by_year"][year]
+        others = ", ".join(f"{rows[n]['by_year'][year]['log_loss'] - base['log_loss']:+.4f}" for n in calibrated)
         lines.append(
-            f"  {year}: {values['spearman'] - reference['spearman']:+.3f}, {values['log_loss'] - base['log_loss']:+.4f}"
+            f"  {year}: {values['spearman'] - reference['spearman']:+.3f}, "
+            f"{values['log_loss'] - base['log_loss']:+.4f}; {others}"
         )
     return "\n".join(lines)
 
