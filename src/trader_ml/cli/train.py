@@ -28,12 +28,7 @@ def add_commands(sub, wrapper: dict) -> None:
     """``wrapper``: the defaults a wrapper script (training/train.py) gives ``train``, for its help."""
     p = sub.add_parser("train-regime", help="train the regime model alone (the training guide's train_regime.py)")
     add_training_args(p, "regime", batch_size=TrainOptions.regime_batch_size)
-    p.add_argument(
-        "--model-type",
-        default=TrainOptions.regime_type,
-        choices=REGIME_TYPES,
-        help="the regime network: a GRU or a causal Transformer (default: %(default)s)",
-    )
+    _network_arg(p, "--model-type", "regime")
     p.add_argument(
         "--layers",
         type=positive_int,
@@ -51,54 +46,12 @@ def add_commands(sub, wrapper: dict) -> None:
 
     p = sub.add_parser("train-health", help="train the health model alone (the training guide's train_health.py)")
     add_training_args(p, "health", batch_size=TrainOptions.health_batch_size)
-    p.add_argument(
-        "--model-type",
-        default=TrainOptions.health_type,
-        choices=HEALTH_TYPES,
-        help="the health network: an autoencoder or a variational one (default: %(default)s)",
-    )
+    _network_arg(p, "--model-type", "health")
     p.set_defaults(func=train_health_command)
 
     p = sub.add_parser("train", help="train, judge, export and register both models (the training guide's train.py)")
-    store_default = (
-        f"s3://{wrapper['bucket']}" if "bucket" in wrapper else f"{DEFAULT_STORE}, or s3://BUCKET with --bucket"
-    )
-    p.add_argument("--store", help=f"local directory or s3://bucket/prefix (default: {store_default})")
-    p.add_argument("--bucket", help=f"S3 bucket: the store is s3://BUCKET (default: {wrapper.get('bucket', 'none')})")
-    region_default = wrapper.get("region", "boto3's chain")
-    p.add_argument("--region", help=f"AWS region (default: {region_default})")
-    p.add_argument("--endpoint-url", help="S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL)")
-    p.add_argument(
-        "--max-days",
-        type=positive_int,
-        help="days of features history the health model uses (default: all stored; the guide's was 365)",
-    )
-    p.add_argument(
-        "--regime-max-days",
-        type=positive_int,
-        help="days of context history the regime model uses (default: all stored)",
-    )
-    add_window_args(p)
-    p.add_argument(
-        "--regime-type",
-        default=TrainOptions.regime_type,
-        choices=REGIME_TYPES,
-        help="the regime network: a GRU or a causal Transformer (default: %(default)s)",
-    )
-    p.add_argument(
-        "--health-type",
-        default=TrainOptions.health_type,
-        choices=HEALTH_TYPES,
-        help="the health network: an autoencoder or a variational one (default: %(default)s)",
-    )
-    p.add_argument(
-        "--epochs", type=positive_int, default=TrainOptions.epochs, help="maximum epochs (default: %(default)s)"
-    )
-    p.add_argument(
-        "--batch-size",
-        type=positive_int,
-        help=f"batch size of both models (default: {TrainOptions.regime_batch_size} regime, {TrainOptions.health_batch_size} health)",
-    )
+    _add_train_store_args(p, wrapper)
+    _add_train_model_args(p)
     p.add_argument("--skip-upload", action="store_true", help="write only to --output-dir, nothing to the store")
     p.add_argument(
         "--output-dir", default=TrainOptions.output_dir, help="local output directory (default: %(default)s)"
@@ -110,13 +63,6 @@ def add_commands(sub, wrapper: dict) -> None:
         default=TrainOptions.tolerance,
         help="how much worse than the champion still passes (default: %(default)s)",
     )
-    p.add_argument(
-        "--device",
-        default=TrainOptions.device,
-        choices=DEVICES,
-        help="where to train: auto takes CUDA or Apple's MPS when present, else the CPU (default: %(default)s)",
-    )
-    p.add_argument("--seed", type=int, default=TrainOptions.seed, help="random seed (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument(
         "--first-trading-day-only",
@@ -124,6 +70,63 @@ def add_commands(sub, wrapper: dict) -> None:
         help="do nothing unless today is the month's first trading day (used by the schedule)",
     )
     p.set_defaults(func=cmd_train)
+
+
+NETWORK_HELP = {
+    "regime": "the regime network: a GRU or a causal Transformer (default: %(default)s)",
+    "health": "the health network: an autoencoder or a variational one (default: %(default)s)",
+}
+
+
+def _network_arg(parser: argparse.ArgumentParser, flag: str, kind: str) -> None:
+    default, choices = (
+        (TrainOptions.regime_type, REGIME_TYPES) if kind == "regime" else (TrainOptions.health_type, HEALTH_TYPES)
+    )
+    parser.add_argument(flag, default=default, choices=choices, help=NETWORK_HELP[kind])
+
+
+def _add_train_store_args(p: argparse.ArgumentParser, wrapper: dict) -> None:
+    """Where ``train`` reads and publishes, with the wrapper script's own defaults in the help."""
+    store_default = (
+        f"s3://{wrapper['bucket']}" if "bucket" in wrapper else f"{DEFAULT_STORE}, or s3://BUCKET with --bucket"
+    )
+    p.add_argument("--store", help=f"local directory or s3://bucket/prefix (default: {store_default})")
+    p.add_argument("--bucket", help=f"S3 bucket: the store is s3://BUCKET (default: {wrapper.get('bucket', 'none')})")
+    region_default = wrapper.get("region", "boto3's chain")
+    p.add_argument("--region", help=f"AWS region (default: {region_default})")
+    p.add_argument("--endpoint-url", help="S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL)")
+
+
+def _add_train_model_args(p: argparse.ArgumentParser) -> None:
+    """What ``train`` trains on and how: windows of history, networks, epochs, device, seed."""
+    p.add_argument(
+        "--max-days",
+        type=positive_int,
+        help="days of features history the health model uses (default: all stored; the guide's was 365)",
+    )
+    p.add_argument(
+        "--regime-max-days",
+        type=positive_int,
+        help="days of context history the regime model uses (default: all stored)",
+    )
+    add_window_args(p)
+    _network_arg(p, "--regime-type", "regime")
+    _network_arg(p, "--health-type", "health")
+    p.add_argument(
+        "--epochs", type=positive_int, default=TrainOptions.epochs, help="maximum epochs (default: %(default)s)"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        help=f"batch size of both models (default: {TrainOptions.regime_batch_size} regime, {TrainOptions.health_batch_size} health)",
+    )
+    p.add_argument(
+        "--device",
+        default=TrainOptions.device,
+        choices=DEVICES,
+        help="where to train: auto takes CUDA or Apple's MPS when present, else the CPU (default: %(default)s)",
+    )
+    p.add_argument("--seed", type=int, default=TrainOptions.seed, help="random seed (default: %(default)s)")
 
 
 def add_training_args(parser: argparse.ArgumentParser, kind: str, batch_size: int) -> None:

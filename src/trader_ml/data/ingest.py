@@ -150,6 +150,32 @@ def ingest(
     if start > end:
         return nothing_new()
     log(f"fetching {source.name} for {start} .. {end}")
+    rows = _fetch_rows(source, start, end, incremental, today)
+    if rows is None:
+        return nothing_new()
+    raw, context, features, skipped = rows
+    days = pd.DatetimeIndex(context["date"])
+    items = _partition_items(raw, context, features, days)
+    log(f"writing {len(items)} partitions to {store.url}")
+    _write_days(store, items)
+    unavailable = tuple(c for c in CONTEXT_FEATURES if context[c].isna().all())
+    return IngestReport(
+        source=source.name,
+        store=store.url,
+        start=days[0].date(),
+        end=days[-1].date(),
+        days=len(days),
+        feature_rows=len(features),
+        symbols=int(features["symbol"].nunique()) if len(features) else 0,
+        skipped_rows=skipped,
+        unavailable=unavailable,
+        seconds=time.perf_counter() - began,
+    )
+
+
+def _fetch_rows(source: Source, start: dt.date, end: dt.date, incremental: bool, today: dt.date):
+    """(raw market, context rows, feature rows, rows skipped) from ``start``, validated; None
+    when an incremental run finds no new trading day."""
     raw = source.fetch(start - dt.timedelta(days=LOOKBACK_CALENDAR_DAYS), end)
     if SPY not in raw.closes or raw.closes[SPY].dropna().empty:
         raise SourceError(
@@ -161,22 +187,30 @@ def ingest(
     context = context[context["date"] >= since].reset_index(drop=True)
     if context.empty:
         if incremental:
-            return nothing_new()
+            return None
         raise SourceError(f"{source.name} has no trading days with 22 closes of SPY history in {start} .. {end}")
     features, skipped = feature_rows(raw, since=since)
     context = validate_context(context, f"context rows from {source.name}", today)
     if not features.empty:
         features = validate_features(features, f"feature rows from {source.name}", today)
-    days = pd.DatetimeIndex(context["date"])
-    regimes, healths = _truth_frames(raw, days)
+    return raw, context, features, skipped
 
+
+def _partition_items(raw, context: pd.DataFrame, features: pd.DataFrame, days: pd.DatetimeIndex) -> list:
+    """Every file of every day: context, features, the daily JSON and, from the simulator, its truth."""
+    regimes, healths = _truth_frames(raw, days)
     items = encode_days("context", context)
     if not features.empty:
         items += encode_days("features", features)
     items += daily_json(context, features)
     if regimes is not None and healths is not None:
         items += encode_days("truth_regime", regimes) + encode_days("truth_health", healths)
-    log(f"writing {len(items)} partitions to {store.url}")
+    return items
+
+
+def _write_days(store: Store, items: list) -> None:
+    """The journal, then the days unmarked, their files, their markers, and the journal cleared:
+    a run killed at any write leaves no marked day that mixes two runs' files."""
     by_day: dict[str, list[str]] = {}
     for key, _ in items:
         by_day.setdefault(partition_day(key), []).append(key)
@@ -191,16 +225,3 @@ def ingest(
         store.write(*completeness.journal_item(leftover))
     else:
         store.delete(completeness.JOURNAL_KEY)  # ... and the run is whole
-    unavailable = tuple(c for c in CONTEXT_FEATURES if context[c].isna().all())
-    return IngestReport(
-        source=source.name,
-        store=store.url,
-        start=days[0].date(),
-        end=days[-1].date(),
-        days=len(days),
-        feature_rows=len(features),
-        symbols=int(features["symbol"].nunique()) if len(features) else 0,
-        skipped_rows=skipped,
-        unavailable=unavailable,
-        seconds=time.perf_counter() - began,
-    )
