@@ -120,3 +120,32 @@ def test_the_architecture_doc_names_every_stage_in_order_and_every_folder():
             if last in ("trader_ml", "__main__"):
                 continue
             assert f"{last}/" in layout or f"{last}.py" in layout, f"{prefix} is not in docs/architecture.md's layout"
+
+
+MAX_FUNCTION_LINES = 60  # a recipe longer than this is split into named steps
+
+
+def long_functions(source: str, name: str) -> list[str]:
+    """Every function of a source longer than MAX_FUNCTION_LINES, as 'name:line function (n lines)'."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            lines = node.end_lineno - node.lineno + 1
+            if lines > MAX_FUNCTION_LINES:
+                found.append(f"{name}:{node.lineno} {node.name} ({lines} lines)")
+    return found
+
+
+def test_no_function_in_the_package_is_longer_than_sixty_lines():
+    found = [
+        line
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for line in long_functions(path.read_text(), str(path.relative_to(PACKAGE)))
+    ]
+    assert found == []
+
+
+def test_a_long_function_is_caught():
+    planted = "def recipe():\n" + "    x = 1\n" * MAX_FUNCTION_LINES
+    assert long_functions(planted, "planted.py") == [f"planted.py:1 recipe ({MAX_FUNCTION_LINES + 1} lines)"]
+    assert long_functions("def short():\n    return 1\n", "ok.py") == []

@@ -149,7 +149,9 @@ def test_gate_holds_back_unless_forced(local_store, tmp_path, monkeypatch):
 
     fill(local_store)
     refuse = Comparison("m", 0.4, 0.5, -0.1, -0.2, 0.0)
-    monkeypatch.setattr(judge, "decide", lambda *a, **k: GateDecision(False, "worse", refuse, None, 10))
+    # Both gates refuse, whatever the models learned.
+    for gate in ("decide", "decide_health"):
+        monkeypatch.setattr(judge, gate, lambda *a, **k: GateDecision(False, "worse", refuse, None, 10))
     options = job.TrainOptions(
         store=local_store.url, max_days=600, epochs=1, output_dir=str(tmp_path / "o"), progress=False
     )

@@ -190,15 +190,7 @@ def run_backtest(
         "config": config.to_dict(),
         "data": {"source": where, "first_date": str(days[0].date()), "last_date": str(days[-1].date())},
         **summary,
-        "refits": [
-            {
-                "refit_date": str(p.refit_date.date()),
-                "test_days": p.stop - p.first,
-                "train_days": p.first - p.train_first,
-                "seeds": [_refit_facts(refits.metrics[(i, s)]) for s in range(config.seeds)],
-            }
-            for i, p in enumerate(plan)
-        ],
+        "refits": _refits_record(plan, refits, config.seeds),
         "timing": {
             "seconds": round(time.perf_counter() - began, 1),
             "refits_fitted": refits.fitted,
@@ -218,6 +210,19 @@ def run_backtest(
     store.write(f"{key}summary.json", json.dumps(summary, indent=2, default=_json_default).encode())
     store.write(f"{key}index.html", page.encode())
     return BacktestResult(key, summary, predictions, page, refits.fitted, refits.cached)
+
+
+def _refits_record(plan, refits: Refits, seeds: int) -> list[dict]:
+    """Each refit: its date, its test and training days, and each seed's facts and choices."""
+    return [
+        {
+            "refit_date": str(p.refit_date.date()),
+            "test_days": p.stop - p.first,
+            "train_days": p.first - p.train_first,
+            "seeds": [_refit_facts(refits.metrics[(i, s)]) for s in range(seeds)],
+        }
+        for i, p in enumerate(plan)
+    ]
 
 
 def _refit_facts(metrics: dict) -> dict:

@@ -172,14 +172,9 @@ def _run_training(options: TrainOptions, log: Callable[[str], None], progress: d
     context, features = load_data(store, options)
     pointer, etag = registry.read_latest(store)
     fingerprint = training_fingerprint(context, features, options)
-    same = None if options.force else same_as_before(store, pointer, fingerprint)
-    if same is not None:
-        version, what = same
-        log(
-            f"  the training data and settings are those of version {version} ({what}): it would learn the same "
-            "models, so nothing was trained or published; ingest new days, change a setting, or pass --force"
-        )
-        return Outcome(None, (), {}, registry.read_manifest(store, version), [])
+    unchanged = None if options.force else _unchanged(store, pointer, fingerprint, log)
+    if unchanged is not None:
+        return unchanged
     try:
         candidate = train_candidate(options, store, context, features, stage)
     except InsufficientHistory as e:
@@ -189,6 +184,59 @@ def _run_training(options: TrainOptions, log: Callable[[str], None], progress: d
     champion = load_champion(store, pointer, log)
     champions = {"versions": champion.versions, "notes": champion.notes}
     decisions = judge(window, context, champion, options.tolerance, candidate.health.references)
+    _log_judgement(candidate, decisions, log)
+
+    planned = next(registry.candidate_versions(store, today))
+    stage(f"writing version {planned} to {options.output_dir}")
+    live = champion_live_record(store, pointer, options, log)
+    facts = run_facts(context, features, candidate, fingerprint, live)
+
+    def describe_version(version: str) -> dict:
+        return describe(version, candidate, context, features, decisions, champions, options, facts)
+
+    manifest = describe_version(planned)
+    files = write_outputs(options.output_dir, planned, candidate, manifest)
+    passing = registry.KINDS if options.force else tuple(k for k in registry.KINDS if decisions[k].promote)
+    if options.skip_upload:
+        LocalStore(files[-1].parent).create(
+            files[-1].name, report_html(manifest, candidate, context, window, decisions, live)
+        )
+        log(f"  wrote {', '.join(str(f) for f in files)}")
+        stage("--skip-upload: nothing written to the store")
+        log(summary_table(decisions))
+        return Outcome(None, (), decisions, manifest, files)
+
+    stage(f"publishing to {store.url}")
+    progress.update(store=store.url, version=planned)
+    stored, files = _publish(
+        store, today, planned, candidate, files, options.output_dir, log, progress, describe_version
+    )
+    version = stored["version"]
+    report = report_html(stored, candidate, context, window, decisions, live)  # rendered once, stored twice
+    LocalStore(files[-1].parent).create(files[-1].name, report)
+    log(f"  local copies: {', '.join(str(f) for f in files)}")
+    store.create(registry.report_key(version), report)
+    log(f"  report: {store.describe(registry.report_key(version))} (trader-ml report {version} --store {store.url})")
+    _promote(store, stored, pointer, etag, passing, options, log, progress)
+    log(summary_table(decisions))
+    return Outcome(version, passing, decisions, stored, files)
+
+
+def _unchanged(store, pointer, fingerprint: str, log: Callable[[str], None]) -> Outcome | None:
+    """The outcome of a run whose data and settings are a stored version's: nothing trained."""
+    same = same_as_before(store, pointer, fingerprint)
+    if same is None:
+        return None
+    version, what = same
+    log(
+        f"  the training data and settings are those of version {version} ({what}): it would learn the same "
+        "models, so nothing was trained or published; ingest new days, change a setting, or pass --force"
+    )
+    return Outcome(None, (), {}, registry.read_manifest(store, version), [])
+
+
+def _log_judgement(candidate, decisions: dict, log: Callable[[str], None]) -> None:
+    """The test windows, which rows trained the health model, each gate's verdict, the warnings."""
     regime_window = candidate.regime.metrics["test_window"]
     log(
         f"  test window {regime_window['first_date']} .. {regime_window['last_date']}: {regime_window['days']} days; "
@@ -204,29 +252,17 @@ def _run_training(options: TrainOptions, log: Callable[[str], None], progress: d
     for warning in candidate.regime.metrics["warnings"] + candidate.health.metrics["warnings"]:
         log(f"  warning: {warning}")
 
-    planned = next(registry.candidate_versions(store, today))
-    stage(f"writing version {planned} to {options.output_dir}")
-    live = champion_live_record(store, pointer, options, log)
-    facts = run_facts(context, features, candidate, fingerprint, live)
-    manifest = describe(planned, candidate, context, features, decisions, champions, options, facts)
-    files = write_outputs(options.output_dir, planned, candidate, manifest)
-    passing = registry.KINDS if options.force else tuple(k for k in registry.KINDS if decisions[k].promote)
-    if options.skip_upload:
-        LocalStore(files[-1].parent).create(
-            files[-1].name, report_html(manifest, candidate, context, window, decisions, live)
-        )
-        log(f"  wrote {', '.join(str(f) for f in files)}")
-        stage("--skip-upload: nothing written to the store")
-        log(summary_table(decisions))
-        return Outcome(None, (), decisions, manifest, files)
 
-    stage(f"publishing to {store.url}")
-    progress.update(store=store.url, version=planned)
+def _publish(
+    store, today, planned: str, candidate, files: list, output_dir: str, log, progress: dict, describe_version
+):
+    """(stored manifest, local files): the version published, and the local copies renamed when a
+    concurrent run took the planned name."""
     stored = registry.publish(
         store,
         today,
         {"regime": candidate.regime_onnx, "health": candidate.health_onnx},
-        lambda version: describe(version, candidate, context, features, decisions, champions, options, facts),
+        describe_version,
         log=lambda text: log(f"  {text}"),
     )
     version = stored["version"]
@@ -234,30 +270,29 @@ def _run_training(options: TrainOptions, log: Callable[[str], None], progress: d
     if version != planned:  # a concurrent run took the planned name: the local copies follow the store
         for path in files[:-1]:
             path.unlink(missing_ok=True)
-        files = write_outputs(options.output_dir, version, candidate, stored)
+        files = write_outputs(output_dir, version, candidate, stored)
         log(f"  version {planned} was taken meanwhile; stored as {version}, and the local copies renamed to match")
-    report = report_html(stored, candidate, context, window, decisions, live)  # rendered once, stored twice
-    LocalStore(files[-1].parent).create(files[-1].name, report)
-    log(f"  local copies: {', '.join(str(f) for f in files)}")
-    store.create(registry.report_key(version), report)
-    log(f"  report: {store.describe(registry.report_key(version))} (trader-ml report {version} --store {store.url})")
-    if passing:
-        new_pointer = registry.pointer_for(stored, pointer, passing)
-        try:
-            registry.swap_latest(store, new_pointer, etag)
-            progress.update(version=version, promoted="yes")
-        except StoreError as e:
-            raise StoreError(
-                f"version {version} is stored but not current: {e}; latest.json still makes current "
-                f"{registry.describe_pointer(pointer)}; make it current with trader-ml models promote {version} --store {store.url}"
-            ) from None
-        forced = " (--force)" if options.force else ""
-        log(f"  promoted the {' and '.join(passing)} model{'s' if len(passing) > 1 else ''} of {version}{forced}")
-        log(f"  models/latest.json now makes current: {registry.describe_pointer(new_pointer)}")
-    else:
+    return stored, files
+
+
+def _promote(store, stored: dict, pointer, etag, passing: tuple, options: TrainOptions, log, progress: dict) -> None:
+    """latest.json swapped to the passing models of the stored version, or why it was not."""
+    version = stored["version"]
+    if not passing:
         log(
             f"  version {version} is stored but not promoted; latest.json still makes current "
             f"{registry.describe_pointer(pointer)} (trader-ml models promote {version} to override)"
         )
-    log(summary_table(decisions))
-    return Outcome(version, passing, decisions, stored, files)
+        return
+    new_pointer = registry.pointer_for(stored, pointer, passing)
+    try:
+        registry.swap_latest(store, new_pointer, etag)
+        progress.update(version=version, promoted="yes")
+    except StoreError as e:
+        raise StoreError(
+            f"version {version} is stored but not current: {e}; latest.json still makes current "
+            f"{registry.describe_pointer(pointer)}; make it current with trader-ml models promote {version} --store {store.url}"
+        ) from None
+    forced = " (--force)" if options.force else ""
+    log(f"  promoted the {' and '.join(passing)} model{'s' if len(passing) > 1 else ''} of {version}{forced}")
+    log(f"  models/latest.json now makes current: {registry.describe_pointer(new_pointer)}")

@@ -114,15 +114,7 @@ def describe(
         },
         "regime_sha256": registry.sha256(candidate.regime_onnx),
         "health_sha256": registry.sha256(candidate.health_onnx),
-        "data_window": {
-            "first_date": str(min(context["date"].min(), features["date"].min()).date()),
-            "last_date": str(max(context["date"].max(), features["date"].max()).date()),
-            "rows": int(len(context)),
-            "feature_rows": int(len(features)),
-            "symbols": int(features["symbol"].nunique()),
-            "max_days": options.max_days,
-            "regime_max_days": options.regime_max_days,
-        },
+        "data_window": _data_window(context, features, options),
         "package_version": __version__,
         "baseline_metrics": {
             "regime": {
@@ -135,15 +127,32 @@ def describe(
         "health_training_rows": health_m["training_rows"],
         **(facts or {}),
         "warnings": {"regime": regime_m["warnings"], "health": health_m["warnings"]},
-        "gate": {
-            "gate_passed": {kind: d.promote for kind, d in decisions.items()},
-            "forced": options.force,
-            "tolerance": options.tolerance,
-            "min_test_days": MIN_TEST_DAYS,
-            "champion_versions": champions["versions"],  # the champions judged against
-            "champion_notes": champions["notes"],  # why a model had none (baseline, or unloadable)
-            **{kind: d.to_dict() for kind, d in decisions.items()},
-        },
+        "gate": _gate_record(decisions, champions, options),
+    }
+
+
+def _data_window(context: pd.DataFrame, features: pd.DataFrame, options: TrainOptions) -> dict:
+    return {
+        "first_date": str(min(context["date"].min(), features["date"].min()).date()),
+        "last_date": str(max(context["date"].max(), features["date"].max()).date()),
+        "rows": int(len(context)),
+        "feature_rows": int(len(features)),
+        "symbols": int(features["symbol"].nunique()),
+        "max_days": options.max_days,
+        "regime_max_days": options.regime_max_days,
+    }
+
+
+def _gate_record(decisions: dict[str, GateDecision], champions: dict[str, dict], options: TrainOptions) -> dict:
+    """What the gate decided for each model, against which champions, and whether it was forced."""
+    return {
+        "gate_passed": {kind: d.promote for kind, d in decisions.items()},
+        "forced": options.force,
+        "tolerance": options.tolerance,
+        "min_test_days": MIN_TEST_DAYS,
+        "champion_versions": champions["versions"],  # the champions judged against
+        "champion_notes": champions["notes"],  # why a model had none (baseline, or unloadable)
+        **{kind: d.to_dict() for kind, d in decisions.items()},
     }
 
 

@@ -160,6 +160,23 @@ scores 0.16 when the event's rate is 0.8.</dd>
 </dl>"""
 
 
+def metric_tables(regime_metrics: dict, health_metrics: dict) -> tuple[list, dict, list, dict]:
+    """(columns, rows) of the regime table and of the health table: every row the metrics hold."""
+    regime_cols = [c for c in ("model", "baseline", "model_vs_truth", "baseline_vs_truth") if c in regime_metrics]
+    regime_rows = {
+        k: [regime_metrics[c].get(k) for c in regime_cols]
+        for k in ("accuracy", "f1_macro", "ece", "switches_per_year", "days")
+    }
+    health_cols = [c for c in ("model", *REFERENCES, "baseline", "-vol_63d", "drawdown_63d") if c in health_metrics]
+    health_keys = [
+        k
+        for k in ("log_loss", "brier", "test_health_correlation", "auc", "test_recon_mse", "truth_correlation", "rows")
+        if any(k in health_metrics[c] for c in health_cols)
+    ]
+    health_rows = {k: [health_metrics[c].get(k) for c in health_cols] for k in health_keys}
+    return regime_cols, regime_rows, health_cols, health_rows
+
+
 def render(
     manifest: dict,
     regime_metrics: dict,
@@ -173,18 +190,7 @@ def render(
     gate = manifest["gate"]
     champions = gate.get("champion_versions") or {}
     champion = ", ".join(f"{k} {v}" for k, v in champions.items() if v) or None
-    regime_cols = [c for c in ("model", "baseline", "model_vs_truth", "baseline_vs_truth") if c in regime_metrics]
-    regime_rows = {
-        k: [regime_metrics[c].get(k) for c in regime_cols]
-        for k in ("accuracy", "f1_macro", "ece", "switches_per_year", "days")
-    }
-    health_cols = [c for c in ("model", *REFERENCES, "baseline", "-vol_63d", "drawdown_63d") if c in health_metrics]
-    health_keys = [
-        k
-        for k in ("log_loss", "brier", "test_health_correlation", "auc", "test_recon_mse", "truth_correlation", "rows")
-        if any(k in health_metrics[c] for c in health_cols)
-    ]
-    health_rows = {k: [health_metrics[c].get(k) for c in health_cols] for k in health_keys}
+    regime_cols, regime_rows, health_cols, health_rows = metric_tables(regime_metrics, health_metrics)
     gate_rows = {
         f"{kind}: {d['vs_baseline']['metric']}": [
             d["vs_baseline"]["candidate"],
