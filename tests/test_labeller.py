@@ -7,7 +7,7 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from trader_ml.schema import CONTEXT_COLUMNS
-from trader_ml.training.labeller import hindsight_labels, long_runs, viterbi
+from trader_ml.training.labeller import decode, gaussian_log_density, hindsight_labels, long_runs
 from trader_ml.training.labels import regime_labels
 
 
@@ -52,12 +52,26 @@ def test_fit_on_early_days_reads_nothing_of_the_later_days_values(synthetic_cont
     assert (before[900:] != after[900:]).any()
 
 
-def test_viterbi_keeps_a_sticky_path_through_an_odd_day():
-    log_emission = np.log(np.array([[0.9, 0.1]] * 5 + [[0.3, 0.7]] + [[0.9, 0.1]] * 5))
-    sticky = np.log(np.array([[0.95, 0.05], [0.05, 0.95]]))
-    loose = np.log(np.array([[0.5, 0.5], [0.5, 0.5]]))
-    assert viterbi(log_emission, sticky).tolist() == [0] * 11
-    assert viterbi(log_emission, loose).tolist() == [0] * 5 + [1] + [0] * 5
+def test_decoding_keeps_a_sticky_path_through_an_odd_day():
+    """Two unit Gaussians at 0 and 2; one day at 1.4 (nearer the second): a sticky chain stays
+    in the first state, a loose one visits the second for that day alone."""
+    x = np.array([0.0] * 5 + [1.4] + [0.0] * 5)[:, None]
+    means, covariances = np.array([[0.0], [2.0]]), np.array([[[1.0]], [[1.0]]])
+    sticky = np.array([[0.95, 0.05], [0.05, 0.95]])
+    loose = np.array([[0.5, 0.5], [0.5, 0.5]])
+    assert decode(x, means, covariances, sticky).tolist() == [0] * 11
+    assert decode(x, means, covariances, loose).tolist() == [0] * 5 + [1] + [0] * 5
+
+
+def test_the_density_is_the_multivariate_normal():
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(0)
+    x, means = rng.normal(size=(20, 3)), rng.normal(size=(2, 3))
+    spread = rng.normal(size=(2, 3, 3))
+    covariances = spread @ spread.transpose(0, 2, 1) + np.eye(3)
+    expected = np.column_stack([multivariate_normal(m, c).logpdf(x) for m, c in zip(means, covariances, strict=True)])
+    np.testing.assert_allclose(gaussian_log_density(x, means, covariances), expected, rtol=1e-10)
 
 
 def test_long_runs_drops_short_runs():

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from hmmlearn.hmm import GaussianHMM
+from hmmlearn.stats import log_multivariate_normal_density
 
 from trader_ml.schema import REGIMES
 from trader_ml.training.labels import DEFAULT_LABEL_HORIZON, regime_labels
@@ -62,29 +64,19 @@ def observations(context: pd.DataFrame) -> np.ndarray:
 
 
 def gaussian_log_density(x: np.ndarray, means: np.ndarray, covariances: np.ndarray) -> np.ndarray:
-    """log N(x_t; mean_s, cov_s) for every day t and state s: (days, states)."""
-    out = np.empty((len(x), len(means)))
-    for s, (mean, cov) in enumerate(zip(means, covariances, strict=True)):
-        chol = np.linalg.cholesky(cov)
-        z = np.linalg.solve(chol, (x - mean).T)  # (features, days)
-        out[:, s] = -0.5 * (z**2).sum(axis=0) - np.log(np.diag(chol)).sum() - 0.5 * len(mean) * np.log(2 * np.pi)
-    return out
+    """log N(x_t; mean_s, cov_s) for every day t and state s: (days, states), by hmmlearn."""
+    return log_multivariate_normal_density(x, means, covariances, "full")
 
 
-def viterbi(log_emission: np.ndarray, log_transition: np.ndarray) -> np.ndarray:
-    """The most likely state path (days,) under a uniform start."""
-    n, k = log_emission.shape
-    score = log_emission[0] - np.log(k)
-    back = np.empty((n, k), dtype=np.int64)
-    for t in range(1, n):
-        moves = score[:, None] + log_transition
-        back[t] = moves.argmax(axis=0)
-        score = moves[back[t], np.arange(k)] + log_emission[t]
-    path = np.empty(n, dtype=np.int64)
-    path[-1] = int(score.argmax())
-    for t in range(n - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
-    return path
+def decode(x: np.ndarray, means: np.ndarray, covariances: np.ndarray, transition: np.ndarray) -> np.ndarray:
+    """The most likely state path (days,) of Gaussian states under ``transition`` and a uniform
+    start: hmmlearn's Viterbi, the states' parameters set, nothing refit."""
+    k = len(means)
+    hmm = GaussianHMM(k, covariance_type="full", init_params="", params="")
+    hmm.startprob_ = np.full(k, 1.0 / k)
+    hmm.transmat_ = transition / transition.sum(axis=1, keepdims=True)
+    hmm.means_, hmm.covars_ = means, covariances
+    return hmm.decode(x, algorithm="viterbi")[1].astype(np.int64)
 
 
 def long_runs(labels: np.ndarray, min_run: int) -> np.ndarray:
@@ -125,21 +117,20 @@ def hindsight_labels(
     if len(set(states[fitted & (states >= 0)].tolist())) < 2:  # too short for long runs
         states = rules[rows]
     for _ in range(config.rounds):
-        states = viterbi(_emissions(x, states, fitted, config.ridge), np.log(transition))
+        states = _decode_round(x, states, fitted, config.ridge, transition)
     labels = np.full(len(context), -1, dtype=np.int64)
     labels[rows] = states
     return labels
 
 
-def _emissions(x: np.ndarray, states: np.ndarray, fitted: np.ndarray, ridge: float) -> np.ndarray:
-    """Log density of each day under each state's Gaussian, fit on the fitted days of that
-    state; a state with too few days to fit cannot be visited."""
-    out = np.full((len(x), len(REGIMES)), -np.inf)
+def _decode_round(x: np.ndarray, states: np.ndarray, fitted: np.ndarray, ridge: float, transition) -> np.ndarray:
+    """Each state's Gaussian fit on the fitted days of that state, then the path decoded; a
+    state with too few days to fit cannot be visited (the path moves among the others)."""
     fittable = [state for state in range(len(REGIMES)) if (fitted & (states == state)).sum() >= x.shape[1] + 2]
     means, covariances = [], []
     for state in fittable:
         days = x[fitted & (states == state)]
         means.append(days.mean(axis=0))
         covariances.append(np.cov(days.T).reshape(x.shape[1], x.shape[1]) + ridge * np.eye(x.shape[1]))
-    out[:, fittable] = gaussian_log_density(x, np.array(means), np.array(covariances))
-    return out
+    path = decode(x, np.array(means), np.array(covariances), transition[np.ix_(fittable, fittable)])
+    return np.asarray(fittable, dtype=np.int64)[path]
