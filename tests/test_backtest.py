@@ -95,6 +95,11 @@ def test_newey_west_without_lags_is_the_plain_standard_error():
     assert newey_west_se(x, 0) == pytest.approx(x.std(ddof=0) / np.sqrt(len(x)))
 
 
+def test_newey_west_is_the_bartlett_long_run_variance_by_hand():
+    # x = 1, 2, 4: deviations -4/3, -1/3, 5/3; gamma_0 = 42/27, gamma_1 = -1/27, weight 1/2 at lag 1.
+    assert newey_west_se(np.array([1.0, 2.0, np.nan, 4.0]), 1) == pytest.approx(np.sqrt((42 / 27 - 1 / 27) / 3))
+
+
 def test_newey_west_widens_the_error_of_overlapping_outcomes():
     noise = np.random.default_rng(1).normal(size=2000)
     overlapping = np.convolve(noise, np.ones(21) / 21, mode="valid")  # 21-day sums overlap

@@ -60,17 +60,15 @@ def daily_measures(
 
 def newey_west_se(values: np.ndarray, lags: int) -> float:
     """Standard error of the mean of a daily series whose neighbours are correlated up to
-    ``lags`` days apart (Bartlett weights); NaN days are left out."""
+    ``lags`` days apart (Bartlett weights, by ``arch``); NaN days are left out."""
+    from arch.covariance.kernel import Bartlett
+
     x = np.asarray(values, dtype=float)
     x = x[~np.isnan(x)]
-    n = len(x)
-    if n < 2:
+    if len(x) < 2:
         return float("nan")
-    d = x - x.mean()
-    long_run = d @ d / n
-    for lag in range(1, min(lags, n - 1) + 1):
-        long_run += 2.0 * (1.0 - lag / (lags + 1.0)) * (d[lag:] @ d[:-lag]) / n
-    return float(np.sqrt(max(long_run, 0.0) / n))
+    long_run = float(np.asarray(Bartlett(x, bandwidth=min(lags, len(x) - 1), force_int=False).cov.long_run).squeeze())
+    return float(np.sqrt(max(long_run, 0.0) / len(x)))
 
 
 def mean_with_se(values: pd.Series | np.ndarray, lags: int) -> dict:
