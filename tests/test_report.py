@@ -174,3 +174,27 @@ def test_report_renders_in_chromium(trained_store, chromium, tmp_path):
     decoded = json.loads(images)
     assert len(decoded) == 5 and all(complete and w > 0 and h > 0 for complete, w, h in decoded)
     assert png.startswith(b"\x89PNG") and len(png) > 20_000
+
+
+def test_pages_escape_what_they_are_given():
+    """Text from a manifest or a summary is escaped wherever the templates put it; the tables'
+    cells keep their format (floats to three places, None as -)."""
+    from trader_ml.training.report import html_figures, html_table, render_template
+
+    table = html_table("<b>title</b>", ["a<b", "c"], {"row <i>": [0.123456, None], "n": [3, "x&y"]})
+    assert "<b>title</b>" not in table and "&lt;b&gt;title&lt;/b&gt;" in table
+    assert "a&lt;b" in table and "row &lt;i&gt;" in table and "x&amp;y" in table
+    assert "<td>0.123</td><td>-</td>" in table and "<td>3</td>" in table
+    figures = html_figures([('say "hi"', "data:image/png;base64,AAAA")])
+    assert 'alt="say &#34;hi&#34;"' in figures and 'src="data:image/png;base64,AAAA"' in figures
+    page = render_template(
+        "backtest.html",
+        config={"model": "<script>x</script>", "model_type": "gru", "refit": "yearly", "window_days": None,
+                "epochs": 1, "seeds": 1, "cost_bp": 10.0},
+        data={"source": "a&b", "first_date": "2020-01-01", "last_date": "2020-12-31"},
+        refits=1,
+        timing={"refits_fitted": 1, "refits_cached": 0, "seconds": 1.0},
+        body=table,
+    )  # fmt: skip
+    assert "<script>x</script>" not in page and "&lt;script&gt;" in page and "a&amp;b" in page
+    assert "an expanding window" in page and "<td>0.123</td>" in page  # the body's markup kept as is

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import html
-
 import numpy as np
 import pandas as pd
 
 from trader_ml.backtest.summary import model_gap
 from trader_ml.schema import REGIMES
-from trader_ml.training.report import COLORS, figure_png, html_table, plt
+from trader_ml.training.report import COLORS, figure_png, html_figures, html_table, plt, render_template
 
 PERFORMANCE = ("annual_return", "volatility", "sharpe", "max_drawdown", "exposure_changes_per_year", "mean_exposure")
 
@@ -83,13 +81,6 @@ def _year_bars(by_row: dict[str, dict[int, float | None]], title: str) -> str:
     return figure_png(fig)
 
 
-def _figures(figures: list[tuple[str, str]]) -> str:
-    return "".join(
-        f'<figure><img alt="{html.escape(t)}" src="{src}"><figcaption>{html.escape(t)}</figcaption></figure>'
-        for t, src in figures
-    )
-
-
 def _scatter(summary: dict) -> str:
     """Every row's Sharpe ratio against its max drawdown: up and to the right is better."""
     fig, ax = plt.subplots(figsize=(6, 4.5))
@@ -145,7 +136,7 @@ def _regime_body(summary: dict, predictions: pd.DataFrame) -> str:
         )
         + html_table("Regime classification", names, labels)
         + html_table("Sharpe ratio by year", names, yearly)
-        + _figures(
+        + html_figures(
             [
                 ("Equity and drawdown", _equity(summary, predictions)),
                 ("Sharpe against drawdown", _scatter(summary)),
@@ -184,25 +175,20 @@ def _health_body(summary: dict) -> str:
     return (
         html_table("Scores, mean over days (standard errors: Newey-West, 21 lags)", names, table)
         + html_table("Daily Spearman with the forward 21-day drawdown, by year", names, yearly)
-        + _figures([("Health IC by year", _year_bars(ic, "Mean daily Spearman with the forward drawdown, by year"))])
+        + html_figures(
+            [("Health IC by year", _year_bars(ic, "Mean daily Spearman with the forward drawdown, by year"))]
+        )
     )
 
 
 def render(summary: dict, predictions: pd.DataFrame) -> str:
     config = summary["config"]
     body = _regime_body(summary, predictions) if summary["kind"] == "regime" else _health_body(summary)
-    timing = summary["timing"]
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>trader-ml backtest: {html.escape(config["model"])} {html.escape(config["model_type"])}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}}
-table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{border:1px solid #ccc;padding:.3em .7em;text-align:right}}
-thead th{{background:#f3f3f3}}figure{{margin:1em 0}}img{{max-width:100%}}</style></head><body>
-<h1>Walk-forward backtest: {html.escape(config["model_type"])} {html.escape(config["model"])} model</h1>
-<p>Data {html.escape(summary["data"]["source"])}, {html.escape(summary["data"]["first_date"])} .. {html.escape(summary["data"]["last_date"])};
-{len(summary["refits"])} {html.escape(config["refit"])} refits on {"an expanding window" if config["window_days"] is None else f"the last {config['window_days']} days"},
-{config["epochs"]} epochs at most, {config["seeds"]} seed(s), {config["cost_bp"]} bp per unit of exposure changed.
-Every model answer is the exported ONNX file's, read through the serving code, as of the close before the day it trades.
-{timing["refits_fitted"]} refits fitted, {timing["refits_cached"]} from the cache, {timing["seconds"]} s.</p>
-{body}
-</body></html>
-"""
+    return render_template(
+        "backtest.html",
+        config=config,
+        data=summary["data"],
+        refits=len(summary["refits"]),
+        timing=summary["timing"],
+        body=body,
+    )

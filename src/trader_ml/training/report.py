@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import html
 import io
 from dataclasses import dataclass
 
@@ -14,6 +13,8 @@ matplotlib.use("Agg")  # no display: render to memory
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from jinja2 import Environment, PackageLoader  # noqa: E402
+from markupsafe import Markup  # noqa: E402
 
 from trader_ml.schema import REGIMES  # noqa: E402
 from trader_ml.training.health_references import REFERENCES
@@ -133,18 +134,26 @@ def health_scores(view: HealthView) -> str:
     return figure_png(fig)
 
 
-def html_table(title: str, columns: list[str], rows: dict[str, list]) -> str:
-    def cell(v) -> str:
-        return "-" if v is None else f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
-
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["", *columns])
-    body = "".join(
-        f"<tr><th>{html.escape(k)}</th>{''.join(f'<td>{cell(v)}</td>' for v in vals)}</tr>" for k, vals in rows.items()
-    )
-    return f"<h2>{html.escape(title)}</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+# Every page is a Jinja2 template with autoescaping: text from a manifest or a summary is escaped
+# wherever it lands; only the markup the templates themselves render passes as is.
+TEMPLATES = Environment(loader=PackageLoader("trader_ml", "templates"), autoescape=True)
 
 
-GLOSSARY = """<dl>
+def render_template(name: str, **context) -> Markup:
+    return Markup(TEMPLATES.get_template(name).render(**context))
+
+
+def html_table(title: str, columns: list[str], rows: dict[str, list]) -> Markup:
+    """A titled table: one row per key, one cell per column (floats to 3 places, None as -)."""
+    return render_template("table.html", title=title, columns=columns, rows=rows)
+
+
+def html_figures(items: list[tuple[str, str]]) -> Markup:
+    """Titled inline images: (title, data: URL) pairs."""
+    return render_template("figures.html", items=items)
+
+
+GLOSSARY = Markup("""<dl>
 <dt>f1_macro</dt><dd>the F1 score of each regime, averaged with equal weight over the regimes present:
 1 is every day labelled right, and a model that always says one regime scores low however common it is.</dd>
 <dt>ece (expected calibration error)</dt><dd>how far the stated probabilities are from how often they come true:
@@ -157,7 +166,7 @@ the next 21 days' drawdown (higher: healthier assets lost less).</dd>
 (1 when the asset stayed out of the worst fifth of its universe, else 0): 0 is perfect, and always saying 0.8
 scores 0.16 when the event's rate is 0.8.</dd>
 <dt>auc</dt><dd>the chance that a random asset that avoided the worst fifth scores higher than one that did not.</dd>
-</dl>"""
+</dl>""")
 
 
 def metric_tables(regime_metrics: dict, health_metrics: dict) -> tuple[list, dict, list, dict]:
@@ -200,8 +209,6 @@ def render(
         ]
         for kind, d in decisions.items()
     }
-    reasons = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(d['reason'])}</li>" for k, d in decisions.items())
-    window = manifest["data_window"]
     figures = [
         ("SPY and regimes", regime_timeline(regime)),
         ("Confusion matrix", confusion(regime)),
@@ -209,26 +216,25 @@ def render(
         ("Loss curves", loss_curves(regime, health)),
         ("Health scores", health_scores(health)),
     ]
-    images = "".join(
-        f'<figure><img alt="{html.escape(t)}" src="{src}"><figcaption>{html.escape(t)}</figcaption></figure>'
-        for t, src in figures
-    )
     passed = gate.get("gate_passed", {})
-    verdict = "gate: " + ", ".join(f"{k} {'passes' if ok else 'fails'}" for k, ok in passed.items())
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>trader-ml report v{html.escape(manifest["version"])}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}}
-table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{border:1px solid #ccc;padding:.3em .7em;text-align:right}}
-thead th{{background:#f3f3f3}}figure{{margin:1em 0}}img{{max-width:100%}}</style></head><body>
-<h1>Training report, version {html.escape(manifest["version"])}</h1>
-<p>{html.escape(manifest["timestamp"])}; data {html.escape(window["first_date"])} .. {html.escape(window["last_date"])}
-({window["rows"]} trading days, {window["symbols"]} symbols); <b>{verdict}</b>{" (promotion forced)" if gate["forced"] else ""}; models/latest.json says which models are current.</p>
-{html_table("Gate: candidate, baseline, champion " + (champion or "(none)"), ["candidate", "baseline", "champion", "verdict"], gate_rows)}
-<ul>{reasons}</ul>
-{html_table("Regime model on its test window", regime_cols, regime_rows)}
-{html_table("Health model on its test window", health_cols, health_rows)}
-{GLOSSARY}
-{images}
-{live_html}
-</body></html>
-"""
+    tables = {
+        "gate": html_table(
+            "Gate: candidate, baseline, champion " + (champion or "(none)"),
+            ["candidate", "baseline", "champion", "verdict"],
+            gate_rows,
+        ),
+        "regime": html_table("Regime model on its test window", regime_cols, regime_rows),
+        "health": html_table("Health model on its test window", health_cols, health_rows),
+    }
+    return render_template(
+        "training_report.html",
+        manifest=manifest,
+        window=manifest["data_window"],
+        gate=gate,
+        verdict="gate: " + ", ".join(f"{k} {'passes' if ok else 'fails'}" for k, ok in passed.items()),
+        decisions=decisions,
+        tables=tables,
+        glossary=GLOSSARY,
+        images=html_figures(figures),
+        live_html=Markup(live_html),  # the monitor page's own escaped markup
+    )
