@@ -105,6 +105,50 @@ def test_a_back_edge_is_caught():
     assert not back_edges("trader_ml.release.judge", "from trader_ml.serving.predictor import current_model")
 
 
+def import_cycles(sources: dict[str, str]) -> list[list[str]]:
+    """Groups of modules that import each other, directly or around a loop (every import counts,
+    those inside functions and under TYPE_CHECKING too): Tarjan's strongly connected components."""
+    graph = {m: sorted(t for t in imported_modules(src) if t in sources and t != m) for m, src in sources.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for target in graph[module]:
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            group = stack[stack.index(module) :]
+            del stack[stack.index(module) :]
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for module in graph:
+        if module not in index:
+            visit(module)
+    return cycles
+
+
+def test_no_two_modules_import_each_other():
+    assert import_cycles(package_modules()) == []
+
+
+def test_a_cycle_inside_one_stage_is_caught():
+    planted = {
+        "trader_ml.release.job": "from trader_ml.release.manifest import describe",
+        "trader_ml.release.manifest": "def f():\n    from trader_ml.release.judge import judge\n",
+        "trader_ml.release.judge": "from trader_ml.release.job import run_training",
+    }
+    assert import_cycles(planted) == [sorted(planted)]
+    assert import_cycles({**planted, "trader_ml.release.judge": ""}) == []
+
+
 def test_the_architecture_doc_names_every_stage_in_order_and_every_folder():
     """The rule's paragraph lists the stages in bold, in STAGES' order; the layout block names
     each stage's folder or modules."""

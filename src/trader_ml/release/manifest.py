@@ -22,8 +22,8 @@ from trader_ml.training.health import health_summary
 from trader_ml.training.regime import regime_summary
 
 if TYPE_CHECKING:  # annotations only: the job imports this module
-    from trader_ml.release.job import TrainOptions
     from trader_ml.release.judge import Candidate, TestWindows
+    from trader_ml.training.options import TrainOptions
 
 
 def run_facts(

@@ -8,25 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import reduce
 
-from trader_ml.data.sources.base import RawMarket, Source
+from trader_ml.data.sources.base import RawMarket, Source, SourceOptions
 from trader_ml.data.sources.http import Getter, http_get
 from trader_ml.errors import SourceError
 
 SOURCE_NAMES = ("synthetic", "sample", "csv", "yahoo", "fred", "gdelt")
-
-
-@dataclass(frozen=True)
-class SourceOptions:
-    """What the ``ingest`` flags say about sources; each source reads what it needs."""
-
-    seed: int = 0  # synthetic: the simulator's seed and universe (SyntheticParams reads these)
-    n_symbols: int = 50
-    symbols: tuple[str, ...] = ()
-    prices: tuple[str, ...] = ()
-    gdelt_query: str | None = None
 
 
 class CompositeSource:

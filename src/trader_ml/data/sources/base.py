@@ -13,6 +13,17 @@ from trader_ml.schema import CONTEXT_TICKERS
 
 
 @dataclass(frozen=True)
+class SourceOptions:
+    """What the ``ingest`` flags say about sources; each source reads what it needs."""
+
+    seed: int = 0  # synthetic: the simulator's seed and universe (SyntheticParams reads these)
+    n_symbols: int = 50
+    symbols: tuple[str, ...] = ()
+    prices: tuple[str, ...] = ()
+    gdelt_query: str | None = None
+
+
+@dataclass(frozen=True)
 class RawMarket:
     """Raw daily series from one or more sources; features are computed from these alone.
 

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from trader_ml.data.sources import SourceOptions
-from trader_ml.data.sources.base import RawMarket, years_before
+from trader_ml.data.sources.base import RawMarket, SourceOptions, years_before
 from trader_ml.errors import SourceError
 from trader_ml.schema import HEALTH_STATES, HYG, IEF, SPY, TLT, TRADING_DAYS_PER_YEAR, VIXY
 
