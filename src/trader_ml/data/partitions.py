@@ -30,6 +30,10 @@ from trader_ml.schema import (
 from trader_ml.store import Store
 
 DECODE_THREADS = 4
+ENCODE_THREADS = 2
+# A day's partition is a few kB: zstd saves almost nothing there and costs three times snappy's
+# time per file, which is most of a long ingest (docs/benchmarks.md). Readers take either.
+PARTITION_CODEC = "snappy"
 _FLOAT = pa.float64()
 ARROW_SCHEMAS = {
     "context": pa.schema([("date", pa.date32()), *[(c, _FLOAT) for c in CONTEXT_FEATURES]]),
@@ -47,12 +51,15 @@ def encode_days(table_name: str, frame: pd.DataFrame) -> list[tuple[str, bytes]]
     table = pa.Table.from_pandas(frame, schema=ARROW_SCHEMAS[table_name], preserve_index=False)
     days = frame["date"].to_numpy().astype("datetime64[D]")
     bounds = np.flatnonzero(np.r_[True, days[1:] != days[:-1], True])
-    out = []
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+
+    def encode(lo: int, hi: int) -> tuple[str, bytes]:
         buffer = io.BytesIO()
-        pq.write_table(table.slice(lo, hi - lo), buffer, compression="zstd")
-        out.append((partition_key(table_name, str(days[lo])), buffer.getvalue()))
-    return out
+        pq.write_table(table.slice(lo, hi - lo), buffer, compression=PARTITION_CODEC)
+        return partition_key(table_name, str(days[lo])), buffer.getvalue()
+
+    # pyarrow encodes without the GIL: two threads keep both cores busy on a long ingest.
+    with ThreadPoolExecutor(ENCODE_THREADS) as pool:
+        return list(pool.map(encode, bounds[:-1], bounds[1:]))
 
 
 def stored_days(store: Store, table_name: str) -> list[str]:
