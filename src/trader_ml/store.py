@@ -143,11 +143,18 @@ class LocalStore(Store):
         return data, content_etag(data)
 
     def _write_temp(self, path: Path, data: bytes, durable: bool) -> Path:
+        if path.parent not in self._swept:
+            self._prepare_folder(path.parent)
+        tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
             # A fresh name, created here or not at all: never a file or link someone planted.
-            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644), "wb") as f:
+            try:
+                fd = os.open(tmp, flags, 0o644)
+            except FileNotFoundError:  # the folder was removed since this process made it
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(tmp, flags, 0o644)
+            with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 if durable:
                     f.flush()
@@ -158,10 +165,23 @@ class LocalStore(Store):
 
     def write(self, key: str, data: bytes, durable: bool = False) -> None:
         path = self._path(key, reading=False)
-        if path.parent not in self._swept:
-            self._sweep(path.parent)
         tmp = self._write_temp(path, data, durable)
         os.replace(tmp, path)
+
+    def _prepare_folder(self, folder: Path) -> None:
+        """Once per folder and process: make it, or sweep it when it was there already (a folder
+        made here holds no leftovers). A long ingest writes each file into a new day folder, so
+        the system calls saved here are a good part of its time."""
+        try:
+            try:
+                folder.mkdir()
+            except FileNotFoundError:
+                folder.mkdir(parents=True, exist_ok=True)
+            self._swept.add(folder)
+        except FileExistsError:
+            self._sweep(folder)
+        except OSError as e:
+            raise StoreError(f"cannot write {folder}: {e.strerror}") from None
 
     def _sweep(self, folder: Path) -> None:
         """Remove temp files a killed writer left in ``folder`` over a day ago (once per folder
