@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from trader_ml.cli.schedule import default_ingest_time, is_first_trading_day
+from trader_ml.release.schedule import default_ingest_time, is_first_trading_day
 
 # Stand-ins for crontab, launchctl and systemctl: they record their calls and keep the crontab
 # in a file, so nothing on this machine is touched.
@@ -203,7 +203,7 @@ def test_arguments_with_newlines_are_refused(home):
 
 def test_a_percent_or_dollar_in_the_store_path_reaches_the_job_as_written():
     """cron cuts a command at an unescaped %; systemd expands %h and $NAME inside unit lines."""
-    from trader_ml.cli.schedule import cron_line, make_job, systemd_plan
+    from trader_ml.release.schedule import cron_line, make_job, systemd_plan
 
     home = Path("/home/u")
     job = make_job("ingest", "/data/100%store$HOME", [], dt.time(23, 0), home)

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from trader_ml.cli.args import DEFAULT_STORE, add_store_args, open_store_from, parse_date, parse_time
-from trader_ml.cli.schedule import TRAIN_TIME
+from trader_ml.release.schedule import TRAIN_TIME
 from trader_ml.schema import CLOSE_SETTLED
 from trader_ml.serving.bundle import ARCHES, DEFAULT_OUTPUT, RUNTIMES
 
@@ -27,7 +27,7 @@ def add_commands(sub) -> None:
     )
     p.add_argument(
         "--backend",
-        choices=("launchd", "systemd", "cron"),  # the one list of them: cli.schedule dispatches on these names
+        choices=("launchd", "systemd", "cron"),  # the one list of them: release.schedule dispatches on these names
         help="what runs the job (default: launchd on macOS, a systemd user timer where available, else cron)",
     )
     p.add_argument("--store", default=DEFAULT_STORE, help="the store the job uses (default: %(default)s)")
@@ -68,7 +68,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from trader_ml.cli import schedule
+    from trader_ml.release import schedule
 
     home = schedule.home_dir()
     backend = args.backend or schedule.default_backend()

@@ -155,7 +155,7 @@ def add_training_args(parser: argparse.ArgumentParser, kind: str, batch_size: in
 
 def cmd_train(args: argparse.Namespace) -> int:
     if args.first_trading_day_only:
-        from trader_ml.cli.schedule import is_first_trading_day
+        from trader_ml.release.schedule import is_first_trading_day
 
         if not is_first_trading_day(dt.date.today()):
             print(f"{dt.date.today()} is not the first trading day of the month: nothing to do")

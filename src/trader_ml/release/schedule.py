@@ -1,4 +1,4 @@
-"""``trader-ml schedule``: monthly training and daily ingest as launchd, systemd or cron jobs.
+"""When the release runs: monthly training and daily ingest as launchd, systemd or cron jobs (``trader-ml schedule``).
 
 The installed job runs the same command a user would type (this Python, ``-m trader_ml``, the
 store and options given at install time) and appends its output to
