@@ -1,4 +1,4 @@
-"""Column names, regimes and store layout shared by every stage (standard library only)."""
+"""Column names, regimes, store layout and the constants every stage shares (standard library only)."""
 
 from __future__ import annotations
 
@@ -50,6 +50,7 @@ TRADING_DAYS_PER_YEAR = 252  # annualises volatility, Sharpe and rates
 # US markets' clock: a day's close is final (and a daily ingest may read it) after 16:30 New York.
 MARKET_TIMEZONE = "America/New_York"
 CLOSE_SETTLED = _dt.time(16, 30)
+TRAIN_TIME = _dt.time(7, 0)  # the scheduled monthly training: the morning of the first trading day, local
 REGIME_TYPES: tuple[str, ...] = ("gru", "transformer")
 REGIME_LAYERS = {"gru": 1, "transformer": 2}  # layers of each regime network when none are asked for
 HEALTH_TYPES: tuple[str, ...] = ("autoencoder", "vae")

@@ -103,7 +103,7 @@ class LocalStore(Store):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().absolute()
         self.url = str(self.root)
-        self._swept: set[Path] = set()
+        self._prepared: set[Path] = set()  # folders this process made, or swept of stale temp files
         self._real_root = Path(os.path.realpath(self.root))
         self._checked: set[Path] = set()
 
@@ -143,7 +143,7 @@ class LocalStore(Store):
         return data, content_etag(data)
 
     def _write_temp(self, path: Path, data: bytes, durable: bool) -> Path:
-        if path.parent not in self._swept:
+        if path.parent not in self._prepared:
             self._prepare_folder(path.parent)
         tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
@@ -177,7 +177,7 @@ class LocalStore(Store):
                 folder.mkdir()
             except FileNotFoundError:
                 folder.mkdir(parents=True, exist_ok=True)
-            self._swept.add(folder)
+            self._prepared.add(folder)
         except FileExistsError:
             self._sweep(folder)
         except OSError as e:
@@ -186,9 +186,9 @@ class LocalStore(Store):
     def _sweep(self, folder: Path) -> None:
         """Remove temp files a killed writer left in ``folder`` over a day ago (once per folder
         and process: a write must stay cheap)."""
-        if folder in self._swept:
+        if folder in self._prepared:
             return
-        self._swept.add(folder)
+        self._prepared.add(folder)
         cutoff = time.time() - STALE_TEMP_SECONDS
         try:
             entries = list(os.scandir(folder))

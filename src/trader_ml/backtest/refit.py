@@ -22,7 +22,7 @@ from trader_ml.store import Store
 CACHE_PREFIX = "backtests/cache/"
 # Part of every cache key: raised whenever a training recipe changes what a refit of the same rows
 # learns (2: the health model reads day-relative volatility and is calibrated by log loss;
-# 3: its prior's blend is chosen on each refit's validation days).
+# 3: a universe of fewer than 10 names reads its prior's blend half-way to the quarter's volatility).
 RECIPE_VERSION = 3
 
 
@@ -83,7 +83,7 @@ def fit_refit(job: RefitJob) -> tuple[bytes, dict]:
         "data_window": result.data_window,
         "fit": result.fit.summary(),
         "own_test_window": summary,
-        "choices": choices,  # what the refit chose on its own validation days
+        "choices": choices,  # what the refit chose from its own training rows (the blend, the correction kept)
         "sha256": hashlib.sha256(data).hexdigest(),
     }
     return data, metrics

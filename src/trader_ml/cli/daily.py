@@ -6,8 +6,7 @@ import argparse
 import sys
 
 from trader_ml.cli.args import DEFAULT_STORE, add_store_args, open_store_from, parse_date, parse_time
-from trader_ml.release.schedule import TRAIN_TIME
-from trader_ml.schema import CLOSE_SETTLED
+from trader_ml.schema import CLOSE_SETTLED, TRAIN_TIME
 from trader_ml.serving.bundle import ARCHES, DEFAULT_OUTPUT, RUNTIMES
 
 

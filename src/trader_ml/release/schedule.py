@@ -19,10 +19,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from trader_ml.errors import TraderMLError
-from trader_ml.schema import CLOSE_SETTLED, MARKET_TIMEZONE
+from trader_ml.schema import CLOSE_SETTLED, MARKET_TIMEZONE, TRAIN_TIME
 
 JOBS = ("train", "ingest")
-TRAIN_TIME = dt.time(7, 0)  # monthly training: the morning of the first trading day
 NEW_YORK = ZoneInfo(MARKET_TIMEZONE)  # daily ingest runs once the close has settled
 
 
