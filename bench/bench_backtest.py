@@ -21,9 +21,9 @@ import time
 from stores import sample_store  # bench/stores.py
 
 from trader_ml.backtest import BacktestConfig, run_backtest
-from trader_ml.backtest.summary import summary_text
 from trader_ml.data.ingest import ingest
 from trader_ml.data.sources.synthetic import SyntheticParams, SyntheticSource
+from trader_ml.pages.backtest_text import summary_text
 from trader_ml.store import LocalStore
 
 JOBS = {

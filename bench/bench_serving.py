@@ -169,7 +169,7 @@ def main() -> None:
         for name, r in results.items():
             print(f"{name:16}" + "".join(f"{v:11.3f}" for v in r.values()))
         print(f"cold start: torch / onnx = {results['torch']['cold_s'] / results['onnx predictor']['cold_s']:.1f}x")
-        from trader_ml.serving.bundle import build_bundle
+        from trader_ml.release.bundle import build_bundle
 
         size = build_bundle(f"{tmp}/lambda.zip", wheels_dir=args.wheels_dir)
         with zipfile.ZipFile(f"{tmp}/lambda.zip") as z:

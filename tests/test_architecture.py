@@ -28,6 +28,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("data", ("trader_ml.data",)),
     ("models", ("trader_ml.models",)),
     ("training", ("trader_ml.training",)),
+    ("pages", ("trader_ml.pages",)),
     ("registry", ("trader_ml.registry",)),
     ("serving", ("trader_ml.serving",)),
     ("backtest", ("trader_ml.backtest",)),
@@ -193,3 +194,15 @@ def test_a_long_function_is_caught():
     planted = "def recipe():\n" + "    x = 1\n" * MAX_FUNCTION_LINES
     assert long_functions(planted, "planted.py") == [f"planted.py:1 recipe ({MAX_FUNCTION_LINES + 1} lines)"]
     assert long_functions("def short():\n    return 1\n", "ok.py") == []
+
+
+def test_the_lambda_bundle_is_the_serving_folder_and_what_it_imports():
+    """No list of bundled files is kept by hand: every module of serving/ ships, with the
+    foundation and registry modules they import, and nothing of a stage serving may not use."""
+    from trader_ml.release.bundle import serving_files
+
+    shipped = {".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts) for p in serving_files(PACKAGE)}
+    shipped = {name.removesuffix(".__init__") for name in shipped}
+    assert {m for m in package_modules() if m.startswith("trader_ml.serving")} <= shipped
+    assert {"trader_ml.registry", "trader_ml.schema", "trader_ml.store"} <= shipped
+    assert sorted(m for m in shipped if STAGES[stage_of(m)][0] not in SERVING_USES) == []

@@ -225,7 +225,7 @@ def test_every_flag_default_of_every_command_has_one_home():
     from trader_ml.cli.args import DEFAULT_STORE
     from trader_ml.data.sources import SourceOptions
     from trader_ml.data.sources.synthetic import SyntheticParams
-    from trader_ml.serving.bundle import ARCHES, DEFAULT_OUTPUT, RUNTIMES, build_bundle
+    from trader_ml.release.bundle import ARCHES, DEFAULT_OUTPUT, RUNTIMES, build_bundle
     from trader_ml.training.options import TrainOptions
 
     options, backtest = TrainOptions(), BacktestConfig()

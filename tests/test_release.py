@@ -236,7 +236,7 @@ def test_models_commands(local_store, tmp_path, monkeypatch):
 def test_a_second_run_never_overwrites_local_outputs_and_names_say_the_version(tmp_path):
     from types import SimpleNamespace
 
-    from trader_ml.release.job import write_outputs
+    from trader_ml.release.outputs import write_outputs
 
     first = SimpleNamespace(regime_onnx=b"regime 1", health_onnx=b"health 1")
     second = SimpleNamespace(regime_onnx=b"regime 2", health_onnx=b"health 2")

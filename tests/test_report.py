@@ -179,7 +179,7 @@ def test_report_renders_in_chromium(trained_store, chromium, tmp_path):
 def test_pages_escape_what_they_are_given():
     """Text from a manifest or a summary is escaped wherever the templates put it; the tables'
     cells keep their format (floats to three places, None as -)."""
-    from trader_ml.training.report import html_figures, html_table, render_template
+    from trader_ml.pages.kit import html_figures, html_table, render_template
 
     table = html_table("<b>title</b>", ["a<b", "c"], {"row <i>": [0.123456, None], "n": [3, "x&y"]})
     assert "<b>title</b>" not in table and "&lt;b&gt;title&lt;/b&gt;" in table

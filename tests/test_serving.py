@@ -365,10 +365,10 @@ def test_predict_on_a_weekend_names_the_nearest_stored_days(trained_store):
 def test_the_served_baseline_is_the_evaluated_baseline(trained_store):
     """Serving reads enough history that the rules answer as they do over the whole history
     (the tone reference needs a year of 21-day windows)."""
+    from trader_ml.backtest.history import regime_history
     from trader_ml.data.partitions import read_table
     from trader_ml.schema import CONTEXT_FEATURES
     from trader_ml.serving.daily import stored_days
-    from trader_ml.serving.history import regime_history
     from trader_ml.serving.predictor import baseline_regime
 
     context = read_table(trained_store, "context")

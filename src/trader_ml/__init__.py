@@ -1,8 +1,5 @@
 """trader-ml: train, version and serve the regime and health models of a personal investment bot."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("trader-ml")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
+# The one home of the version (pyproject.toml reads it): a literal, because importlib.metadata
+# costs a Lambda cold start tens of milliseconds to look it up.
+__version__ = "0.1.0"

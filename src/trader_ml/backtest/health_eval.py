@@ -16,10 +16,10 @@ import pandas as pd
 
 from trader_ml.backtest.config import BacktestConfig, Period
 from trader_ml.backtest.health_stats import daily_measures, mean_with_se
+from trader_ml.backtest.history import health_history
 from trader_ml.errors import TraderMLError
 from trader_ml.health_inputs import RAW_COLUMNS, frame_raw
 from trader_ml.serving.artifacts import HealthModel
-from trader_ml.serving.history import health_history
 from trader_ml.store import Store
 from trader_ml.training.gate import CONFIDENCE, resamples
 from trader_ml.training.health_references import BASE_RATE, REFERENCES, fit_references

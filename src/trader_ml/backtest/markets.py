@@ -53,7 +53,7 @@ def pooled(results: list) -> dict:
 
 def pooled_text(summary: dict) -> str:
     """The pooled figures as the lines the command prints."""
-    from trader_ml.backtest.summary import REGIME_COLUMNS, with_interval
+    from trader_ml.pages.backtest_text import REGIME_COLUMNS, with_interval
     from trader_ml.training.metrics import format_table
 
     head = f"pooled over {len(summary['markets'])} markets, {summary['test_days']} test days"

@@ -14,11 +14,11 @@ import pandas as pd
 
 from trader_ml.backtest.allocation import exposure, performance, performance_by_year, strategy_returns
 from trader_ml.backtest.config import BacktestConfig, Period
+from trader_ml.backtest.history import regime_history
 from trader_ml.backtest.references import hmm_regime_probs, jump_regime_probs, oracle_regime_probs
 from trader_ml.backtest.risk_rules import against_model, rule_exposures
 from trader_ml.schema import CONTEXT_FEATURES, REGIMES
 from trader_ml.serving.artifacts import RegimeModel
-from trader_ml.serving.history import regime_history
 from trader_ml.store import Store
 from trader_ml.training.labeller import hindsight_labels
 from trader_ml.training.metrics import regime_metrics

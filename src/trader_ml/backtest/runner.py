@@ -199,7 +199,7 @@ def run_backtest(
         },
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    from trader_ml.backtest.page import render
+    from trader_ml.pages.backtest_page import render
 
     page = render(summary, predictions)
     key = f"{RESULTS_PREFIX}{result_id(config, frame)}/"

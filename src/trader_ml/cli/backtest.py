@@ -58,7 +58,7 @@ def add_commands(sub) -> None:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from trader_ml.backtest import BacktestConfig, run_backtest
-    from trader_ml.backtest.summary import summary_text
+    from trader_ml.pages.backtest_text import summary_text
 
     config = BacktestConfig(
         model=args.model,

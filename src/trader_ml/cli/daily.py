@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from trader_ml.cli.args import DEFAULT_STORE, add_store_args, open_store_from, parse_date, parse_time
+from trader_ml.release.bundle import ARCHES, DEFAULT_OUTPUT, RUNTIMES
 from trader_ml.schema import CLOSE_SETTLED, TRAIN_TIME
-from trader_ml.serving.bundle import ARCHES, DEFAULT_OUTPUT, RUNTIMES
 
 
 def add_commands(sub) -> None:
@@ -84,7 +84,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def cmd_lambda_bundle(args: argparse.Namespace) -> int:
-    from trader_ml.serving.bundle import build_bundle
+    from trader_ml.release.bundle import build_bundle
 
     size = build_bundle(args.output, args.arch, args.python, args.wheels_dir)
     print(

@@ -24,7 +24,9 @@ from trader_ml.data.truth import health_truth, regime_truth
 from trader_ml.errors import InsufficientHistory, StoreError, TraderMLError
 from trader_ml.monitor.record import live_record
 from trader_ml.release.judge import Candidate, judge, load_champion, summary_table, test_windows
-from trader_ml.release.manifest import describe, report_html, run_facts, training_fingerprint, write_outputs
+from trader_ml.release.manifest import describe, run_facts, training_fingerprint
+from trader_ml.release.outputs import write_outputs
+from trader_ml.release.report import report_html
 from trader_ml.schema import PREDICTIONS_PREFIX
 from trader_ml.store import LocalStore, Store, open_store
 from trader_ml.training.gate import GateDecision

@@ -1,4 +1,4 @@
-"""What a version says about itself and where it lands: the manifest, the local copies, the report.
+"""What a version says about itself: the manifest's facts, its fingerprint and its gate record.
 
 The manifest's first six keys are latest.json's seed keys; it records what the gate decided for
 each model, on which windows and rows, and whether the run was forced.
@@ -6,23 +6,20 @@ each model, on which windows and rows, and whether the run was forced.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from trader_ml import __version__, registry
 from trader_ml.monitor.record import input_profiles
-from trader_ml.store import LocalStore
 from trader_ml.training.gate import MIN_TEST_DAYS, GateDecision
 from trader_ml.training.health import health_summary
 from trader_ml.training.regime import regime_summary
 
 if TYPE_CHECKING:  # annotations only: the job imports this module
-    from trader_ml.release.judge import Candidate, TestWindows
+    from trader_ml.release.judge import Candidate
     from trader_ml.training.options import TrainOptions
 
 
@@ -154,73 +151,3 @@ def _gate_record(decisions: dict[str, GateDecision], champions: dict[str, dict],
         "champion_notes": champions["notes"],  # why a model had none (baseline, or unloadable)
         **{kind: d.to_dict() for kind, d in decisions.items()},
     }
-
-
-OUTPUT_FILES = ("regime_v{}.onnx", "health_v{}.onnx", "manifest_v{}.json", "report_v{}.html")
-
-
-def output_folder(output_dir: str, version: str, now: dt.datetime | None = None) -> LocalStore:
-    """Where a version's local copies go: the output directory itself, or, when an earlier run
-    (another store's, or a --skip-upload run) already wrote that version's names there, a
-    subfolder named after this run's UTC time. A local copy is never overwritten, and its name
-    always says the version it holds."""
-    folder = LocalStore(output_dir)
-    names = [pattern.format(version) for pattern in OUTPUT_FILES]
-    if not any(folder.exists(name) for name in names):
-        return folder
-    stamp = (now or dt.datetime.now(dt.UTC)).strftime("run-%Y%m%dT%H%M%SZ")
-    run = 1
-    while True:
-        sub = LocalStore(folder.root / (stamp if run == 1 else f"{stamp}-{run}"))
-        if not any(sub.exists(name) for name in names):
-            return sub
-        run += 1
-
-
-def write_outputs(output_dir: str, version: str, candidate: Candidate, manifest: dict) -> list[Path]:
-    """The artifacts and the manifest in the local output directory, under names no earlier run
-    used; returns their paths and the report's (written later)."""
-    folder = output_folder(output_dir, version)
-    names = [pattern.format(version) for pattern in OUTPUT_FILES]
-    contents = (candidate.regime_onnx, candidate.health_onnx, json.dumps(manifest, indent=2).encode())
-    for name, data in zip(names, contents, strict=False):
-        folder.create(name, data)
-    return [folder.root / name for name in names]
-
-
-def report_html(
-    manifest: dict,
-    candidate: Candidate,
-    context: pd.DataFrame,
-    window: TestWindows,
-    decisions: dict[str, GateDecision],
-    live: dict | None = None,
-) -> bytes:
-    from trader_ml.monitor.page import live_section
-    from trader_ml.training.report import HealthView, RegimeView, render
-
-    regime, health = candidate.regime, candidate.health
-    rows = window.regime_rows
-    regime_view = RegimeView(
-        dates=pd.DatetimeIndex(context["date"].iloc[rows]),
-        spy_return_1d=context["spy_return_1d"].to_numpy()[rows],
-        labels=window.regime_labels,
-        probs=window.regime_probs,
-        history=regime.fit.history,
-    )
-    health_view = HealthView(
-        probability=window.health_score,
-        target=window.health_target,
-        drawdown=window.health_drawdown,
-        history=health.fit.history,
-    )
-    page = render(
-        manifest,
-        regime.metrics,
-        health.metrics,
-        {k: d.to_dict() for k, d in decisions.items()},
-        regime_view,
-        health_view,
-        live_section(live),
-    )
-    return page.encode()

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import io
 from dataclasses import dataclass
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from markupsafe import Markup
 
-matplotlib.use("Agg")  # no display: render to memory
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from jinja2 import Environment, PackageLoader  # noqa: E402
-from markupsafe import Markup  # noqa: E402
-
-from trader_ml.schema import REGIMES  # noqa: E402
+from trader_ml.pages.kit import COLORS, figure_png, html_figures, html_table, plt, render_template
+from trader_ml.schema import REGIMES
 from trader_ml.training.health_references import REFERENCES
-from trader_ml.training.metrics import calibration_bins  # noqa: E402
-
-COLORS = ["#2e7d32", "#1565c0", "#ef6c00", "#757575", "#c62828"]  # one per regime, in REGIMES order
+from trader_ml.training.metrics import calibration_bins
 
 
 @dataclass
@@ -42,13 +33,6 @@ class HealthView:
     target: np.ndarray
     drawdown: np.ndarray
     history: list[dict]
-
-
-def figure_png(fig) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def regime_timeline(view: RegimeView) -> str:
@@ -132,25 +116,6 @@ def health_scores(view: HealthView) -> str:
     axes[1].set_title("mean forward 21-day drawdown by score decile")
     axes[1].set_xlabel("score decile (0 = least healthy)")
     return figure_png(fig)
-
-
-# Every page is a Jinja2 template with autoescaping: text from a manifest or a summary is escaped
-# wherever it lands; only the markup the templates themselves render passes as is.
-TEMPLATES = Environment(loader=PackageLoader("trader_ml", "templates"), autoescape=True)
-
-
-def render_template(name: str, **context) -> Markup:
-    return Markup(TEMPLATES.get_template(name).render(**context))
-
-
-def html_table(title: str, columns: list[str], rows: dict[str, list]) -> Markup:
-    """A titled table: one row per key, one cell per column (floats to 3 places, None as -)."""
-    return render_template("table.html", title=title, columns=columns, rows=rows)
-
-
-def html_figures(items: list[tuple[str, str]]) -> Markup:
-    """Titled inline images: (title, data: URL) pairs."""
-    return render_template("figures.html", items=items)
 
 
 GLOSSARY = Markup("""<dl>

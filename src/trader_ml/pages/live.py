@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import html
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from trader_ml.monitor.record import summary_lines
+from trader_ml.pages.kit import figure_png, plt, render_template
 from trader_ml.schema import TRADING_DAYS_PER_YEAR
-from trader_ml.training.report import figure_png
 
 
 def rolling_correlation(record: dict, window: int = 21) -> str | None:
@@ -62,11 +58,8 @@ def equity_against_band(record: dict) -> str | None:
     return figure_png(fig)
 
 
-def live_section(record: dict | None) -> str:
-    """HTML for the report: the verdicts, the figures, or why there is nothing to show."""
-    if record is None:
-        return "<h2>Live record of the outgoing champion</h2><p>No stored answers yet: nothing to score.</p>"
-    items = "".join(f"<li>{html.escape(line)}</li>" for line in summary_lines(record))
-    figures = [f for f in (rolling_correlation(record), equity_against_band(record)) if f]
-    images = "".join(f'<figure><img alt="live" src="{f}"></figure>' for f in figures)
-    return f"<h2>Live record of the outgoing champion</h2><ul>{items}</ul>{images}"
+def live_section(record: dict | None, lines: list[str]) -> str:
+    """HTML for the report: the verdicts (``lines``, as ``trader-ml monitor`` prints them), the
+    figures, or why there is nothing to show."""
+    figures = [] if record is None else [f for f in (rolling_correlation(record), equity_against_band(record)) if f]
+    return render_template("live.html", recorded=record is not None, lines=lines, figures=figures)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trader_ml.backtest.summary import model_gap
+from trader_ml.pages.backtest_text import model_gap
+from trader_ml.pages.kit import COLORS, figure_png, html_figures, html_table, plt, render_template
 from trader_ml.schema import REGIMES
-from trader_ml.training.report import COLORS, figure_png, html_figures, html_table, plt, render_template
 
 PERFORMANCE = ("annual_return", "volatility", "sharpe", "max_drawdown", "exposure_changes_per_year", "mean_exposure")
 

@@ -1,12 +1,14 @@
-"""``trader-ml lambda-bundle``: the Lambda deployment zip, code plus numpy and onnxruntime.
+"""``trader-ml lambda-bundle``: the Lambda deployment zip, the serving folder plus numpy and onnxruntime.
 
 The dependencies come as wheels for the Lambda platform (manylinux, x86_64 or arm64) from the
-package registry, or from ``--wheels-dir`` when offline. Only the modules serving needs are
-copied: no training code, no torch, no pandas, no pyarrow.
+package registry, or from ``--wheels-dir`` when offline. The code is the whole ``serving/``
+folder and the modules it imports, found by reading its imports, so no list of files is kept by
+hand: no training code, no torch, no pandas, no pyarrow.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -21,22 +23,7 @@ from trader_ml.errors import TraderMLError
 
 LAMBDA_LIMIT_BYTES = 250 * 1024 * 1024  # code plus layers, unzipped
 DEPENDENCIES = ("numpy", "onnxruntime")  # onnxruntime's other requirements serve no inference
-SERVING_MODULES = (
-    "__init__.py",
-    "errors.py",
-    "safejson.py",
-    "schema.py",
-    "store.py",
-    "registry.py",
-    "baselines.py",
-    "health_inputs.py",
-    "serving/__init__.py",
-    "serving/artifacts.py",
-    "serving/daily.py",
-    "serving/handler.py",
-    "serving/onnxfile.py",
-    "serving/predictor.py",
-)
+SERVING_FOLDER = "serving"
 ARCHES = {"x86_64": "x86_64", "arm64": "aarch64"}  # Lambda's name: the wheel platform's; the first is the default
 RUNTIMES = ("3.11", "3.12", "3.13")  # Lambda's Python runtimes; the first is the default
 DEFAULT_OUTPUT = "build/lambda.zip"
@@ -84,23 +71,85 @@ def install_dependencies(target: Path, arch: str, python: str, wheels_dir: str |
         raise TraderMLError(f"cannot get {', '.join(DEPENDENCIES)} wheels for {arch} / Python {python}: {last}")
 
 
+def _imports(source: str) -> set[str]:
+    """The trader_ml modules a source imports, at the top or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+    return {name for name in found if name.split(".")[0] == "trader_ml"}
+
+
+def _module_file(package: Path, module: str) -> Path | None:
+    parts = module.split(".")[1:]
+    for candidate in (package.joinpath(*parts).with_suffix(".py"), package.joinpath(*parts, "__init__.py")):
+        if parts and candidate.is_file():
+            return candidate
+    return package / "__init__.py" if not parts else None  # `from trader_ml import x` names a module or a name
+
+
+def serving_files(package: Path) -> list[Path]:
+    """The serving folder's modules and, transitively, every package module they import, with
+    the ``__init__.py`` of each package on the way (importing a module runs them)."""
+    pending = sorted((package / SERVING_FOLDER).glob("*.py"))
+    files: set[Path] = set()
+    while pending:
+        path = pending.pop()
+        if path in files:
+            continue
+        files.add(path)
+        for parent in path.relative_to(package).parents:
+            pending.append(package / parent / "__init__.py")
+        for module in _imports(path.read_text()):
+            found = _module_file(package, module)
+            if found is not None:
+                pending.append(found)
+    return sorted(p for p in files if p.is_file())
+
+
 def copy_package(target: Path) -> None:
     source = Path(str(files("trader_ml")))
-    for module in SERVING_MODULES:
-        destination = target / "trader_ml" / module
+    for path in serving_files(source):
+        destination = target / "trader_ml" / path.relative_to(source)
         destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source / module, destination)
-    # importlib.metadata finds the version here, as it would in a normal install.
+        shutil.copy2(path, destination)
+    # Tools that ask importlib.metadata find the version here, as in a normal install.
     info = target / f"trader_ml-{__version__}.dist-info"
     info.mkdir(exist_ok=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: trader-ml\nVersion: {__version__}\n")
 
 
+# What a running function never reads. numpy's build tools (distutils, f2py), its SIMD test
+# module and test extensions, and onnxruntime's model tools (transformers, quantization, tools)
+# are imported by neither package at run time; the handler's bundle test runs a real answer
+# from the pruned folder with nothing else on the path.
+PRUNED = (
+    "**/__pycache__",
+    "**/*.pyi",
+    "bin",
+    "numpy/**/tests",
+    "numpy/_core/include",
+    "numpy/core/include",
+    "numpy/distutils",
+    "numpy/f2py",
+    "numpy/*core/_simd.*.so",
+    "onnxruntime/datasets",
+    "onnxruntime/quantization",
+    "onnxruntime/tools",
+    "onnxruntime/transformers",
+)
+
+
 def prune(target: Path) -> None:
-    """Drop what a running function never reads: caches, test suites, headers, pip's records."""
-    for pattern in ("**/__pycache__", "numpy/**/tests", "numpy/_core/include", "bin"):
+    for pattern in PRUNED:
         for path in list(target.glob(pattern)):
-            shutil.rmtree(path, ignore_errors=True)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists():
+                path.unlink()
 
 
 def tree_size(path: Path) -> int:
