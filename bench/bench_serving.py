@@ -70,7 +70,8 @@ TORCH = {
     "imports": "import numpy as np, torch\n"
     "from trader_ml.models.regime import RegimeModelConfig, build_regime_model\n"
     "from trader_ml.models.health import HealthModelConfig, HealthNet\n"
-    "from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES",
+    "from trader_ml.health_inputs import model_inputs, raw_matrix\n"
+    "from trader_ml.schema import CONTEXT_FEATURES",
     "load": "cfg = json.load(open({configs!r}))\n"
     "regime = build_regime_model(RegimeModelConfig(**cfg['regime'])); "
     "regime.load_state_dict(torch.load({regime_pt!r}, weights_only=True)); regime.eval()\n"
@@ -78,7 +79,9 @@ TORCH = {
     "health.load_state_dict(torch.load({health_pt!r}, weights_only=True)); health.eval()",
     "predict": "with torch.no_grad():\n"
     "        w = torch.tensor([[[np.nan if r[c] is None else r[c] for c in CONTEXT_FEATURES] for r in inputs['context'][-63:]]], dtype=torch.float32)\n"
-    "        x = torch.tensor([[r[c] for c in ASSET_FEATURES] for r in inputs['features']], dtype=torch.float32)\n"
+    "        rows = inputs['features']\n"
+    "        raw = raw_matrix({{c: [np.nan if r.get(c) is None else r[c] for r in rows] for c in rows[0]}}, len(rows))\n"
+    "        x = torch.tensor(model_inputs(raw), dtype=torch.float32)\n"
     "        regime(w); health(x)",
 }
 

@@ -12,7 +12,7 @@ import shutil
 
 import onnx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from trader_ml import registry
@@ -265,3 +265,45 @@ def test_fuzzed_artifact_outputs_fall_back_never_crash(trained_store, store, day
     finally:
         store.write(key, trained_store.read(key))
         store.write(LATEST_KEY, trained_store.read(LATEST_KEY))
+
+
+JSON_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**400), max_value=10**400),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=3),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(JSON_VALUES, min_size=2, max_size=2), min_size=1, max_size=4))
+@example([[math.inf, 0.0]])
+@example([[-1e39, None]])
+@example([[True, 1]])
+@example([[10**400, 1.5]])
+@example([[1, 2.5], [None, -3]])
+def test_rows_read_in_one_numpy_call_agree_with_the_value_by_value_check(values):
+    """The fast path of as_matrix (one numpy call for plain numbers) accepts and refuses exactly
+    what the value-by-value check does, with the same matrix or the same message. Bounds are
+    wide so only the type and float32 checks decide."""
+    from trader_ml.serving import artifacts
+
+    columns = ["spy_return_1d", "spy_vol_21d"]
+    rows = [dict(zip(columns, row, strict=True)) for row in values]
+
+    def checked():
+        return [[artifacts._number(v, c, "rows") for v, c in zip(row, columns, strict=True)] for row in values]
+
+    try:
+        expected = checked()
+    except artifacts.ArtifactError as e:
+        with pytest.raises(artifacts.ArtifactError) as raised:
+            artifacts._as_floats(rows, columns, "rows")
+        assert str(raised.value) == str(e)
+        return
+    got = artifacts._as_floats(rows, columns, "rows")
+    assert got.shape == (len(rows), 2)
+    assert [[None if math.isnan(v) else v for v in row] for row in got.tolist()] == [
+        [None if math.isnan(v) else v for v in row] for row in expected
+    ]

@@ -160,6 +160,7 @@ def _number(value, column: str, what: str) -> float:
 
 
 COLUMN_BOUNDS = {**CONTEXT_BOUNDS, **ASSET_BOUNDS}
+PLAIN_NUMBERS = {float, int, type(None)}  # what JSON numbers and nulls parse to
 
 
 def _check_plausible(matrix: np.ndarray, columns: Sequence[str], what: str) -> np.ndarray:
@@ -192,7 +193,15 @@ def _as_floats(rows, columns: Sequence[str], what: str) -> np.ndarray:
     if len(rows) and isinstance(rows[0], dict):
         if not all(isinstance(r, dict) for r in rows):
             raise ArtifactError(f"{what}: every row must be an object when the first one is")
-        return np.array([[_number(r.get(c), c, what) for c in columns] for r in rows], dtype=np.float64).reshape(
+        values = [[r.get(c) for c in columns] for r in rows]
+        if {type(v) for row in values for v in row} <= PLAIN_NUMBERS:
+            # The common case in one numpy call (None becomes NaN); anything else, and any value
+            # numpy or float32 cannot hold, takes the checked path below, which names it.
+            with contextlib.suppress(OverflowError):
+                matrix = np.array(values, dtype=np.float64).reshape(len(rows), len(columns))
+                if not (np.abs(matrix) > FLOAT32_MAX).any():  # NaN compares False; an infinity is refused
+                    return matrix
+        return np.array([[_number(v, c, what) for v, c in zip(row, columns, strict=True)] for row in values]).reshape(
             len(rows), len(columns)
         )
     try:
