@@ -32,6 +32,30 @@ from trader_ml.training.labels import health_targets
 
 STRENGTHS = (0.0, 250.0, 1000.0, 4000.0, 16000.0, math.inf)
 EPS = 1e-6
+WORST_SHARE = 0.2  # the worst fifth
+
+
+def day_count_probability(logit: np.ndarray, day: np.ndarray, slope: float) -> np.ndarray:
+    """P(not in the worst fifth) that knows each day's count c of worst names: the day's chances
+    of being among them are c x softmax(-slope x logit), so they sum to c (slope 0: the base rate)."""
+    _, group = np.unique(day, return_inverse=True)
+    group = group.reshape(-1)
+    size = np.bincount(group)
+    count = np.round(size * WORST_SHARE)
+    z = -slope * logit
+    z = z - np.bincount(group, z)[group] / size[group]  # centred per day, for exp's range
+    e = np.exp(z)
+    worst = count[group] * e / np.bincount(group, e)[group]
+    return 1 - np.clip(worst, EPS, 1 - EPS)
+
+
+def fit_day_count_slope(logit: np.ndarray, day: np.ndarray, target: np.ndarray) -> float:
+    from scipy.optimize import minimize_scalar
+
+    fit = minimize_scalar(
+        lambda a: log_loss(day_count_probability(logit, day, a), target), bounds=(0, 10), method="bounded"
+    )
+    return float(fit.x)
 
 
 def log_loss(p: np.ndarray, y: np.ndarray) -> float:
@@ -51,6 +75,8 @@ def year_losses(features: pd.DataFrame, year: int, config: HealthTrainConfig) ->
         val_logit = model.prior_logit(torch.as_tensor(prep.values[prep.val])).numpy().astype(float)
     (slope,), intercept = logistic(val_logit[:, None], prep.target[prep.val])
     n = len(val_logit)
+    val_day = prep.row_date[prep.val].to_numpy()
+    day_slope = fit_day_count_slope(val_logit, val_day, prep.target[prep.val])
     target, _ = health_targets(features)
     in_year = (dates.year == year) & ~np.isnan(target)
     test = features[in_year]
@@ -65,7 +91,10 @@ def year_losses(features: pd.DataFrame, year: int, config: HealthTrainConfig) ->
         w = 0.0 if math.isinf(k) else n / (n + k)
         s, b = w * slope + (1 - w) * 1.0, w * intercept
         out[f"k={k:g}"] = log_loss(1 / (1 + np.exp(-(s * logit + b))), y) - base
-    out["val slope"], out["val intercept"] = float(slope), float(intercept)
+    test_day = test["date"].to_numpy()
+    for share in (1.0, 0.5):
+        out[f"day-count x{share:g}"] = log_loss(day_count_probability(logit, test_day, share * day_slope), y) - base
+    out["val slope"], out["val intercept"], out["day slope"] = float(slope), float(intercept), day_slope
     return out
 
 
@@ -83,7 +112,7 @@ def main() -> None:
             table = pd.DataFrame({year: year_losses(features, year, config) for year in range(2012, 2022)}).T
             print(f"\n== synthetic seed {seed}, {args.symbols} symbols: log loss - base rate by test year")
             print(table.round(4).to_string())
-            losses = table[[c for c in table.columns if c.startswith("k=")]]
+            losses = table[[c for c in table.columns if c.startswith(("k=", "day-count"))]]
             print("mean:", losses.mean().round(4).to_dict())
             print("worst year:", losses.max().round(4).to_dict())
             print("years above the base rate:", (losses > 0).sum().to_dict())
