@@ -27,7 +27,7 @@ from trader_ml.data.partitions import read_table
 from trader_ml.health_inputs import frame_raw, model_inputs
 from trader_ml.models.health import HealthNet
 from trader_ml.training.health import HealthTrainConfig, fit_prior, prepare
-from trader_ml.training.health_references import logistic
+from trader_ml.training.health_references import log_loss_rows, logistic
 from trader_ml.training.labels import health_targets
 
 STRENGTHS = (0.0, 250.0, 1000.0, 4000.0, 16000.0, math.inf)
@@ -59,8 +59,7 @@ def fit_day_count_slope(logit: np.ndarray, day: np.ndarray, target: np.ndarray) 
 
 
 def log_loss(p: np.ndarray, y: np.ndarray) -> float:
-    p = np.clip(p, EPS, 1 - EPS)
-    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+    return float(log_loss_rows(p, y).mean())
 
 
 def year_losses(features: pd.DataFrame, year: int, config: HealthTrainConfig) -> dict[str, float]:

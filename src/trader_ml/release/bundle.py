@@ -84,11 +84,14 @@ def _imports(source: str) -> set[str]:
 
 
 def _module_file(package: Path, module: str) -> Path | None:
+    """The file of a package module; None where the name is something a module defines."""
     parts = module.split(".")[1:]
+    if not parts:
+        return package / "__init__.py"
     for candidate in (package.joinpath(*parts).with_suffix(".py"), package.joinpath(*parts, "__init__.py")):
-        if parts and candidate.is_file():
+        if candidate.is_file():
             return candidate
-    return package / "__init__.py" if not parts else None  # `from trader_ml import x` names a module or a name
+    return None
 
 
 def serving_files(package: Path) -> list[Path]:
@@ -122,10 +125,10 @@ def copy_package(target: Path) -> None:
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: trader-ml\nVersion: {__version__}\n")
 
 
-# What a running function never reads. numpy's build tools (distutils, f2py), its SIMD test
-# module and test extensions, and onnxruntime's model tools (transformers, quantization, tools)
-# are imported by neither package at run time; the handler's bundle test runs a real answer
-# from the pruned folder with nothing else on the path.
+# What a running function never reads. numpy's build tools (distutils, f2py), headers and SIMD
+# test module, and onnxruntime's model tools (transformers, quantization, tools) are imported by
+# neither package at run time (numpy does import _multiarray_tests, so it stays). The handler's
+# bundle test runs a real answer from the pruned folder with nothing else on the path.
 PRUNED = (
     "**/__pycache__",
     "**/*.pyi",
