@@ -15,7 +15,10 @@ from trader_ml.store import LocalStore, Store
 
 from .conftest import TODAY, store_snapshot
 
-START, END = dt.date(2003, 3, 3), dt.date(2003, 3, 14)  # ten trading days
+# Four trading days: every kind of write boundary (the journal, each of a day's files, its marker,
+# the step from one day to the next) and the whole store read as a mix, at every kill point.
+START, END = dt.date(2003, 3, 3), dt.date(2003, 3, 6)
+DAYS = 4
 SOURCE = SyntheticSource(SyntheticParams(seed=1, n_symbols=2))
 
 
@@ -65,7 +68,7 @@ def clean(tmp_path_factory):
 
 def test_every_write_boundary_heals_and_validate_catches_it(clean, tmp_path):
     writes = clean.writes
-    assert writes == 1 + 10 * 6 + 10  # journal, 6 files a day, a marker a day (the journal's delete is no write)
+    assert writes == 1 + DAYS * 6 + DAYS  # journal, 6 files a day, a marker a day (the journal's delete is no write)
     expected = store_snapshot(clean)
     for kill_at in range(1, writes + 1):
         store = DiesAtWrite(tmp_path / f"k{kill_at}", kill_at)
@@ -83,7 +86,7 @@ def test_every_write_boundary_heals_and_validate_catches_it(clean, tmp_path):
 
 def test_a_complete_store_is_complete(clean):
     state = completeness.check(clean)
-    assert len(state.complete) == 10 and not state.incomplete and not state.legacy
+    assert len(state.complete) == DAYS and not state.incomplete and not state.legacy
 
 
 def test_a_missing_file_of_a_marked_day_is_reported(clean, tmp_path):
@@ -110,7 +113,9 @@ def test_a_reingest_cut_off_at_any_write_leaves_no_day_marked_whole_with_mixed_f
     counter = DiesAtWrite(tmp_path / "count", kill_at=0, count_deletes=True)
     run(counter, source=CHANGED)
     steps, expected = counter.writes, store_snapshot(counter)
-    assert steps == 1 + 10 + 10 * 6 + 10 + 1  # journal, 10 markers deleted, the files, 10 markers, journal deleted
+    assert (
+        steps == 1 + DAYS + DAYS * 6 + DAYS + 1
+    )  # journal, the markers deleted, the files, the markers, journal deleted
     for kill_at in range(1, steps + 1):
         LocalStore(tmp_path / f"k{kill_at}").write_many(old.items())
         store = DiesAtWrite(tmp_path / f"k{kill_at}", kill_at, count_deletes=True)
@@ -128,7 +133,7 @@ def test_a_reingest_cut_off_at_any_write_leaves_no_day_marked_whole_with_mixed_f
             with pytest.raises(TraderMLError, match="incomplete"):
                 read_table(reader, "context", today=TODAY)
             with pytest.raises(TraderMLError, match="incomplete"):
-                load_day(reader, "2003-03-14")
+                load_day(reader, END.isoformat())
         else:  # died before changing a day, or after the last: all old or all new, and the user repeats the command
             assert {k: v for k, v in store_snapshot(reader).items() if k != completeness.JOURNAL_KEY} in (old, expected)
         run(reader, start=None if state.incomplete else START, source=CHANGED)  # after a cut: no --start needed

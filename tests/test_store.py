@@ -19,6 +19,10 @@ def test_write_read_list_exists_delete(any_store):
     ]
     assert any_store.list("models/lat") == ["models/latest.json"]
     assert any_store.list("nothing/") == []
+    # a prefix that ends inside a folder's name matches that folder's keys and no sibling's
+    assert any_store.list("data/context/date=2024-01-0") == any_store.list("data/")
+    assert any_store.list("data/context/date=2024-01-03") == ["data/context/date=2024-01-03/part.parquet"]
+    assert any_store.list("data/cont") == any_store.list("data/") and any_store.list("data/contexts") == []
     assert any_store.exists("models/latest.json")
     assert not any_store.exists("models/other.json")
     any_store.delete("models/latest.json")

@@ -240,20 +240,21 @@ class LocalStore(Store):
             raise NotFoundError(f"not found: {self.describe(key)}") from None
 
     def list(self, prefix: str) -> list[str]:
+        # Plain strings, not pathlib: the daily answer lists every stored day, tens of thousands
+        # of files, and Path objects cost more than the walk itself.
         base_key, _, _ = prefix.rpartition("/")
-        base = self.root / base_key if base_key else self.root
-        if not base.is_dir():
+        root = str(self.root)
+        base = os.path.join(root, base_key) if base_key else root
+        if not os.path.isdir(base):
             return []
         keys = []
         for dirpath, dirnames, filenames in os.walk(base):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            rel = Path(dirpath).relative_to(self.root).as_posix()
-            for name in filenames:
-                if name.startswith("."):
-                    continue  # temp files and locks
-                key = name if rel == "." else f"{rel}/{name}"
-                if key.startswith(prefix):
-                    keys.append(key)
+            rel = dirpath[len(root) + 1 :].replace(os.sep, "/")  # os.walk's paths start with root
+            head = f"{rel}/" if rel else ""
+            # hidden folders and files are temp files and locks; the walk starts at the prefix's
+            # folder, so a folder below it holds a key only if it extends the prefix
+            dirnames[:] = [d for d in dirnames if not d.startswith(".") and f"{head}{d}/".startswith(prefix)]
+            keys.extend(head + n for n in filenames if not n.startswith(".") and (head + n).startswith(prefix))
         return sorted(keys)
 
     def delete(self, key: str) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from trader_ml.pages.backtest_text import model_gap
-from trader_ml.pages.kit import COLORS, figure_png, html_figures, html_table, plt, render_template
+from trader_ml.pages.kit import COLORS, REGIME_CMAP, figure_png, html_figures, html_table, plt, render_template
 from trader_ml.schema import REGIMES
 
 PERFORMANCE = ("annual_return", "volatility", "sharpe", "max_drawdown", "exposure_changes_per_year", "mean_exposure")
@@ -47,7 +47,7 @@ def _ribbons(summary: dict, predictions: pd.DataFrame) -> str:
         ax.imshow(
             codes[None, :],
             aspect="auto",
-            cmap=_regime_cmap(),
+            cmap=REGIME_CMAP,
             vmin=0,
             vmax=len(REGIMES) - 1,
             extent=(date2num(dates[0]), date2num(dates[-1]), 0, 1),
@@ -59,12 +59,6 @@ def _ribbons(summary: dict, predictions: pd.DataFrame) -> str:
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in COLORS]
     axes[0].legend(handles, REGIMES, fontsize=7, loc="upper left", ncol=5)
     return figure_png(fig)
-
-
-def _regime_cmap():
-    from matplotlib.colors import ListedColormap
-
-    return ListedColormap(COLORS)
 
 
 def _year_bars(by_row: dict[str, dict[int, float | None]], title: str) -> str:

@@ -12,8 +12,10 @@ matplotlib.use("Agg")  # no display: render to memory
 import matplotlib.pyplot as plt  # noqa: E402
 from jinja2 import Environment, PackageLoader  # noqa: E402
 from markupsafe import Markup  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
 
 COLORS = ["#2e7d32", "#1565c0", "#ef6c00", "#757575", "#c62828"]  # one per regime, in REGIMES order
+REGIME_CMAP = ListedColormap(COLORS)  # regime codes 0-4 as an image: one image per band, not a patch per day
 
 # Every page is a Jinja2 template with autoescaping: text from a manifest or a summary is escaped
 # wherever it lands; only the markup the templates themselves render passes as is.

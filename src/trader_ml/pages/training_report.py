@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from trader_ml.pages.kit import COLORS, figure_png, html_figures, html_table, plt, render_template
+from trader_ml.pages.kit import COLORS, REGIME_CMAP, figure_png, html_figures, html_table, plt, render_template
 from trader_ml.schema import REGIMES
 from trader_ml.training.health_references import REFERENCES
 from trader_ml.training.metrics import calibration_bins
@@ -44,8 +44,16 @@ def regime_timeline(view: RegimeView) -> str:
     low, high = spy.min(), spy.max()
     pad = (high - low) * 0.25 + 1e-9
     for regimes, (bottom, top) in ((view.probs.argmax(axis=1), (high, high + pad)), (view.labels, (low - pad, low))):
-        for i, regime in enumerate(regimes):
-            ax.fill_between([i - 0.5, i + 0.5], bottom, top, color=COLORS[regime], linewidth=0)
+        ax.imshow(
+            np.asarray(regimes, dtype=int)[None, :],
+            aspect="auto",
+            cmap=REGIME_CMAP,
+            vmin=0,
+            vmax=len(REGIMES) - 1,
+            extent=(-0.5, len(x) - 0.5, bottom, top),
+            interpolation="nearest",
+        )
+    ax.set_xlim(-0.5, len(x) - 0.5)
     ax.set_ylim(low - pad, high + pad)
     ticks = np.linspace(0, len(x) - 1, min(6, len(x))).astype(int)
     ax.set_xticks(ticks, [view.dates[i].strftime("%Y-%m-%d") for i in ticks])
