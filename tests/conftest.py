@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import runpy
 import socket
 import subprocess
 import sys
@@ -36,6 +37,21 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def script_here(capsys, path: Path, *args: str) -> subprocess.CompletedProcess:
+    """A script run in this interpreter, for what its flags do rather than how it starts: the
+    imports a fresh process pays (torch among them) are paid once per worker."""
+    argv, sys.argv = sys.argv, [str(path), *args]
+    try:
+        runpy.run_path(sys.argv[0], run_name="__main__")
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    finally:
+        sys.argv = argv
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess([str(path), *args], code, captured.out, captured.err)
 
 
 @pytest.fixture(scope="session")

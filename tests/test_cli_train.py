@@ -16,7 +16,7 @@ from trader_ml.data.sources.synthetic import SyntheticParams, SyntheticSource
 from trader_ml.serving.artifacts import RegimeModel
 from trader_ml.store import LocalStore
 
-from .conftest import TODAY
+from .conftest import TODAY, script_here
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,17 +98,18 @@ def test_train_health_script_writes_onnx_and_metrics(synthetic_store, tmp_path):
     )
 
 
-def test_until_trains_on_rows_strictly_before_it_and_metrics_record_the_fit(synthetic_store, tmp_path):
+def test_until_trains_on_rows_strictly_before_it_and_metrics_record_the_fit(synthetic_store, tmp_path, capsys):
     out = tmp_path / "regime.onnx"
     args = ["--store", synthetic_store.url, "--output", str(out), "--epochs", "2", "--quiet", "--until", "2008-07-01"]
-    result = script("train_regime.py", *args)
+    result = script_here(capsys, ROOT / "training" / "train_regime.py", *args)
     assert result.returncode == 0, result.stderr
     metrics = json.loads(out.with_name("regime.metrics.json").read_text())
     assert metrics["metadata"]["data_window"]["last_date"] == "2008-06-30"
     assert metrics["fit"]["epochs_run"] == 2 and 1 <= metrics["fit"]["best_epoch"] <= 2
     assert metrics["fit"]["seconds"] > 0
-    windowed = script(
-        "train_health.py",
+    windowed = script_here(
+        capsys,
+        ROOT / "training" / "train_health.py",
         "--store",
         synthetic_store.url,
         "--output",
@@ -124,7 +125,16 @@ def test_until_trains_on_rows_strictly_before_it_and_metrics_record_the_fit(synt
     assert windowed.returncode == 0, windowed.stderr
     health = json.loads((tmp_path / "h.metrics.json").read_text())["metadata"]["data_window"]
     assert (health["first_date"], health["last_date"]) == ("2007-01-01", "2008-06-30")
-    empty = script("train_regime.py", "--store", synthetic_store.url, "--until", "2001-01-01", "--output", str(out))
+    empty = script_here(
+        capsys,
+        ROOT / "training" / "train_regime.py",
+        "--store",
+        synthetic_store.url,
+        "--until",
+        "2001-01-01",
+        "--output",
+        str(out),
+    )
     assert empty.returncode == 2 and "no context rows before 2001-01-01" in empty.stderr
 
 

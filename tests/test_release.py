@@ -21,7 +21,7 @@ from trader_ml.schema import LATEST_KEY
 from trader_ml.store import S3Store
 from trader_ml.training.gate import GateDecision
 
-from .conftest import FAKE_AWS, TODAY, store_snapshot
+from .conftest import FAKE_AWS, TODAY, script_here, store_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = SyntheticSource(SyntheticParams(seed=9, n_symbols=6))
@@ -121,10 +121,12 @@ def test_seed_train_py_against_s3(market_bucket, aws_env, tmp_path):
     assert store.exists(f"reports/v{version}/index.html")
 
 
-def test_skip_upload_writes_only_the_output_dir(market_bucket, aws_env, tmp_path):
+def test_skip_upload_writes_only_the_output_dir(market_bucket, aws_env, tmp_path, capsys):
     store = S3Store(f"s3://{market_bucket}", region="us-east-1", endpoint_url=aws_env)
     before = store_snapshot(store)
-    result = train_py(
+    result = script_here(
+        capsys,
+        ROOT / "training" / "train.py",
         "--bucket",
         market_bucket,
         "--max-days",
@@ -135,7 +137,6 @@ def test_skip_upload_writes_only_the_output_dir(market_bucket, aws_env, tmp_path
         "--output-dir",
         str(tmp_path / "out"),
         "--quiet",
-        endpoint=aws_env,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "--skip-upload: nothing written to the store" in result.stdout
