@@ -113,9 +113,8 @@ def test_a_reingest_cut_off_at_any_write_leaves_no_day_marked_whole_with_mixed_f
     counter = DiesAtWrite(tmp_path / "count", kill_at=0, count_deletes=True)
     run(counter, source=CHANGED)
     steps, expected = counter.writes, store_snapshot(counter)
-    assert (
-        steps == 1 + DAYS + DAYS * 6 + DAYS + 1
-    )  # journal, the markers deleted, the files, the markers, journal deleted
+    # the journal, the markers deleted, the files, the markers, the journal deleted
+    assert steps == 1 + DAYS + DAYS * 6 + DAYS + 1
     for kill_at in range(1, steps + 1):
         LocalStore(tmp_path / f"k{kill_at}").write_many(old.items())
         store = DiesAtWrite(tmp_path / f"k{kill_at}", kill_at, count_deletes=True)
