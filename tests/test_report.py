@@ -58,7 +58,9 @@ class DevTools:
     def __init__(self, url: str) -> None:
         import websocket
 
-        self.socket = websocket.create_connection(url, timeout=30)
+        # No Origin header: Chromium refuses DevTools connections from an origin it was not
+        # told to allow (--remote-allow-origins), and accepts those that send none.
+        self.socket = websocket.create_connection(url, timeout=30, suppress_origin=True)
         self.next_id = 0
         self.events: list[dict] = []
 
