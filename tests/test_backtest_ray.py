@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from trader_ml.backtest import BacktestConfig, run_backtest
+from trader_ml.cli import main
 
 from .conftest import _free_port
 from .test_backtest import QUIET, fresh_copy, history  # noqa: F401  (the shared fixture)
@@ -26,28 +28,45 @@ LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED":
 
 @pytest.fixture(scope="module")
 def ray_head():
+    """A head node in its own process group: ``--block`` keeps ``ray start`` in the foreground
+    with the head's processes as its children, so killing the group stops all of them at once
+    (``ray stop`` takes seconds to do the same)."""
     port = _free_port()
     temp = f"/tmp/ray-{uuid.uuid4().hex[:8]}"  # Ray's socket paths must stay short
-    env = {**os.environ, **LOOPBACK}
-    start = [str(RAY), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2"]
-    start += ["--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"]
-    subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
+    start = [str(RAY), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}"]
+    start += ["--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"]
+    head = subprocess.Popen(
+        start,
+        env={**os.environ, **LOOPBACK},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        yield f"127.0.0.1:{port}", env
+        seen = []
+        for line in head.stdout:  # the head is up once it says so; it blocks after that
+            seen.append(line)
+            if "Ray runtime started" in line:
+                break
+        else:
+            pytest.fail("ray start --head exited before the head was up:\n" + "".join(seen[-20:]))
+        yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([str(RAY), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait(30)
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def test_ray_and_local_give_identical_numbers(ray_head, history, tmp_path):  # noqa: F811
-    address, env = ray_head
+def test_ray_and_local_give_identical_numbers(ray_head, history, tmp_path, monkeypatch):  # noqa: F811
+    for name, value in LOOPBACK.items():
+        monkeypatch.setenv(name, value)
     settings = {"start": dt.date(2003, 1, 1), "refit": "quarterly", "end": dt.date(2003, 6, 30), "epochs": 2}
     local = run_backtest(BacktestConfig(**settings, workers=1), fresh_copy(history, tmp_path / "local"), **QUIET)
     clustered = fresh_copy(history, tmp_path / "ray")
-    command = [sys.executable, "-m", "trader_ml", "backtest", "--store", clustered.url, "--quiet", "--ray", address]
+    command = ["backtest", "--store", clustered.url, "--quiet", "--ray", ray_head]
     command += ["--start", "2003-01-01", "--end", "2003-06-30", "--refit", "quarterly", "--epochs", "2"]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
+    assert main(command) == 0
     (key,) = [k for k in clustered.list("backtests/regime") if k.endswith("summary.json")]
     remote = json.loads(clustered.read(key))
     assert remote["timing"]["refits_fitted"] == local.refits_fitted == 2
