@@ -73,29 +73,36 @@ def test_missing_torch_says_which_extra(synthetic_store, tmp_path):
     assert "No module named 'torch'" in result.stderr and "pip install 'trader-ml[train]'" in result.stderr
 
 
-def test_train_health_script_writes_onnx_and_metrics(synthetic_store, tmp_path):
-    out = tmp_path / "health.pkl"
-    result = script(
-        "train_health.py",
-        "--store",
-        synthetic_store.url,
-        "--output",
-        str(out),
-        "--epochs",
-        "2",
-        "--model-type",
-        "vae",
-        "--quiet",
+def test_train_health_script_writes_onnx_metrics_and_progress_lines_without_a_terminal(synthetic_store, tmp_path):
+    """One fresh process, as a user runs it from their own folder: a relative output path."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "training" / "train_health.py"),
+            "--store",
+            synthetic_store.url,
+            "--output",
+            "models/health.pkl",
+            "--epochs",
+            "2",
+            "--model-type",
+            "vae",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
+    assert "health vae: epoch 1/2 train_loss" in result.stderr  # stderr is a pipe here, not a terminal
+    out = tmp_path / "models" / "health.onnx"
+    assert f"wrote {out}" in result.stdout
     assert "truth_correlation" in result.stdout and "skipped" in result.stdout
     metrics = json.loads(out.with_name("health.metrics.json").read_text())
     assert metrics["metadata"]["model_config"]["model_type"] == "vae"
     from trader_ml.serving.artifacts import HealthModel
 
-    assert HealthModel.from_bytes(out.with_suffix(".onnx").read_bytes()).vol_boundaries == tuple(
-        metrics["metadata"]["vol_boundaries"]
-    )
+    assert HealthModel.from_bytes(out.read_bytes()).vol_boundaries == tuple(metrics["metadata"]["vol_boundaries"])
 
 
 def test_until_trains_on_rows_strictly_before_it_and_metrics_record_the_fit(synthetic_store, tmp_path, capsys):
@@ -144,25 +151,3 @@ def test_wrappers_speak_of_themselves_and_show_their_defaults():
     assert "investment-system-data" in help_text and "us-east-1" in help_text and "boto3" not in help_text
     typo = script("train_regime.py", "--max-day", "10")
     assert typo.returncode == 2 and "training/train_regime.py: error: unrecognized arguments: --max-day" in typo.stderr
-
-
-def test_progress_lines_without_a_terminal_and_the_absolute_output_path(synthetic_store, tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "training" / "train_health.py"),
-            "--store",
-            synthetic_store.url,
-            "--output",
-            "models/health.pkl",
-            "--epochs",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "health autoencoder: epoch 1/2 train_loss" in result.stderr  # stderr is a pipe here, not a terminal
-    assert f"wrote {tmp_path / 'models' / 'health.onnx'}" in result.stdout

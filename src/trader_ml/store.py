@@ -240,21 +240,31 @@ class LocalStore(Store):
             raise NotFoundError(f"not found: {self.describe(key)}") from None
 
     def list(self, prefix: str) -> list[str]:
-        # Plain strings, not pathlib: the daily answer lists every stored day, tens of thousands
-        # of files, and Path objects cost more than the walk itself.
+        # Plain strings and one scandir per folder, not pathlib or os.walk: the daily answer
+        # lists every stored day, tens of thousands of files, and the walk's own bookkeeping
+        # costs more than the system calls.
         base_key, _, _ = prefix.rpartition("/")
         root = str(self.root)
-        base = os.path.join(root, base_key) if base_key else root
-        if not os.path.isdir(base):
-            return []
-        keys = []
-        for dirpath, dirnames, filenames in os.walk(base):
-            rel = dirpath[len(root) + 1 :].replace(os.sep, "/")  # os.walk's paths start with root
-            head = f"{rel}/" if rel else ""
-            # hidden folders and files are temp files and locks; the walk starts at the prefix's
-            # folder, so a folder below it holds a key only if it extends the prefix
-            dirnames[:] = [d for d in dirnames if not d.startswith(".") and f"{head}{d}/".startswith(prefix)]
-            keys.extend(head + n for n in filenames if not n.startswith(".") and (head + n).startswith(prefix))
+        keys: list[str] = []
+        folders = [(os.path.join(root, base_key) if base_key else root, f"{base_key}/" if base_key else "")]
+        while folders:
+            folder, head = folders.pop()
+            try:
+                entries = os.scandir(folder)
+            except OSError:  # no such folder, or one that cannot be read: as os.walk, no keys
+                continue
+            with entries:
+                for entry in entries:
+                    if entry.name.startswith("."):  # temp files and locks
+                        continue
+                    key = head + entry.name
+                    if entry.is_dir():
+                        # the walk starts at the prefix's folder, so a folder below it holds a
+                        # key only if it extends the prefix; a link to a folder is not followed
+                        if not entry.is_symlink() and f"{key}/".startswith(prefix):
+                            folders.append((entry.path, f"{key}/"))
+                    elif key.startswith(prefix):
+                        keys.append(key)
         return sorted(keys)
 
     def delete(self, key: str) -> None:
