@@ -1,9 +1,17 @@
-"""backtest: walk-forward refits, causal answers, the reference rows, the allocation, resuming."""
+"""backtest: walk-forward refits, causal answers, the reference rows, the allocation, resuming,
+and the same refits on worker processes and on a local Ray head (127.0.0.1 only)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,7 +30,7 @@ from trader_ml.data.sources.synthetic import SyntheticParams, SyntheticSource
 from trader_ml.errors import TraderMLError
 from trader_ml.store import LocalStore
 
-from .conftest import TODAY, store_snapshot
+from .conftest import TODAY, _free_port, store_snapshot
 
 QUIET = {"log": lambda _: None, "progress": False}
 
@@ -293,6 +301,70 @@ def test_parallel_workers_give_the_same_numbers(regime_run, history, tmp_path):
     assert parallel.refits_fitted == 2
     for name, row in regime_run.summary["rows"].items():
         assert parallel.summary["rows"][name]["performance"] == pytest.approx(row["performance"])
+
+
+RAY = Path(sys.executable).with_name("ray")
+# Ray swaps 127.0.0.1 for the machine's own address unless told it is not forming a cluster
+# across machines; with this every Ray process binds the loopback interface only.
+LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """A head node in its own process group: ``--block`` keeps ``ray start`` in the foreground
+    with the head's processes as its children, so killing the group stops all of them at once
+    (``ray stop`` takes seconds to do the same)."""
+    port = _free_port()
+    temp = f"/tmp/ray-{uuid.uuid4().hex[:8]}"  # Ray's socket paths must stay short
+    start = [str(RAY), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}"]
+    start += ["--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"]
+    env = {**os.environ, **LOOPBACK}
+    head = subprocess.Popen(
+        start, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        seen = []
+        for line in head.stdout:  # the head is up once it says so; it blocks after that
+            seen.append(line)
+            if "Ray runtime started" in line:
+                break
+        else:
+            pytest.fail("ray start --head exited before the head was up:\n" + "".join(seen[-20:]))
+        yield f"127.0.0.1:{port}"
+    finally:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait(30)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_ray_gives_the_local_numbers(regime_run, ray_head, history, tmp_path, monkeypatch):
+    """``backtest --ray`` as typed, against the in-process run of the same settings (config())."""
+    for name, value in LOOPBACK.items():
+        monkeypatch.setenv(name, value)
+    clustered = fresh_copy(history, tmp_path)
+    assert (
+        main(
+            [
+                "backtest",
+                "--store",
+                clustered.url,
+                "--quiet",
+                "--ray",
+                ray_head,
+                "--start",
+                "2002-01-01",
+                "--epochs",
+                "1",
+            ]
+        )
+        == 0
+    )
+    (key,) = [k for k in clustered.list("backtests/regime") if k.endswith("summary.json")]
+    remote = json.loads(clustered.read(key))
+    assert remote["timing"]["refits_fitted"] == regime_run.refits_fitted == 2
+    for name, row in regime_run.summary["rows"].items():
+        assert remote["rows"][name]["performance"] == pytest.approx(row["performance"], rel=1e-12), name
+    assert [s["seeds"][0]["epochs_run"] for s in remote["refits"]] == [1, 1]  # --epochs reached the tasks
 
 
 def test_health_backtest_rows(history):
