@@ -14,6 +14,7 @@ import pytest
 from trader_ml import registry
 from trader_ml.cli import build_parser, main
 
+from .conftest import script_here
 from .test_cli import assert_one_line_error, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,15 +68,10 @@ def test_a_csv_given_as_data_says_what_it_is_and_where_to_go(tmp_path):
         read_file(str(prices), "context")
 
 
-def test_the_other_table_names_the_script_that_reads_it(trained_store, tmp_path):
+def test_the_other_table_names_the_script_that_reads_it(trained_store, tmp_path, capsys):
     out = tmp_path / "context.parquet"
-    assert run("export", "--store", trained_store.url, "--table", "context", "--out", str(out)).returncode == 0
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "training" / "train_health.py"), "--data", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    assert main(["export", "--store", trained_store.url, "--table", "context", "--out", str(out)]) == 0
+    result = script_here(capsys, ROOT / "training" / "train_health.py", "--data", str(out))
     assert_one_line_error(result, "holds context rows", "train_regime.py")
 
 

@@ -52,9 +52,10 @@ def test_train_regime_script_writes_onnx_and_metrics(synthetic_store, tmp_path):
     assert RegimeModel.from_bytes(onnx_path.read_bytes()).lookback == 63
 
 
-def test_empty_store_says_how_to_ingest(tmp_path):
+def test_empty_store_says_how_to_ingest(tmp_path, capsys):
     (tmp_path / "empty").mkdir()  # a store that exists but holds nothing (a missing one is a typo: test_cli_messages)
-    result = script("train_regime.py", "--store", str(tmp_path / "empty"), "--output", str(tmp_path / "m.onnx"))
+    args = ["--store", str(tmp_path / "empty"), "--output", str(tmp_path / "m.onnx")]
+    result = script_here(capsys, ROOT / "training" / "train_regime.py", *args)
     assert result.returncode == 2
     assert "No historical data found" in result.stderr and "trader-ml ingest --source sample" in result.stderr
     assert "Traceback" not in result.stderr
