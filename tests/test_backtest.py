@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -322,14 +323,22 @@ def ray_head():
     head = subprocess.Popen(
         start, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
-    try:
-        seen = []
-        for line in head.stdout:  # the head is up once it says so; it blocks after that
+    # The head says when it is up and then blocks; its output is read to the end on a thread, so
+    # neither a head that never comes up nor a full pipe can hang the suite.
+    seen: list[str] = []
+    settled = threading.Event()  # the head is up, or its output ended without saying so
+
+    def read() -> None:
+        for line in head.stdout:
             seen.append(line)
             if "Ray runtime started" in line:
-                break
-        else:
-            pytest.fail("ray start --head exited before the head was up:\n" + "".join(seen[-20:]))
+                settled.set()
+        settled.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        if not (settled.wait(120) and any("Ray runtime started" in line for line in seen)):
+            pytest.fail("ray start --head did not come up within 120 s:\n" + "".join(seen[-20:]))
         yield f"127.0.0.1:{port}"
     finally:
         os.killpg(head.pid, signal.SIGKILL)
@@ -342,23 +351,8 @@ def test_ray_gives_the_local_numbers(regime_run, ray_head, history, tmp_path, mo
     for name, value in LOOPBACK.items():
         monkeypatch.setenv(name, value)
     clustered = fresh_copy(history, tmp_path)
-    assert (
-        main(
-            [
-                "backtest",
-                "--store",
-                clustered.url,
-                "--quiet",
-                "--ray",
-                ray_head,
-                "--start",
-                "2002-01-01",
-                "--epochs",
-                "1",
-            ]
-        )
-        == 0
-    )
+    command = ["backtest", "--store", clustered.url, "--quiet", "--ray", ray_head, "--start", "2002-01-01"]
+    assert main([*command, "--epochs", "1"]) == 0
     (key,) = [k for k in clustered.list("backtests/regime") if k.endswith("summary.json")]
     remote = json.loads(clustered.read(key))
     assert remote["timing"]["refits_fitted"] == regime_run.refits_fitted == 2

@@ -21,7 +21,7 @@ from .conftest import TODAY, script_here
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def script(name: str, *args: str, code: str | None = None) -> subprocess.CompletedProcess:
+def script(name: str, *args: str, code: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     command = [sys.executable, str(ROOT / "training" / name), *args]
     if code is not None:  # run the script after some setup code, in the same interpreter
         command = [
@@ -29,7 +29,7 @@ def script(name: str, *args: str, code: str | None = None) -> subprocess.Complet
             "-c",
             f"{code}\nimport runpy, sys\nsys.argv = {command[1:]!r}\nrunpy.run_path(sys.argv[0], run_name='__main__')",
         ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ})
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ}, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -76,24 +76,8 @@ def test_missing_torch_says_which_extra(synthetic_store, tmp_path):
 
 def test_train_health_script_writes_onnx_metrics_and_progress_lines_without_a_terminal(synthetic_store, tmp_path):
     """One fresh process, as a user runs it from their own folder: a relative output path."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "training" / "train_health.py"),
-            "--store",
-            synthetic_store.url,
-            "--output",
-            "models/health.pkl",
-            "--epochs",
-            "2",
-            "--model-type",
-            "vae",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
+    args = ["--store", synthetic_store.url, "--output", "models/health.pkl", "--epochs", "2", "--model-type", "vae"]
+    result = script("train_health.py", *args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "health vae: epoch 1/2 train_loss" in result.stderr  # stderr is a pipe here, not a terminal
     out = tmp_path / "models" / "health.onnx"

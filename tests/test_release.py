@@ -34,8 +34,8 @@ def fill(store, start: dt.date = dt.date(2007, 1, 1)) -> None:
 @pytest.fixture(scope="module")
 def market_bucket(moto_endpoint):
     """One bucket of market data for this module's train.py runs: filling it is most of their cost
-    (moto answers a few hundred writes a second), so it holds the shortest history both models
-    train on, a year. The seed run comes first (it checks a first version); --skip-upload writes
+    (moto answers a few hundred writes a second), so it holds one year, not the 18 months the
+    local tests use. The seed run comes first (it checks a first version); --skip-upload writes
     nothing to it."""
     import boto3
 
