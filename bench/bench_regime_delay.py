@@ -23,7 +23,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from trader_ml.backtest.allocation import EXPOSURE_WEIGHTS, performance, strategy_returns
+from trader_ml.backtest.allocation import performance
+from trader_ml.exposure import delayed, delayed_exposure_returns
 from trader_ml.data.features import context_rows
 from trader_ml.data.sources.sample import SampleSource
 from trader_ml.data.sources.synthetic import SyntheticParams, SyntheticSource
@@ -33,18 +34,11 @@ from trader_ml.training.labeller import hindsight_labels
 COST_BP = 10.0
 
 
-def delayed(regimes: np.ndarray, lag: int) -> np.ndarray:
-    """The regime of ``lag`` days before each day (-1 where there is none)."""
-    return np.r_[np.full(lag, -1), regimes[: len(regimes) - lag]]
-
-
 def delayed_sharpe(regimes: np.ndarray, market_returns: np.ndarray, judged: np.ndarray, lag: int) -> float:
     """Sharpe over the ``judged`` days of holding the exposure of the regime ``lag`` days
     before (fully invested where that regime is unknown)."""
-    known = delayed(regimes, lag)
-    held = np.where(known >= 0, EXPOSURE_WEIGHTS[np.maximum(known, 0)], 1.0)
-    returns = strategy_returns(held[judged], market_returns[judged], COST_BP)
-    return performance(returns, held[judged])["sharpe"]
+    returns = delayed_exposure_returns(regimes, market_returns, np.flatnonzero(judged), lag, COST_BP)
+    return performance(returns, np.ones(len(returns)))["sharpe"]
 
 
 def refit_labels(context: pd.DataFrame, first_year: int) -> np.ndarray:

@@ -22,6 +22,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
             "trader_ml.safejson",
             "trader_ml.store",
             "trader_ml.baselines",
+            "trader_ml.exposure",
             "trader_ml.health_inputs",
         ),
     ),

@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 
 from trader_ml.backtest import BacktestConfig, run_backtest
-from trader_ml.backtest.allocation import exposure, max_drawdown, performance, strategy_returns
+from trader_ml.backtest.allocation import max_drawdown, performance
+from trader_ml.exposure import exposure, strategy_returns
 from trader_ml.backtest.config import periods
 from trader_ml.backtest.health_stats import daily_measures, newey_west_se
 from trader_ml.backtest.references import forward_filter, hmm_regime_probs, jump_regime_probs, oracle_regime_probs

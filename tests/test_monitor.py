@@ -15,7 +15,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from trader_ml import registry
-from trader_ml.backtest.allocation import exposure
+from trader_ml.exposure import exposure
 from trader_ml.cli import main
 from trader_ml.data.ingest import ingest
 from trader_ml.data.partitions import encode_days, read_table

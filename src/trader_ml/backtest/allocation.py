@@ -1,9 +1,7 @@
-"""Regime probabilities -> market exposure -> daily strategy returns, and the figures that judge them.
+"""The figures that judge a row's daily strategy returns: Sharpe, drawdown, trades, by year.
 
-One fixed rule for every row, so rows differ only in what they believe:
-``exposure = P(calm_uptrend) + P(risk_on_trend) + 0.5 P(choppy)``, set from what was known at
-the previous close and held through the day; each change of exposure costs ``cost_bp`` basis
-points per unit changed. Every row starts in cash the day before its first test day.
+Every regime row is held by the one exposure rule of ``trader_ml.exposure``, so rows differ
+only in what they believe. Every row starts in cash the day before its first test day.
 """
 
 from __future__ import annotations
@@ -11,27 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trader_ml.schema import REGIMES, TRADING_DAYS_PER_YEAR
+from trader_ml.schema import TRADING_DAYS_PER_YEAR
 
-# Weight of each regime in the exposure, in REGIMES order.
-EXPOSURE_WEIGHTS = np.array([1.0, 1.0, 0.0, 0.5, 0.0])
 CHANGE_THRESHOLD = 0.25  # an exposure change bigger than this counts as a trade in the table
-
-
-def exposure(regime_probs: np.ndarray) -> np.ndarray:
-    """Exposure in [0, 1] of each day from its regime probabilities (days x 5)."""
-    probs = np.asarray(regime_probs, dtype=float)
-    if probs.shape[-1] != len(REGIMES):
-        raise ValueError(f"expected {len(REGIMES)} regime probabilities per day, got {probs.shape[-1]}")
-    return probs @ EXPOSURE_WEIGHTS
-
-
-def strategy_returns(exposures: np.ndarray, market_returns: np.ndarray, cost_bp: float) -> np.ndarray:
-    """Daily return of holding ``exposures[i]`` of the market on day i (set at the close
-    before), less ``cost_bp`` per unit of exposure changed at that close."""
-    held = np.asarray(exposures, dtype=float)
-    turnover = np.abs(np.diff(held, prepend=0.0))
-    return held * np.asarray(market_returns, dtype=float) - turnover * cost_bp / 1e4
 
 
 def max_drawdown(returns: np.ndarray) -> float:

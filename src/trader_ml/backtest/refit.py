@@ -22,8 +22,9 @@ from trader_ml.store import Store
 CACHE_PREFIX = "backtests/cache/"
 # Part of every cache key: raised whenever a training recipe changes what a refit of the same rows
 # learns (2: the health model reads day-relative volatility and is calibrated by log loss;
-# 3: a universe of fewer than 10 names reads its prior's blend half-way to the quarter's volatility).
-RECIPE_VERSION = 3
+# 3: a universe of fewer than 10 names reads its prior's blend half-way to the quarter's volatility;
+# 4: the regime labels' window and persistence are chosen on the refit's own training years).
+RECIPE_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def fit_refit(job: RefitJob) -> tuple[bytes, dict]:
         result = train_regime(job.rows, config, progress=False)
         data, _ = regime_artifact(result)
         summary = regime_summary(result.metrics)
-        choices = {}
+        choices = {"labels": result.metrics["label_choice"]}
     else:
         from trader_ml.training.health import health_artifact, health_summary, health_train_config, train_health
 
@@ -83,7 +84,7 @@ def fit_refit(job: RefitJob) -> tuple[bytes, dict]:
         "data_window": result.data_window,
         "fit": result.fit.summary(),
         "own_test_window": summary,
-        "choices": choices,  # what the refit chose from its own training rows (the blend, the correction kept)
+        "choices": choices,  # what the refit chose from its own training rows (labels; the blend, the correction kept)
         "sha256": hashlib.sha256(data).hexdigest(),
     }
     return data, metrics

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from trader_ml.backtest.allocation import exposure, performance, performance_by_year, strategy_returns
+from trader_ml.backtest.allocation import performance, performance_by_year
+from trader_ml.exposure import exposure, strategy_returns
 from trader_ml.backtest.config import BacktestConfig, Period
 from trader_ml.backtest.history import regime_history
 from trader_ml.backtest.references import hmm_regime_probs, jump_regime_probs, oracle_regime_probs

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from trader_ml import registry
-from trader_ml.backtest.allocation import exposure, performance, strategy_returns
+from trader_ml.backtest.allocation import performance
+from trader_ml.exposure import exposure, strategy_returns
 from trader_ml.baselines import baseline_health, baseline_regimes
 from trader_ml.errors import TraderMLError
 from trader_ml.monitor.answers import StoredAnswers, regime_probs

@@ -31,6 +31,7 @@ STRESS_COLUMNS = ("credit_spread_proxy", "vixy_return_21d", "risk_off_proxy")  #
 @dataclass(frozen=True)
 class LabellerConfig:
     stay_probability: float = 0.99  # the HMM's chance that tomorrow's regime is today's
+    reach: int = LABEL_REACH  # the observations' windows span t - reach .. t + reach
     min_run: int = 21  # rule-label runs at least this long seed the states
     rounds: int = 5  # Viterbi decodes, each followed by a refit of the Gaussians
     min_coverage: float = 0.9  # a column joins when present on this share of the fitted days
@@ -45,21 +46,22 @@ def _centred(values: np.ndarray, window: int, reduce: str) -> np.ndarray:
     return (rolling.mean() if reduce == "mean" else rolling.std()).to_numpy()
 
 
-def observations(context: pd.DataFrame) -> np.ndarray:
-    """(days, 7) what the HMM reads of each day: SPY's log return, its 21-day trend and log
-    volatility centred on the day, the tone's centred 11-day mean, and the three 21-day stress
-    changes over the window centred on the day. NaN where a column or a window is missing."""
+def observations(context: pd.DataFrame, reach: int = LABEL_REACH) -> np.ndarray:
+    """(days, 7) what the HMM reads of each day: SPY's log return, its trend and log volatility
+    over the ``2 reach + 1`` days centred on the day (21 by default), the tone's centred
+    ``reach + 1``-day mean, and the three 21-day stress changes recorded ``reach`` days later.
+    NaN where a column or a window is missing."""
     log_return = np.log1p(context["spy_return_1d"].to_numpy(dtype=float))
-    window = 2 * LABEL_REACH + 1
-    ahead = np.full(LABEL_REACH, np.nan)
+    window = 2 * reach + 1
+    ahead = np.full(reach, np.nan)
     columns = [
         log_return,
         _centred(log_return, window, "mean") * 21.0,
         np.log(np.maximum(_centred(log_return, window, "std"), 1e-6)),
-        _centred(context["gdelt_avg_tone"].to_numpy(dtype=float), LABEL_REACH + 1, "mean"),
+        _centred(context["gdelt_avg_tone"].to_numpy(dtype=float), reach + 1, "mean"),
     ]
-    for name in STRESS_COLUMNS:  # the change over t-10 .. t+10 is the value recorded on t+10
-        columns.append(np.r_[context[name].to_numpy(dtype=float)[LABEL_REACH:], ahead])
+    for name in STRESS_COLUMNS:  # with reach 10, the change over t-10 .. t+10 is the value recorded on t+10
+        columns.append(np.r_[context[name].to_numpy(dtype=float)[reach:], ahead])
     return np.column_stack(columns)
 
 
@@ -101,7 +103,7 @@ def hindsight_labels(
     ``fit_days`` rows only (all when None), and decodes every row."""
     rules = regime_labels(context, horizon) if rules is None else rules
     fit_days = len(context) if fit_days is None else fit_days
-    raw = observations(context)
+    raw = observations(context, config.reach)
     present = np.isfinite(raw[:fit_days]).mean(axis=0) >= config.min_coverage
     usable = np.isfinite(raw[:, present]).all(axis=1) & (rules >= 0)
     rows = np.flatnonzero(usable)

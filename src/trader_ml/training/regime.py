@@ -18,6 +18,7 @@ from trader_ml.errors import InsufficientHistory
 from trader_ml.models.regime import RegimeExport, RegimeModelConfig, build_regime_model
 from trader_ml.schema import CONTEXT_FEATURES, REGIMES
 from trader_ml.training.export import artifact_header, parity_batches, to_onnx
+from trader_ml.training.label_choice import LabelChoice, choose_labeller
 from trader_ml.training.labeller import DEFAULT_LABELLER, LabellerConfig, hindsight_labels
 from trader_ml.training.labels import DEFAULT_LABEL_HORIZON, regime_labels
 from trader_ml.training.loop import FitConfig, FitResult, fit, seed_everything
@@ -35,6 +36,9 @@ class RegimeTrainConfig:
     fit: FitConfig = field(default_factory=FitConfig)
     label_horizon: int = DEFAULT_LABEL_HORIZON
     labeller: LabellerConfig = DEFAULT_LABELLER
+    # Choose the labeller's window and persistence on the training days (training/label_choice.py);
+    # False keeps ``labeller`` as given.
+    choose_labels: bool = True
     val_fraction: float = 0.15
     test_fraction: float = 0.15
 
@@ -146,16 +150,17 @@ def _check_history(context: pd.DataFrame, usable: int, config: RegimeTrainConfig
 class RegimePrepared:
     """A context frame as the regime model reads it: labels, a purged split, validation windows."""
 
-    config: RegimeTrainConfig  # the filter's stay probability set from the training labels
+    config: RegimeTrainConfig  # the chosen labeller, the filter's stay probability from the training labels
     values: np.ndarray  # (days, CONTEXT_FEATURES) float32
     labels: np.ndarray  # hindsight label of every day, -1 where unknown
     split: Split
     x_val: np.ndarray  # validation windows and each one's daily labels
     y_val: np.ndarray
+    label_choice: LabelChoice | None  # how the labeller was chosen (None: as configured)
 
 
 def prepare_regime(context: pd.DataFrame, config: RegimeTrainConfig) -> RegimePrepared:
-    """Labels (the labeller fit on training days only) and the purged chronological split."""
+    """Labels (the labeller chosen and fit on training days only) and the purged chronological split."""
     lookback, horizon = config.model.lookback, config.label_horizon
     values = context[list(CONTEXT_FEATURES)].to_numpy(dtype=np.float32)
     rules = regime_labels(context, horizon)
@@ -163,8 +168,13 @@ def prepare_regime(context: pd.DataFrame, config: RegimeTrainConfig) -> RegimePr
     ends = ends[rules[ends] >= 0]
     _check_history(context, len(ends), config)
     split = chronological_split(ends, horizon, config.val_fraction, config.test_fraction)
-    # The labeller is fit on training days only; it labels the later days from what it learned.
-    labels = hindsight_labels(context, split.train[-1] + 1, config.labeller, horizon, rules)
+    # The labeller is chosen and fit on training days only; it labels the later days from what it learned.
+    train_days = split.train[-1] + 1
+    choice = None
+    if config.choose_labels:
+        choice = choose_labeller(context.iloc[:train_days].reset_index(drop=True), horizon, config.labeller)
+        config = replace(config, labeller=choice.labeller)
+    labels = hindsight_labels(context, train_days, config.labeller, horizon, rules)
     split = Split(*(rows[labels[rows] >= 0] for rows in (split.train, split.val, split.test)))
     present = sorted(set(labels[split.train].tolist()))
     if len(present) < 2:
@@ -177,7 +187,7 @@ def prepare_regime(context: pd.DataFrame, config: RegimeTrainConfig) -> RegimePr
     # the model is built from, so the saved config is the model's.
     config = replace(config, model=replace(config.model, stay_probability=label_persistence(labels[split.train])))
     x_val, y_val = _windows_and_labels(values, labels, split.val, config.model)
-    return RegimePrepared(config, values, labels, split, x_val, y_val)
+    return RegimePrepared(config, values, labels, split, x_val, y_val, choice)
 
 
 def _windows_and_labels(values, labels, rows, model: RegimeModelConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -288,6 +298,7 @@ def train_regime(
     model, result = fit_regime_network(prep, progress)
     calibrate_regime(model, prep)
     metrics, x_test = evaluate_regime(model, prep, context, truth)
+    metrics["label_choice"] = prep.label_choice.summary() if prep.label_choice else None
     dates = pd.DatetimeIndex(context["date"])
     return RegimeTrainResult(
         model=model,
@@ -323,6 +334,7 @@ def regime_artifact(result: RegimeTrainResult) -> tuple[bytes, dict]:
         "regimes": list(REGIMES),
         "label_horizon": result.config.label_horizon,
         "labeller": asdict(result.config.labeller),
+        "label_choice": result.metrics["label_choice"],
         "rules": asdict(DEFAULT_RULES),
         "model_config": asdict(result.config.model),
         "stay_probability": float(model.head.log_transition.diagonal()[0].exp()),
