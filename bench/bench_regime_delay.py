@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 
 from trader_ml.backtest.allocation import performance
-from trader_ml.exposure import delayed, delayed_exposure_returns
 from trader_ml.data.features import context_rows
 from trader_ml.data.sources.sample import SampleSource
 from trader_ml.data.sources.synthetic import SyntheticParams, SyntheticSource
+from trader_ml.exposure import delayed, delayed_exposure_returns
 from trader_ml.schema import REGIMES
 from trader_ml.training.labeller import hindsight_labels
 

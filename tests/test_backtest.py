@@ -20,7 +20,6 @@ import pytest
 
 from trader_ml.backtest import BacktestConfig, run_backtest
 from trader_ml.backtest.allocation import max_drawdown, performance
-from trader_ml.exposure import exposure, strategy_returns
 from trader_ml.backtest.config import periods
 from trader_ml.backtest.health_stats import daily_measures, newey_west_se
 from trader_ml.backtest.references import forward_filter, hmm_regime_probs, jump_regime_probs, oracle_regime_probs
@@ -30,6 +29,7 @@ from trader_ml.data.ingest import ingest
 from trader_ml.data.partitions import read_table
 from trader_ml.data.sources.synthetic import SyntheticParams, SyntheticSource
 from trader_ml.errors import TraderMLError
+from trader_ml.exposure import exposure, strategy_returns
 from trader_ml.store import LocalStore
 
 from .conftest import TODAY, _free_port, store_snapshot
@@ -227,6 +227,8 @@ def test_regime_backtest_writes_every_row_and_the_page(regime_run, history):
     assert [r["refit_date"] for r in summary["refits"]] == ["2002-01-01", "2003-01-01"]
     for refit in summary["refits"]:
         assert refit["seeds"][0]["trained_through"] < refit["refit_date"]
+        labels = refit["seeds"][0]["choices"]["labels"]  # two years of history: too short to choose on
+        assert (labels["reach"], labels["validation_days"]) == (10, None) and "default" in labels["reason"]
     for name, row in summary["rows"].items():
         assert row["performance"]["days"] == summary["test_days"] == len(regime_run.predictions)
         assert -1 <= row["performance"]["max_drawdown"] <= 0

@@ -15,11 +15,11 @@ import pytest
 from scipy.stats import spearmanr
 
 from trader_ml import registry
-from trader_ml.exposure import exposure
 from trader_ml.cli import main
 from trader_ml.data.ingest import ingest
 from trader_ml.data.partitions import encode_days, read_table
 from trader_ml.data.sources.synthetic import SyntheticParams, SyntheticSource
+from trader_ml.exposure import exposure
 from trader_ml.monitor.record import live_record
 from trader_ml.schema import LATEST_KEY, REGIMES, predictions_key
 from trader_ml.serving.daily import stored_days

@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 
 from trader_ml.backtest.allocation import performance, performance_by_year
-from trader_ml.exposure import exposure, strategy_returns
 from trader_ml.backtest.config import BacktestConfig, Period
 from trader_ml.backtest.history import regime_history
 from trader_ml.backtest.references import hmm_regime_probs, jump_regime_probs, oracle_regime_probs
 from trader_ml.backtest.risk_rules import against_model, rule_exposures
+from trader_ml.exposure import exposure, strategy_returns
 from trader_ml.schema import CONTEXT_FEATURES, REGIMES
 from trader_ml.serving.artifacts import RegimeModel
 from trader_ml.store import Store

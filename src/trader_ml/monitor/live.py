@@ -17,9 +17,9 @@ import pandas as pd
 
 from trader_ml import registry
 from trader_ml.backtest.allocation import performance
-from trader_ml.exposure import exposure, strategy_returns
 from trader_ml.baselines import baseline_health, baseline_regimes
 from trader_ml.errors import TraderMLError
+from trader_ml.exposure import exposure, strategy_returns
 from trader_ml.monitor.answers import StoredAnswers, regime_probs
 from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, TRADING_DAYS_PER_YEAR
 from trader_ml.training.gate import CONFIDENCE, MIN_TEST_DAYS, resamples
