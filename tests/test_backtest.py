@@ -227,7 +227,7 @@ def test_regime_backtest_writes_every_row_and_the_page(regime_run, history):
     assert [r["refit_date"] for r in summary["refits"]] == ["2002-01-01", "2003-01-01"]
     for refit in summary["refits"]:
         assert refit["seeds"][0]["trained_through"] < refit["refit_date"]
-        labels = refit["seeds"][0]["choices"]["labels"]  # two years of history: too short to choose on
+        labels = refit["seeds"][0]["labels"]  # the default labeller, and the record says so
         assert (labels["reach"], labels["validation_days"]) == (10, None) and "default" in labels["reason"]
     for name, row in summary["rows"].items():
         assert row["performance"]["days"] == summary["test_days"] == len(regime_run.predictions)

@@ -67,7 +67,7 @@ def test_the_choice_is_the_best_validated_candidate(long_context):
 def test_prepare_regime_chooses_from_training_days_alone(long_context):
     """Rows from the end of the training split on are tripled: the choice is unchanged; the same
     change inside the training years changes what the candidates score (the check can fail)."""
-    config = regime_train_config("gru")
+    config = replace(regime_train_config("gru"), choose_labels=True)
     prep = prepare_regime(long_context, config)
     train_days = prep.split.train[-1] + 1
     assert prep.label_choice.validation is not None
@@ -81,3 +81,9 @@ def test_prepare_regime_chooses_from_training_days_alone(long_context):
 
     assert tripled(train_days).summary() == prep.label_choice.summary()
     assert tripled(train_days - 300).scores != prep.label_choice.scores
+
+
+def test_the_default_run_keeps_the_default_labeller_and_says_so(long_context):
+    prep = prepare_regime(long_context, regime_train_config("gru"))
+    assert prep.config.labeller == DEFAULT_LABELLER and prep.label_choice.scores == {}
+    assert "no choice" in prep.label_choice.reason

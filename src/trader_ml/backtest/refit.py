@@ -24,7 +24,7 @@ CACHE_PREFIX = "backtests/cache/"
 # learns (2: the health model reads day-relative volatility and is calibrated by log loss;
 # 3: a universe of fewer than 10 names reads its prior's blend half-way to the quarter's volatility;
 # 4: the regime labels' window and persistence are chosen on the refit's own training years).
-RECIPE_VERSION = 4
+RECIPE_VERSION = 5
 
 
 @dataclass(frozen=True)
