@@ -232,6 +232,7 @@ def test_every_flag_default_of_every_command_has_one_home():
     homes = {
         ("ingest", "seed"): SourceOptions.seed,
         ("ingest", "n_symbols"): SourceOptions.n_symbols,
+        ("ingest", "market"): SourceOptions.market,
         ("ingest", "source"): "sample",  # the guide's first command ingests the bundled sample
         ("train-regime", "output"): "models/regime_model.pkl",  # the guide's paths
         ("train-health", "output"): "models/health_model.pkl",

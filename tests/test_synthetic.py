@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from trader_ml.data.features import context_rows
-from trader_ml.data.sources.synthetic import SyntheticParams, SyntheticSource
+from trader_ml.data.sources.synthetic import SyntheticParams, SyntheticSource, market_params
 from trader_ml.schema import CONTEXT_FEATURES, HEALTH_STATES, REGIMES
 
 
@@ -95,3 +96,68 @@ def test_rejects_empty_universe(bad):
 
     with pytest.raises(SourceError, match="at least one symbol"):
         SyntheticSource(SyntheticParams(n_symbols=bad))
+
+
+def test_variance_clustering_by_hand():
+    """h_0 = 1; h_1 = 1 - .1 - .8 + (.1 * 1 + .8) * 1 = 1; h_2 = .1 + (.1 * 4 + .8) * 1 = 1.3."""
+    source = SyntheticSource(SyntheticParams(garch_alpha=0.1, garch_beta=0.8))
+    np.testing.assert_allclose(source._variance_multiplier(np.array([1.0, 2.0, 0.0])), [1.0, 1.0, 1.3])
+    assert (SyntheticSource()._variance_multiplier(np.array([3.0, 3.0])) == 1.0).all()
+
+
+def _spy(params: SyntheticParams) -> tuple[np.ndarray, np.ndarray]:
+    raw = SyntheticSource(params).fetch(dt.date(2000, 1, 1), dt.date(2011, 12, 31))
+    return np.diff(np.log(raw.closes["SPY"].to_numpy())), raw.truth_regime.to_numpy()
+
+
+def test_the_calibrated_market_has_shorter_regimes_clustered_variance_and_fat_tails():
+    """Twelve years of one seed: the calibrated market against the default one, and each
+    market's days stay put under a longer fetch."""
+    default, calibrated = (
+        market_params("default", seed=2, n_symbols=1),
+        market_params("calibrated", seed=2, n_symbols=1),
+    )
+    assert default == SyntheticParams(seed=2, n_symbols=1)  # the tests' market is unchanged
+    stats = {}
+    for name, params in (("default", default), ("calibrated", calibrated)):
+        returns, regimes = _spy(params)
+        # Each day's return in units of its regime's volatility: what is left is inside a regime.
+        scaled = returns / np.asarray(params.spy_vol)[regimes[1:]]
+        runs = np.diff(np.flatnonzero(np.r_[True, regimes[1:] != regimes[:-1], True]))
+        stay = regimes[2:] == regimes[1:-1]  # consecutive days of one regime
+        squared = scaled**2
+        stats[name] = {
+            "run": runs.mean(),
+            "clustering": np.corrcoef(squared[:-1][stay], squared[1:][stay])[0, 1],
+            "kurtosis": pd.Series(scaled).kurt(),
+        }
+    assert stats["calibrated"]["run"] < 0.5 * stats["default"]["run"], stats
+    assert stats["calibrated"]["clustering"] > stats["default"]["clustering"] + 0.05, stats
+    assert stats["calibrated"]["kurtosis"] > stats["default"]["kurtosis"] + 1.0, stats
+    short = SyntheticSource(calibrated).fetch(dt.date(2000, 1, 1), dt.date(2005, 6, 30))
+    longer = SyntheticSource(calibrated).fetch(dt.date(2000, 1, 1), dt.date(2011, 12, 31))
+    pd.testing.assert_frame_equal(short.closes, longer.closes.loc[short.closes.index])
+
+
+def test_the_ingest_flag_picks_the_market_and_rejects_an_unknown_one():
+    from trader_ml.data.sources import SourceOptions, make_source
+    from trader_ml.errors import SourceError
+
+    source = make_source("synthetic", SourceOptions(seed=4, n_symbols=2, market="calibrated"))
+    assert source.params == market_params("calibrated", seed=4, n_symbols=2)
+    with pytest.raises(SourceError, match="unknown synthetic market 'calm'"):
+        make_source("synthetic", SourceOptions(market="calm"))
+
+
+def test_the_documented_regime_table_is_the_simulators():
+    """docs/synthetic.md's regime table: durations, SPY drifts and vols as SyntheticParams has them."""
+    doc = (Path(__file__).parents[1] / "docs" / "synthetic.md").read_text()
+    params = SyntheticParams()
+    for i, regime in enumerate(REGIMES):
+        cells = [
+            c.strip() for c in next(line for line in doc.splitlines() if line.startswith(f"| {regime} |")).split("|")
+        ]
+        duration, drift, vol = float(cells[2]), float(cells[3].rstrip("%")) / 100, float(cells[4].rstrip("%")) / 100
+        assert (duration, drift, vol) == pytest.approx(
+            (params.regime_duration[i], params.spy_drift[i], params.spy_vol[i])
+        ), regime

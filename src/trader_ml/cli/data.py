@@ -10,37 +10,7 @@ from trader_ml.schema import TABLE_PREFIX
 
 
 def add_commands(sub) -> None:
-    from trader_ml.data.sources import SOURCE_NAMES, SourceOptions
-
-    p = sub.add_parser("ingest", help="fetch market data, compute features, write partitions to the store")
-    p.add_argument(
-        "--source",
-        default="sample",
-        help=f"one of {', '.join(SOURCE_NAMES)}, or several joined by commas (default: %(default)s)",
-    )
-    add_store_args(p)
-    p.add_argument(
-        "--start",
-        type=parse_date,
-        help="first day (default: the day after the newest stored day, or the source's first)",
-    )
-    p.add_argument("--end", type=parse_date, help="last day (default: the newest day the source has)")
-    p.add_argument("--seed", type=int, default=SourceOptions.seed, help="synthetic: random seed (default: %(default)s)")
-    p.add_argument(
-        "--n-symbols",
-        type=positive_int,
-        default=SourceOptions.n_symbols,
-        help="synthetic: number of stocks (default: %(default)s)",
-    )
-    p.add_argument("--symbols", help="yahoo: comma-separated tickers of the asset universe")
-    p.add_argument(
-        "--prices",
-        action="append",
-        metavar="CSV",
-        help="csv: a wide price file (Date, then one column per ticker); repeatable",
-    )
-    p.add_argument("--gdelt-query", help="gdelt: the DOC API query whose tone is averaged")
-    p.set_defaults(func=cmd_ingest)
+    _add_ingest(sub)
 
     p = sub.add_parser("validate", help="check parquet files or a store's partitions against the schema")
     p.add_argument("files", nargs="*", metavar="FILE", help="parquet files to check (default: the store's partitions)")
@@ -67,6 +37,49 @@ def add_commands(sub) -> None:
     p.set_defaults(func=cmd_export)
 
 
+def _add_ingest(sub) -> None:
+    from trader_ml.data.sources import SOURCE_NAMES, SourceOptions
+    from trader_ml.data.sources.synthetic import MARKETS
+
+    p = sub.add_parser("ingest", help="fetch market data, compute features, write partitions to the store")
+    p.add_argument(
+        "--source",
+        default="sample",
+        help=f"one of {', '.join(SOURCE_NAMES)}, or several joined by commas (default: %(default)s)",
+    )
+    add_store_args(p)
+    p.add_argument(
+        "--start",
+        type=parse_date,
+        help="first day (default: the day after the newest stored day, or the source's first)",
+    )
+    p.add_argument("--end", type=parse_date, help="last day (default: the newest day the source has)")
+    p.add_argument("--seed", type=int, default=SourceOptions.seed, help="synthetic: random seed (default: %(default)s)")
+    p.add_argument(
+        "--n-symbols",
+        type=positive_int,
+        default=SourceOptions.n_symbols,
+        help="synthetic: number of stocks (default: %(default)s)",
+    )
+    p.add_argument(
+        "--market",
+        choices=MARKETS,
+        default=SourceOptions.market,
+        help="synthetic: default (regimes long and easy to read: does a model read them at all?) or "
+        "calibrated (fitted to the S&P 500 before 2000: a regime known late is worth what it is on "
+        "real history) (default: %(default)s)",
+    )
+    p.add_argument("--symbols", help="yahoo: comma-separated tickers of the asset universe")
+    p.add_argument(
+        "--prices",
+        action="append",
+        metavar="CSV",
+        help="csv: a wide price file (Date, then one column per ticker); repeatable",
+    )
+    p.add_argument("--gdelt-query", help="gdelt: the DOC API query whose tone is averaged")
+    p.set_defaults(func=cmd_ingest)
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from trader_ml.data.ingest import ingest
     from trader_ml.data.sources import SourceOptions, make_source
@@ -74,6 +87,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     options = SourceOptions(
         seed=args.seed,
         n_symbols=args.n_symbols,
+        market=args.market,
         symbols=tuple(s for s in (args.symbols or "").split(",") if s),
         prices=tuple(args.prices or ()),
         gdelt_query=args.gdelt_query,

@@ -33,9 +33,9 @@ class CompositeSource:
 
 def _one(name: str, options: SourceOptions, get: Getter) -> Source:
     if name == "synthetic":
-        from trader_ml.data.sources.synthetic import SyntheticParams, SyntheticSource
+        from trader_ml.data.sources.synthetic import SyntheticSource, market_params
 
-        return SyntheticSource(SyntheticParams(seed=options.seed, n_symbols=options.n_symbols))
+        return SyntheticSource(market_params(options.market, options.seed, options.n_symbols))
     if name == "sample":
         from trader_ml.data.sources.sample import SampleSource
 

@@ -18,6 +18,7 @@ class SourceOptions:
 
     seed: int = 0  # synthetic: the simulator's seed and universe (SyntheticParams reads these)
     n_symbols: int = 50
+    market: str = "default"  # synthetic: one of synthetic.MARKETS
     symbols: tuple[str, ...] = ()
     prices: tuple[str, ...] = ()
     gdelt_query: str | None = None

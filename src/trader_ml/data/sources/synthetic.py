@@ -13,7 +13,7 @@ adding symbols never changes the others.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -61,10 +61,62 @@ class SyntheticParams:
     )
     health_initial: tuple[float, ...] = (0.50, 0.35, 0.15)
     choppy_reversion: float = 0.20  # daily pull of SPY toward its level when choppy began
+    # Inside a regime, SPY's variance may cluster (a GARCH(1,1) multiplier of mean one on the
+    # regime's variance) and its shocks may have fat tails (Student-t of ``tail_dof`` degrees,
+    # scaled to unit variance). Zeros: constant variance, Gaussian shocks.
+    garch_alpha: float = 0.0
+    garch_beta: float = 0.0
+    tail_dof: float = 0.0
     tone_noise: float = 0.6
     tone_persistence: float = 0.7
     slope_speed: float = 0.02
     slope_noise: float = 0.04
+
+
+# The markets a user can simulate (``trader-ml ingest --source synthetic --market NAME``).
+# "default" keeps its regimes easy to tell apart and long: the test that a model reads regimes
+# at all. "calibrated" is fitted to the S&P 500 before 2000 (docs/benchmarks.md,
+# bench/bench_regime_delay.py --calibrate): regimes a third as long whose drifts barely differ,
+# GARCH(1,1) clustering and Student-t tails from SPY's 1990-1999 returns, so a regime known two
+# weeks late is worth about what it is worth on real history (nothing).
+MARKETS = ("default", "calibrated")
+CALIBRATED_DURATION_SCALE = 0.3  # the calibration's choice (docs/benchmarks.md)
+CALIBRATED_DRIFT_CONTRAST = 0.1  # each regime's drift pulled this far from a common 8% a year
+CALIBRATED_REBOUND = 0.0  # extra chance that a bear market or crisis ends in a risk-on trend
+CALIBRATED_GARCH = {"garch_alpha": 0.041, "garch_beta": 0.956, "tail_dof": 6.2}  # arch's fit on 1990-1999
+
+
+def market_params(
+    market: str, seed: int = SourceOptions.seed, n_symbols: int = SourceOptions.n_symbols
+) -> SyntheticParams:
+    """The simulator's parameters for one of ``MARKETS``."""
+    base = SyntheticParams(seed=seed, n_symbols=n_symbols)
+    if market == "default":
+        return base
+    if market != "calibrated":
+        raise SourceError(f"unknown synthetic market {market!r}: use one of {', '.join(MARKETS)}")
+    return shaped(base, CALIBRATED_DURATION_SCALE, CALIBRATED_DRIFT_CONTRAST, CALIBRATED_GARCH, CALIBRATED_REBOUND)
+
+
+def shaped(
+    base: SyntheticParams, duration_scale: float, drift_contrast: float, clustering: dict, rebound: float = 0.0
+) -> SyntheticParams:
+    """``base`` with regimes ``duration_scale`` as long (two days at least), SPY's regime drifts
+    ``drift_contrast`` as far apart around 8% a year, the clustering and tails given, and a bear
+    market or crisis ending in a risk-on trend with ``rebound`` more of the chance."""
+    durations = tuple(max(2.0, d * duration_scale) for d in base.regime_duration)
+    drifts = tuple(drift_contrast * d + (1.0 - drift_contrast) * 0.08 for d in base.spy_drift)
+    moves = np.asarray(base.regime_next, dtype=float)
+    moves = moves / moves.sum(axis=1, keepdims=True)
+    for falling in (2, 4):  # bear, crisis -> risk_on_trend (index 1)
+        moves[falling] = (1.0 - rebound) * moves[falling] + rebound * np.eye(len(moves))[1]
+    return replace(
+        base,
+        regime_duration=durations,
+        spy_drift=drifts,
+        regime_next=tuple(tuple(float(x) for x in row) for row in moves),
+        **clustering,
+    )
 
 
 def trading_days(start: dt.date, end: dt.date) -> pd.DatetimeIndex:
@@ -127,8 +179,9 @@ class SyntheticSource:
             return np.asarray(values)[regime]
 
         root = np.sqrt(TRADING_DAYS_PER_YEAR)
-        spy_vol = daily(p.spy_vol)
-        spy_shock = spy_vol / root * spy_rng.standard_normal(n)
+        spy_z = self._shocks(spy_rng, n)
+        spy_vol = daily(p.spy_vol) * np.sqrt(self._variance_multiplier(spy_z))
+        spy_shock = spy_vol / root * spy_z
         spy = (daily(p.spy_drift) - 0.5 * spy_vol**2) / TRADING_DAYS_PER_YEAR + spy_shock
         spy = self._range_bound(spy, regime)
         tlt = daily(p.treasury_drift) / TRADING_DAYS_PER_YEAR + 0.14 / root * tlt_rng.standard_normal(n)
@@ -150,6 +203,24 @@ class SyntheticSource:
             "tone": daily(p.tone_mean) + tone_noise,
             "slope": slope,
         }
+
+    def _shocks(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Unit-variance daily shocks: Gaussian, or Student-t with ``tail_dof`` degrees."""
+        dof = self.params.tail_dof
+        if dof == 0.0:
+            return rng.standard_normal(n)
+        return rng.standard_t(dof, n) * np.sqrt((dof - 2.0) / dof)
+
+    def _variance_multiplier(self, z: np.ndarray) -> np.ndarray:
+        """GARCH(1,1) of mean one on the regime's variance, driven by SPY's own shocks ``z``:
+        h_t = 1 - a - b + (a z_{t-1}^2 + b) h_{t-1} (ones when a = b = 0)."""
+        a, b = self.params.garch_alpha, self.params.garch_beta
+        h = np.ones(len(z))
+        if a == 0.0 and b == 0.0:
+            return h
+        for t in range(1, len(z)):
+            h[t] = 1.0 - a - b + (a * z[t - 1] ** 2 + b) * h[t - 1]
+        return h
 
     def _range_bound(self, spy: np.ndarray, regime: np.ndarray) -> np.ndarray:
         """Choppy markets go nowhere: pull SPY back toward its level when the regime began."""
