@@ -102,12 +102,17 @@ def simulated(params: SyntheticParams) -> tuple[pd.DataFrame, np.ndarray]:
     return context, pd.Series(raw.truth_regime).reindex(context["date"]).to_numpy(dtype=np.int64)
 
 
+def spy_only_labels(context: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Hindsight labels read from SPY's columns alone (the others missing, as the sample has
+    them), and SPY's daily returns."""
+    spy_only = context.copy()
+    spy_only[SAMPLE_OTHERS] = np.nan
+    return hindsight_labels(spy_only), context["spy_return_1d"].to_numpy(dtype=float)
+
+
 def excess_curve(context: pd.DataFrame, judged: np.ndarray, lags: list[int]) -> np.ndarray:
     """Sharpe of SPY-only hindsight labels known L days late, less buy-and-hold's, on ``judged``."""
-    spy_only = context.copy()
-    spy_only[SAMPLE_OTHERS] = np.nan  # as the sample has it
-    market = context["spy_return_1d"].to_numpy(dtype=float)
-    labels = hindsight_labels(spy_only)
+    labels, market = spy_only_labels(context)
     hold = performance(market[judged], np.ones(judged.sum()))["sharpe"]
     return np.array([delayed_sharpe(labels, market, judged, lag) - hold for lag in lags])
 
@@ -128,10 +133,7 @@ def sample_excess_interval(
     from arch.bootstrap import StationaryBootstrap
 
     early = ((context["date"] >= first) & (context["date"] <= last)).to_numpy()
-    spy_only = context.copy()
-    spy_only[SAMPLE_OTHERS] = np.nan
-    market = context["spy_return_1d"].to_numpy(dtype=float)
-    labels, days = hindsight_labels(spy_only), np.flatnonzero(early)
+    (labels, market), days = spy_only_labels(context), np.flatnonzero(early)
 
     def sharpe(x: np.ndarray) -> float:
         return float(x.mean() / x.std(ddof=1) * np.sqrt(252))
