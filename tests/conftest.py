@@ -54,6 +54,20 @@ def script_here(capsys, path: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess([str(path), *args], code, captured.out, captured.err)
 
 
+def main_here(capsys, *args: str) -> subprocess.CompletedProcess:
+    """``trader-ml ARGS`` run in this interpreter (usage errors included), for what a command
+    does and says rather than how its process starts."""
+    from trader_ml.cli import main
+
+    capsys.readouterr()
+    try:
+        code = main(list(args))
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(["trader-ml", *args], code, captured.out, captured.err)
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint():
     """moto in server mode, a separate process speaking real HTTP on 127.0.0.1."""
@@ -166,12 +180,34 @@ def synthetic_features():
 
 
 @pytest.fixture(scope="session")
-def trained_store(tmp_path_factory) -> LocalStore:
-    """A store with 18 months of synthetic data and a promoted version (1 epoch: fast, not good)."""
+def trained_store(tmp_path_factory, worker_id) -> LocalStore:
+    """A store with 18 months of synthetic data and a promoted version (1 epoch: fast, not good).
+
+    Built once per run: the first worker to ask builds it under a lock, and every worker copies
+    it, so no test sees another worker's changes (a build takes 12 s; seven modules ask)."""
+    import shutil
+
+    from filelock import FileLock
+
+    # Under xdist each worker's base folder sits in the run's own folder; alone, the base is it.
+    shared = tmp_path_factory.getbasetemp()
+    shared = shared.parent if worker_id != "master" else shared
+    built = shared / "trained-store"
+    with FileLock(str(shared / "trained-store.lock")):
+        if not (built / "complete").exists():
+            shutil.rmtree(built, ignore_errors=True)  # a build another worker did not finish
+            _build_trained_store(built / "store", built / "out")
+            (built / "complete").touch()
+    copy = tmp_path_factory.mktemp("served")
+    shutil.copytree(built / "store", copy, dirs_exist_ok=True)
+    return LocalStore(copy)
+
+
+def _build_trained_store(folder: Path, output_dir: Path) -> None:
     from trader_ml.data.ingest import ingest
     from trader_ml.release.job import TrainOptions, run_training
 
-    store = LocalStore(tmp_path_factory.mktemp("served"))
+    store = LocalStore(folder)
     ingest(
         SyntheticSource(SyntheticParams(seed=11, n_symbols=8)),
         store,
@@ -180,15 +216,7 @@ def trained_store(tmp_path_factory) -> LocalStore:
         today=TODAY,
         log=lambda _: None,
     )
-    run_training(
-        TrainOptions(
-            store=store.url,
-            max_days=600,
-            epochs=1,
-            force=True,
-            progress=False,
-            output_dir=str(tmp_path_factory.mktemp("out")),
-        ),
-        log=lambda _: None,
+    options = TrainOptions(
+        store=store.url, max_days=600, epochs=1, force=True, progress=False, output_dir=str(output_dir)
     )
-    return store
+    run_training(options, log=lambda _: None)

@@ -1,4 +1,5 @@
-"""cli: the commands as a user types them, in a fresh process each."""
+"""cli: the commands as a user types them: the entry point, its exit codes and a command's
+whole output in a fresh process; what each command does and says in the test's interpreter."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from trader_ml.data.partitions import read_table
 from trader_ml.store import S3Store
+
+from .conftest import main_here
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -21,6 +25,12 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         env={**os.environ, **(env or {})},
         timeout=120,
     )
+
+
+@pytest.fixture
+def here(capsys):
+    """A command in this interpreter: what it does and says, without a fresh process's imports."""
+    return lambda *args: main_here(capsys, *args)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -70,7 +80,7 @@ def test_bad_price_file_is_one_line_and_nothing_written(tmp_path):
     assert not store.exists()
 
 
-def test_validate_names_file_column_and_row(tmp_path):
+def test_validate_names_file_column_and_row(tmp_path, here):
     frame = pd.DataFrame({"date": pd.to_datetime(["2024-01-02", "2024-01-03"]), "symbol": ["A", "A"]})
     for col in [
         "return_1d",
@@ -88,19 +98,19 @@ def test_validate_names_file_column_and_row(tmp_path):
     frame.loc[1, "vol_21d"] = np.inf
     path = tmp_path / "features.parquet"
     frame.to_parquet(path)
-    result = run("validate", str(path), "--kind", "features")
+    result = here("validate", str(path), "--kind", "features")
     assert_one_line_error(result, f"{path}, row 1 (date 2024-01-03, symbol A): column vol_21d: infinite value")
     garbage = tmp_path / "garbage.parquet"
     garbage.write_bytes(b"nope")
-    assert_one_line_error(run("validate", str(garbage)), f"{garbage}: unreadable parquet")
+    assert_one_line_error(here("validate", str(garbage)), f"{garbage}: unreadable parquet")
 
 
-def test_bad_flags_are_usage_errors(tmp_path):
-    result = run("ingest", "--start", "2024-13-01", "--store", str(tmp_path))
+def test_bad_flags_are_usage_errors(tmp_path, here):
+    result = here("ingest", "--start", "2024-13-01", "--store", str(tmp_path))
     assert result.returncode == 2 and "invalid date '2024-13-01'" in result.stderr
-    result = run("ingest", "--source", "nasdaq", "--store", str(tmp_path))
+    result = here("ingest", "--source", "nasdaq", "--store", str(tmp_path))
     assert_one_line_error(result, "unknown source 'nasdaq'")
-    result = run("ingest", "--source", "yahoo", "--store", str(tmp_path))
+    result = here("ingest", "--source", "yahoo", "--store", str(tmp_path))
     assert_one_line_error(result, "needs --symbols")
 
 
@@ -127,22 +137,22 @@ def test_ingest_into_s3_through_the_environment(bucket, aws_env):
     assert len(read_table(store, "context")) == 23
 
 
-def test_prefixes_of_flags_are_typos(tmp_path):
-    result = run("validate", "--stor", str(tmp_path))
+def test_prefixes_of_flags_are_typos(tmp_path, here):
+    result = here("validate", "--stor", str(tmp_path))
     assert result.returncode == 2 and "unrecognized arguments: --stor" in result.stderr
-    result = run("train", "--max-day", "10", "--store", str(tmp_path))
+    result = here("train", "--max-day", "10", "--store", str(tmp_path))
     assert result.returncode == 2 and "unrecognized arguments: --max-day" in result.stderr
 
 
-def test_validate_refuses_a_missing_or_empty_store(tmp_path):
-    assert_one_line_error(run("validate", "--store", str(tmp_path / "no" / "such")), "no store at", "does not exist")
+def test_validate_refuses_a_missing_or_empty_store(tmp_path, here):
+    assert_one_line_error(here("validate", "--store", str(tmp_path / "no" / "such")), "no store at", "does not exist")
     (tmp_path / "empty").mkdir()
-    assert_one_line_error(run("validate", "--store", str(tmp_path / "empty")), "holds no context partitions", "ingest")
+    assert_one_line_error(here("validate", "--store", str(tmp_path / "empty")), "holds no context partitions", "ingest")
 
 
-def test_export_then_train_from_the_file_or_the_partition_folder(tmp_path):
+def test_export_then_train_from_the_file_or_the_partition_folder(tmp_path, here):
     store = tmp_path / "store"
-    ingest = run(
+    ingest = here(
         "ingest",
         "--source",
         "synthetic",
@@ -157,18 +167,18 @@ def test_export_then_train_from_the_file_or_the_partition_folder(tmp_path):
     )
     assert ingest.returncode == 0, ingest.stderr
     out = tmp_path / "features.parquet"
-    result = run("export", "--store", str(store), "--table", "features", "--out", str(out), "--start", "2003-06-01")
+    result = here("export", "--store", str(store), "--table", "features", "--out", str(out), "--start", "2003-06-01")
     assert result.returncode == 0, result.stderr
     exported = pd.read_parquet(out)
     assert exported["date"].min() >= pd.Timestamp("2003-06-01") and exported["symbol"].nunique() == 6
     assert_one_line_error(
-        run("export", "--store", str(store), "--table", "features", "--out", str(out)), "exists already"
+        here("export", "--store", str(store), "--table", "features", "--out", str(out)), "exists already"
     )
-    detected = run("validate", str(out))  # no --kind: the symbol column says features
+    detected = here("validate", str(out))  # no --kind: the symbol column says features
     assert detected.returncode == 0 and "ok," in detected.stdout and "features rows" in detected.stdout
-    folder = run("validate", str(store / "data" / "context"), "--kind", "context")
+    folder = here("validate", str(store / "data" / "context"), "--kind", "context")
     assert folder.returncode == 0 and "context rows" in folder.stdout, folder.stderr
-    trained = run(
+    trained = here(
         "train-regime",
         "--data",
         str(store / "data" / "context"),

@@ -40,9 +40,11 @@ def synthetic_store(tmp_path_factory):
     return store
 
 
-def test_train_regime_script_writes_onnx_and_metrics(synthetic_store, tmp_path):
+def test_train_regime_script_writes_onnx_and_metrics(synthetic_store, tmp_path, capsys):
+    """In this interpreter (the health script below runs in a fresh process, as a user runs it)."""
     out = tmp_path / "models" / "regime.pkl"
-    result = script("train_regime.py", "--store", synthetic_store.url, "--output", str(out), "--epochs", "2", "--quiet")
+    args = ["--store", synthetic_store.url, "--output", str(out), "--epochs", "2", "--quiet"]
+    result = script_here(capsys, ROOT / "training" / "train_regime.py", *args)
     assert result.returncode == 0, result.stderr
     assert "writing" in result.stdout and "model_vs_truth" in result.stdout
     onnx_path = out.with_suffix(".onnx")

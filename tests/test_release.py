@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import uuid
@@ -18,10 +19,10 @@ from trader_ml import registry
 from trader_ml.data.ingest import ingest
 from trader_ml.data.sources.synthetic import SyntheticParams, SyntheticSource
 from trader_ml.schema import LATEST_KEY
-from trader_ml.store import S3Store
+from trader_ml.store import LocalStore, S3Store
 from trader_ml.training.gate import GateDecision
 
-from .conftest import FAKE_AWS, TODAY, script_here, store_snapshot
+from .conftest import FAKE_AWS, TODAY, main_here, script_here, store_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = SyntheticSource(SyntheticParams(seed=9, n_symbols=6))
@@ -32,20 +33,51 @@ def fill(store, start: dt.date = dt.date(2007, 1, 1)) -> None:
 
 
 @pytest.fixture(scope="module")
-def market_bucket(moto_endpoint):
-    """One bucket of market data for this module's train.py runs: filling it is most of their cost
-    (moto answers a few hundred writes a second), so it holds one year, not the 18 months the
-    local tests use. The seed run comes first (it checks a first version); --skip-upload writes
-    nothing to it."""
+def market_bucket(moto_endpoint, tmp_path_factory):
+    """One bucket of market data for this module's train.py runs, as a live source's ingest
+    leaves it: a year (not the 18 months the local tests use) ingested locally and copied in one
+    parallel batch without the simulator's truth tables, since moto answers only a few hundred
+    writes a second (ingest to S3 itself is tested in test_ingest). The seed run comes first (it
+    checks a first version); --skip-upload writes nothing to it."""
     import boto3
 
     name = f"market-{uuid.uuid4().hex[:12]}"
+    local = LocalStore(tmp_path_factory.mktemp("market"))
+    fill(local, start=dt.date(2007, 7, 1))
     with pytest.MonkeyPatch.context() as patch:
         for key, value in FAKE_AWS.items():
             patch.setenv(key, value)
         boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
-        fill(S3Store(f"s3://{name}", region="us-east-1", endpoint_url=moto_endpoint), start=dt.date(2007, 7, 1))
+        bucket = S3Store(f"s3://{name}", region="us-east-1", endpoint_url=moto_endpoint)
+        bucket.write_many((key, local.read(key)) for key in local.list("data/"))
     return name
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory) -> LocalStore:
+    """18 months of SOURCE's market, ingested once for the module's local runs."""
+    store = LocalStore(tmp_path_factory.mktemp("filled"))
+    fill(store)
+    return store
+
+
+@pytest.fixture
+def filled_store(filled, tmp_path) -> LocalStore:
+    """A copy of ``filled`` of the test's own."""
+    shutil.copytree(filled.root, tmp_path / "filled")
+    return LocalStore(tmp_path / "filled")
+
+
+@pytest.fixture(scope="module")
+def trained_once(filled):
+    """The candidate the gate tests' runs judge, trained once with their options on the same
+    data: they check what the job does with a candidate (the networks' training is checked by
+    the seed run above and by test_regime and test_health)."""
+    from trader_ml.release import job
+
+    options = job.TrainOptions(store=filled.url, max_days=600, epochs=1, progress=False)
+    context, features = job.load_data(filled, options)
+    return job.train_candidate(options, filled, context, features, lambda _: None)
 
 
 def train_py(*args: str, endpoint: str) -> subprocess.CompletedProcess:
@@ -146,38 +178,38 @@ def test_skip_upload_writes_only_the_output_dir(market_bucket, aws_env, tmp_path
     assert len(list((tmp_path / "out").glob("*.onnx"))) == 2
 
 
-def test_gate_holds_back_unless_forced(local_store, tmp_path, monkeypatch):
+def test_gate_holds_back_unless_forced(filled_store, trained_once, tmp_path, monkeypatch):
     from trader_ml.release import job, judge
     from trader_ml.training.gate import Comparison
 
-    fill(local_store)
+    monkeypatch.setattr(job, "train_candidate", lambda *args: trained_once)
     refuse = Comparison("m", 0.4, 0.5, -0.1, -0.2, 0.0)
     # Both gates refuse, whatever the models learned.
     for gate in ("decide", "decide_health"):
         monkeypatch.setattr(judge, gate, lambda *a, **k: GateDecision(False, "worse", refuse, None, 10))
     options = job.TrainOptions(
-        store=local_store.url, max_days=600, epochs=1, output_dir=str(tmp_path / "o"), progress=False
+        store=filled_store.url, max_days=600, epochs=1, output_dir=str(tmp_path / "o"), progress=False
     )
     lines: list[str] = []
     held = job.run_training(options, log=lines.append)
-    assert held.promoted == () and registry.read_latest(local_store) == (None, None)
+    assert held.promoted == () and registry.read_latest(filled_store) == (None, None)
     assert any("stored but not promoted" in line for line in lines)
-    assert registry.read_manifest(local_store, held.version)["gate"]["gate_passed"] == {
+    assert registry.read_manifest(filled_store, held.version)["gate"]["gate_passed"] == {
         "regime": False,
         "health": False,
     }
     forced = job.run_training(job.TrainOptions(**{**options.__dict__, "force": True}), log=lines.append)
     assert forced.promoted == ("regime", "health") and forced.version != held.version
-    assert registry.read_latest(local_store)[0]["version"] == forced.version
-    assert registry.versions(local_store) == [held.version, forced.version]
-    gate = registry.read_manifest(local_store, forced.version)["gate"]
+    assert registry.read_latest(filled_store)[0]["version"] == forced.version
+    assert registry.versions(filled_store) == [held.version, forced.version]
+    gate = registry.read_manifest(filled_store, forced.version)["gate"]
     assert gate["forced"] and gate["gate_passed"] == {"regime": False, "health": False} and "promoted" not in gate
 
 
-def test_a_model_that_passes_is_promoted_without_the_one_that_fails(local_store, tmp_path, monkeypatch):
+def test_a_model_that_passes_is_promoted_without_the_one_that_fails(filled_store, trained_once, tmp_path, monkeypatch):
     from trader_ml.release import job, judge
 
-    fill(local_store)
+    monkeypatch.setattr(job, "train_candidate", lambda *args: trained_once)
     real_decide, real_decide_health = judge.decide, judge.decide_health
 
     def fails(*args, **kwargs):
@@ -191,33 +223,28 @@ def test_a_model_that_passes_is_promoted_without_the_one_that_fails(local_store,
     monkeypatch.setattr(judge, "decide", fails)  # the regime gate
     monkeypatch.setattr(judge, "decide_health", passes)
     options = job.TrainOptions(
-        store=local_store.url, max_days=600, epochs=1, output_dir=str(tmp_path / "o"), progress=False
+        store=filled_store.url, max_days=600, epochs=1, output_dir=str(tmp_path / "o"), progress=False
     )
     lines: list[str] = []
     outcome = job.run_training(options, log=lines.append)
-    pointer = registry.read_latest(local_store)[0]
+    pointer = registry.read_latest(filled_store)[0]
     assert outcome.promoted == ("health",)
     assert pointer["regime_model"] is None and pointer["regime_metrics"]["model_type"] == "baseline"
     assert registry.model_version(pointer, "health") == outcome.version
     assert any(f"now makes current: regime rule baseline, health {outcome.version}" in line for line in lines)
-    assert registry.read_manifest(local_store, outcome.version)["gate"]["gate_passed"] == {
+    assert registry.read_manifest(filled_store, outcome.version)["gate"]["gate_passed"] == {
         "regime": False,
         "health": True,
     }
 
 
-def test_models_commands(local_store, tmp_path, monkeypatch):
+def test_models_commands(local_store, tmp_path, capsys):
     from tests.test_registry import store_version
 
     v1, v2 = store_version(local_store, b"1"), store_version(local_store, b"2")
 
     def models(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "trader_ml", "models", *args, "--store", local_store.url],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return main_here(capsys, "models", *args, "--store", local_store.url)
 
     assert f"promoted {v1} (regime and health); previous: None" in models("promote", v1).stdout
     promoted = models("promote", v2, "--model", "health").stdout
@@ -257,18 +284,17 @@ def test_a_second_run_never_overwrites_local_outputs_and_names_say_the_version(t
     assert again[0].read_bytes() == b"regime 2"
 
 
-def test_both_models_read_all_history_unless_limited(local_store):
+def test_both_models_read_all_history_unless_limited(filled):
     """The regime model reads every stored context day by default and --max-days limits the
     features only; --regime-max-days limits the context the same way."""
     from trader_ml.cli import build_parser
     from trader_ml.release import job
 
-    fill(local_store)
-    every = job.load_data(local_store, job.TrainOptions(store=local_store.url))
-    context, features = job.load_data(local_store, job.TrainOptions(store=local_store.url, max_days=90))
+    every = job.load_data(filled, job.TrainOptions(store=filled.url))
+    context, features = job.load_data(filled, job.TrainOptions(store=filled.url, max_days=90))
     assert len(context) == len(every[0]) and len(every[1]) > len(features)
     assert features["date"].min() > context["date"].min() + dt.timedelta(days=300)
-    limited, _ = job.load_data(local_store, job.TrainOptions(store=local_store.url, max_days=90, regime_max_days=90))
+    limited, _ = job.load_data(filled, job.TrainOptions(store=filled.url, max_days=90, regime_max_days=90))
     assert limited["date"].min() == features["date"].min()
     args = build_parser().parse_args(["train", "--regime-max-days", "90"])
     assert (args.max_days, args.regime_max_days) == (None, 90)
@@ -278,8 +304,6 @@ def test_a_corrupt_champion_and_a_racer_for_the_name_are_both_told_truly(trained
     """The champion's regime artifact is damaged: the gate judges against the baseline (which is
     what serves) and every message says so, never "no champion yet". Meanwhile another run takes
     the planned version's name: the local copies carry the version the store published."""
-    import shutil
-
     from trader_ml.release import job
     from trader_ml.store import LocalStore
 
@@ -328,8 +352,6 @@ def test_the_gate_says_why_it_had_no_champion():
 def test_retraining_on_the_same_data_and_settings_publishes_nothing_unless_forced(trained_store, tmp_path):
     """The conftest store was trained with these options: the same rows and settings again would
     only make an identical version."""
-    import shutil
-
     from trader_ml.release import job
     from trader_ml.store import LocalStore
 
@@ -352,8 +374,6 @@ def test_retraining_on_the_same_data_and_settings_publishes_nothing_unless_force
 
 
 def test_ctrl_c_says_what_was_published(trained_store, tmp_path, monkeypatch):
-    import shutil
-
     from trader_ml.release import job
     from trader_ml.store import LocalStore
 
