@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import runpy
+import shutil
 import socket
 import subprocess
 import sys
@@ -52,6 +53,12 @@ def script_here(capsys, path: Path, *args: str) -> subprocess.CompletedProcess:
         sys.argv = argv
     captured = capsys.readouterr()
     return subprocess.CompletedProcess([str(path), *args], code, captured.out, captured.err)
+
+
+def copy_of(store: LocalStore, folder: Path) -> LocalStore:
+    """A private copy of a local store, for a test that changes it."""
+    shutil.copytree(store.root, folder)
+    return LocalStore(folder)
 
 
 def main_here(capsys, *args: str) -> subprocess.CompletedProcess:
@@ -185,8 +192,6 @@ def trained_store(tmp_path_factory, worker_id) -> LocalStore:
 
     Built once per run: the first worker to ask builds it under a lock, and every worker copies
     it, so no test sees another worker's changes (a build takes 12 s; seven modules ask)."""
-    import shutil
-
     from filelock import FileLock
 
     # Under xdist each worker's base folder sits in the run's own folder; alone, the base is it.

@@ -14,7 +14,7 @@ import pytest
 from trader_ml import registry
 from trader_ml.cli import build_parser, main
 
-from .conftest import script_here
+from .conftest import copy_of, script_here
 from .test_cli import assert_one_line_error, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,10 +132,8 @@ def test_no_such_bucket_says_how_to_create_it(aws_env, tmp_path):
 def test_models_add_registers_a_single_model_file_and_serves_it(trained_store, tmp_path, capsys):
     from trader_ml.serving.daily import load_day
     from trader_ml.serving.predictor import Predictor
-    from trader_ml.store import LocalStore
 
-    shutil.copytree(trained_store.root, tmp_path / "s")
-    store = LocalStore(tmp_path / "s")
+    store = copy_of(trained_store, tmp_path / "s")
     before = registry.read_latest(store)[0]
     file = tmp_path / "health_model.onnx"
     file.write_bytes(store.read(before["health_model"]))  # what train-health writes: an ONNX file

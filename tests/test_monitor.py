@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ from trader_ml.serving.predictor import Predictor
 from trader_ml.store import LocalStore
 from trader_ml.training.labels import health_targets
 
-from .conftest import TODAY
+from .conftest import TODAY, copy_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVED = 120
@@ -152,8 +151,7 @@ def test_json_output_is_the_documented_record(served, capsys):
 
 def scaled(store: LocalStore, tmp_path, days: int, factor: float) -> LocalStore:
     """A copy of ``store`` whose last ``days`` days have their volatility columns times ``factor``."""
-    shutil.copytree(store.root, tmp_path / "moved")
-    moved = LocalStore(tmp_path / "moved")
+    moved = copy_of(store, tmp_path / "moved")
     context, features = read_table(moved, "context"), read_table(moved, "features")
     since = sorted(context["date"].unique())[-days]
     late_c, late_f = context[context["date"] >= since].copy(), features[features["date"] >= since].copy()
@@ -188,8 +186,7 @@ def test_the_next_versions_report_and_manifest_show_the_live_record(served, tmp_
     from trader_ml.release.job import TrainOptions, run_training
 
     store, _, _ = served
-    shutil.copytree(store.root, tmp_path / "next")
-    nxt = LocalStore(tmp_path / "next")
+    nxt = copy_of(store, tmp_path / "next")
     outcome = run_training(
         TrainOptions(
             store=nxt.url, epochs=1, force=True, seed=9, progress=False, today=TODAY, output_dir=str(tmp_path / "o")

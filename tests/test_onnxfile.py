@@ -4,7 +4,6 @@ whose outputs are not what serving reads is refused at load or fails only its ow
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import onnx
@@ -21,6 +20,8 @@ from trader_ml.serving.handler import daily_answer
 from trader_ml.serving.onnxfile import MalformedModel, UnsafeModel, check_self_contained
 from trader_ml.serving.predictor import Predictor
 from trader_ml.store import LocalStore
+
+from .conftest import copy_of
 
 SECRET = b"aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY!!"  # 64 bytes: 16 float32s
 
@@ -43,8 +44,7 @@ def crafted_health(data: bytes) -> bytes:
 
 @pytest.fixture
 def store(trained_store, tmp_path) -> LocalStore:
-    shutil.copytree(trained_store.root, tmp_path / "copy")
-    return LocalStore(tmp_path / "copy")
+    return copy_of(trained_store, tmp_path / "copy")
 
 
 def test_an_artifact_reading_a_file_beside_it_is_refused_before_a_session(store, tmp_path, monkeypatch):

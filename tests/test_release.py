@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import uuid
@@ -22,7 +21,7 @@ from trader_ml.schema import LATEST_KEY
 from trader_ml.store import LocalStore, S3Store
 from trader_ml.training.gate import GateDecision
 
-from .conftest import FAKE_AWS, TODAY, main_here, script_here, store_snapshot
+from .conftest import FAKE_AWS, TODAY, copy_of, main_here, script_here, store_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = SyntheticSource(SyntheticParams(seed=9, n_symbols=6))
@@ -64,8 +63,7 @@ def filled(tmp_path_factory) -> LocalStore:
 @pytest.fixture
 def filled_store(filled, tmp_path) -> LocalStore:
     """A copy of ``filled`` of the test's own."""
-    shutil.copytree(filled.root, tmp_path / "filled")
-    return LocalStore(tmp_path / "filled")
+    return copy_of(filled, tmp_path / "filled")
 
 
 @pytest.fixture(scope="module")
@@ -305,10 +303,8 @@ def test_a_corrupt_champion_and_a_racer_for_the_name_are_both_told_truly(trained
     what serves) and every message says so, never "no champion yet". Meanwhile another run takes
     the planned version's name: the local copies carry the version the store published."""
     from trader_ml.release import job
-    from trader_ml.store import LocalStore
 
-    shutil.copytree(trained_store.root, tmp_path / "store")
-    store = LocalStore(tmp_path / "store")
+    store = copy_of(trained_store, tmp_path / "store")
     champion = registry.read_latest(store)[0]
     store.write(champion["regime_model"], store.read(champion["regime_model"]) + b"\0")
     planned = next(registry.candidate_versions(store, TODAY))
@@ -353,10 +349,8 @@ def test_retraining_on_the_same_data_and_settings_publishes_nothing_unless_force
     """The conftest store was trained with these options: the same rows and settings again would
     only make an identical version."""
     from trader_ml.release import job
-    from trader_ml.store import LocalStore
 
-    shutil.copytree(trained_store.root, tmp_path / "store")
-    store = LocalStore(tmp_path / "store")
+    store = copy_of(trained_store, tmp_path / "store")
     before = store_snapshot(store)
     version = registry.read_latest(store)[0]["version"]
     options = job.TrainOptions(store=store.url, max_days=600, epochs=1, progress=False, output_dir=str(tmp_path / "o"))
@@ -375,10 +369,8 @@ def test_retraining_on_the_same_data_and_settings_publishes_nothing_unless_force
 
 def test_ctrl_c_says_what_was_published(trained_store, tmp_path, monkeypatch):
     from trader_ml.release import job
-    from trader_ml.store import LocalStore
 
-    shutil.copytree(trained_store.root, tmp_path / "store")
-    store = LocalStore(tmp_path / "store")
+    store = copy_of(trained_store, tmp_path / "store")
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
@@ -16,6 +15,8 @@ from trader_ml.serving import handler
 from trader_ml.serving.daily import load_day
 from trader_ml.serving.predictor import Predictor
 from trader_ml.store import LocalStore
+
+from .conftest import copy_of
 
 DEEP = b"[" * 200_000 + b"]" * 200_000  # under a megabyte; RecursionError in json.loads
 
@@ -38,8 +39,7 @@ def test_depth_counts_brackets_outside_strings():
 
 @pytest.fixture
 def store(trained_store, tmp_path) -> LocalStore:
-    shutil.copytree(trained_store.root, tmp_path / "copy")
-    return LocalStore(tmp_path / "copy")
+    return copy_of(trained_store, tmp_path / "copy")
 
 
 def test_a_deeply_nested_latest_json_is_a_reason_everywhere(store, capsys, monkeypatch):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -20,7 +19,7 @@ from trader_ml.serving.handler import daily_answer, handle
 from trader_ml.serving.predictor import BASELINE_VERSION, InputError, Predictor
 from trader_ml.store import LocalStore, S3Store
 
-from .conftest import FAKE_AWS, store_snapshot
+from .conftest import FAKE_AWS, copy_of, store_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_REGIME = {"regime_label", "regime_probs", "regime_embedding"}
@@ -30,8 +29,7 @@ SEED_HEALTH = {"health_score", "vol_bucket", "behavior", "latent"}
 @pytest.fixture
 def store(trained_store, tmp_path) -> LocalStore:
     """A private copy, for tests that damage it."""
-    shutil.copytree(trained_store.root, tmp_path / "copy")
-    return LocalStore(tmp_path / "copy")
+    return copy_of(trained_store, tmp_path / "copy")
 
 
 @pytest.fixture(scope="module")

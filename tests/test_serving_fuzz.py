@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 
 import onnx
 import pytest
@@ -21,6 +20,8 @@ from trader_ml.serving import handler
 from trader_ml.serving.daily import load_day
 from trader_ml.serving.predictor import Predictor
 from trader_ml.store import LocalStore
+
+from .conftest import copy_of
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -93,8 +94,7 @@ def day_event(trained_store) -> dict:
 
 @pytest.fixture
 def store(trained_store, tmp_path) -> LocalStore:
-    shutil.copytree(trained_store.root, tmp_path / "copy")
-    return LocalStore(tmp_path / "copy")
+    return copy_of(trained_store, tmp_path / "copy")
 
 
 @FUZZ
