@@ -40,6 +40,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def exit_code(exit_: SystemExit) -> int:
+    """The status a process ending with ``exit_`` would have."""
+    return exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+
+
 def script_here(capsys, path: Path, *args: str) -> subprocess.CompletedProcess:
     """A script run in this interpreter, for what its flags do rather than how it starts: the
     imports a fresh process pays (torch among them) are paid once per worker."""
@@ -48,7 +53,7 @@ def script_here(capsys, path: Path, *args: str) -> subprocess.CompletedProcess:
         runpy.run_path(sys.argv[0], run_name="__main__")
         code = 0
     except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+        code = exit_code(exit_)
     finally:
         sys.argv = argv
     captured = capsys.readouterr()
@@ -70,7 +75,7 @@ def main_here(capsys, *args: str) -> subprocess.CompletedProcess:
     try:
         code = main(list(args))
     except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+        code = exit_code(exit_)
     captured = capsys.readouterr()
     return subprocess.CompletedProcess(["trader-ml", *args], code, captured.out, captured.err)
 
@@ -203,9 +208,7 @@ def trained_store(tmp_path_factory, worker_id) -> LocalStore:
             shutil.rmtree(built, ignore_errors=True)  # a build another worker did not finish
             _build_trained_store(built / "store", built / "out")
             (built / "complete").touch()
-    copy = tmp_path_factory.mktemp("served")
-    shutil.copytree(built / "store", copy, dirs_exist_ok=True)
-    return LocalStore(copy)
+    return copy_of(LocalStore(built / "store"), tmp_path_factory.mktemp("served") / "store")
 
 
 def _build_trained_store(folder: Path, output_dir: Path) -> None:
