@@ -17,6 +17,7 @@ from trader_ml.schema import LATEST_KEY
 from trader_ml.serving.artifacts import ArtifactError, HealthModel, RegimeModel
 from trader_ml.serving.daily import load_day
 from trader_ml.serving.handler import daily_answer
+from trader_ml.serving import onnxfile
 from trader_ml.serving.onnxfile import MalformedModel, UnsafeModel, check_self_contained
 from trader_ml.serving.predictor import Predictor
 from trader_ml.store import LocalStore
@@ -47,6 +48,30 @@ def store(trained_store, tmp_path) -> LocalStore:
     return copy_of(trained_store, tmp_path / "copy")
 
 
+def with_function_default(data: bytes) -> bytes:
+    """The trained health artifact plus an unused local function whose attribute default is a
+    tensor read from ``secret.txt``: nothing in the graph calls it, so only a walk that reads
+    functions' ``attribute_proto`` finds it."""
+    model = onnx.load_from_string(data)
+    default = helper.make_tensor("default", TensorProto.FLOAT, [16], np.zeros(16).tolist())
+    external(default, "secret.txt", len(SECRET))
+    attribute = helper.make_attribute("value", default)
+    node = helper.make_node("Constant", [], ["y"], value_float=0.0)
+    function = helper.make_function(
+        "local.trader", "unused", [], ["y"], [node], [helper.make_opsetid("", 17)], attribute_protos=[attribute]
+    )
+    model.functions.append(function)
+    return model.SerializeToString()
+
+
+def serve_in_place(store: LocalStore, data: bytes) -> dict:
+    """The store's health artifact replaced by ``data`` (its sha256 updated), answered and written."""
+    pointer, _ = registry.read_latest(store)
+    store.write(pointer["health_model"], data)
+    store.write(LATEST_KEY, json.dumps({**pointer, "health_sha256": registry.sha256(data)}).encode())
+    return daily_answer(Predictor(store), write=True)
+
+
 def test_an_artifact_reading_a_file_beside_it_is_refused_before_a_session(store, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "secret.txt").write_bytes(SECRET)
@@ -60,15 +85,88 @@ def test_an_artifact_reading_a_file_beside_it_is_refused_before_a_session(store,
     with pytest.raises(ArtifactError, match="refused: a tensor keeps its values in an external file"):
         HealthModel.from_bytes(data)
 
-    store.write(pointer["health_model"], data)
-    store.write(LATEST_KEY, json.dumps({**pointer, "health_sha256": registry.sha256(data)}).encode())
-    answer = daily_answer(Predictor(store), write=True)
+    answer = serve_in_place(store, data)
     assert answer["regime"]["model_source"] == "trained"  # the other model is not taken down with it
     for health in answer["health"].values():
         assert health["model_source"] == "baseline" and "external file" in health["fallback_reason"]
     written = json.loads(store.read(answer["written"][0]))
     for health in written["health"].values():  # no served latent spells the file's bytes
         assert SECRET[:8] not in np.asarray(health["latent"], dtype=np.float32).tobytes()
+
+
+def test_a_local_functions_attribute_default_in_an_external_file_is_refused(store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "secret.txt").write_bytes(SECRET)
+    pointer, _ = registry.read_latest(store)
+    data = with_function_default(store.read(pointer["health_model"]))
+    with pytest.raises(UnsafeModel, match="external file"):
+        check_self_contained(data)
+    answer = serve_in_place(store, data)
+    assert answer["regime"]["model_source"] == "trained"
+    for health in answer["health"].values():
+        assert health["model_source"] == "baseline" and "external file" in health["fallback_reason"]
+
+
+def test_without_the_walk_onnxruntime_still_reads_no_file_beside_the_model(store, tmp_path, monkeypatch):
+    """The second lock: with the protobuf walk switched off, the session's external-data folder
+    (a path under os.devnull) makes the crafted artifact fail to load instead of leaking."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "secret.txt").write_bytes(SECRET)
+    monkeypatch.setattr("trader_ml.serving.artifacts.check_self_contained", lambda data: None)
+    pointer, _ = registry.read_latest(store)
+    data = crafted_health(store.read(pointer["health_model"]))
+    with pytest.raises(ArtifactError, match="not a loadable ONNX model"):
+        HealthModel.from_bytes(data)
+
+
+def _tensor_holders() -> dict[str, dict[int, str]]:
+    """From onnx's protobuf descriptors: every message reachable from ModelProto that can hold a
+    TensorProto at any depth, and its fields of such messages (number -> message name)."""
+    from google.protobuf.descriptor import FieldDescriptor
+    from onnx import onnx_ml_pb2
+
+    reachable: dict[str, object] = {}
+    pending = [onnx_ml_pb2.ModelProto.DESCRIPTOR]
+    while pending:
+        message = pending.pop()
+        if message.full_name not in reachable:
+            reachable[message.full_name] = message
+            pending += [f.message_type for f in message.fields if f.type == FieldDescriptor.TYPE_MESSAGE]
+    holders = {"onnx.TensorProto"}
+    while True:
+        more = {
+            name
+            for name, message in reachable.items()
+            if any(f.type == FieldDescriptor.TYPE_MESSAGE and f.message_type.full_name in holders for f in message.fields)
+        }
+        if more <= holders:
+            break
+        holders |= more
+    return {
+        name: {
+            f.number: f.message_type.full_name
+            for f in reachable[name].fields
+            if f.type == FieldDescriptor.TYPE_MESSAGE and f.message_type.full_name in holders
+        }
+        for name in holders
+    }
+
+
+def test_the_walk_covers_every_field_that_can_hold_a_tensor():
+    kinds = {
+        "onnx.ModelProto": onnxfile.MODEL,
+        "onnx.GraphProto": onnxfile.GRAPH,
+        "onnx.NodeProto": onnxfile.NODE,
+        "onnx.AttributeProto": onnxfile.ATTRIBUTE,
+        "onnx.TensorProto": onnxfile.TENSOR,
+        "onnx.SparseTensorProto": onnxfile.SPARSE,
+        "onnx.FunctionProto": onnxfile.FUNCTION,
+        "onnx.TrainingInfoProto": onnxfile.TRAINING,
+    }
+    holders = _tensor_holders()
+    assert set(holders) == set(kinds), "a message type that can hold a tensor has no entry in the walk"
+    expected = {kinds[name]: {number: kinds[child] for number, child in fields.items()} for name, fields in holders.items()}
+    assert expected == onnxfile.CHILDREN
 
 
 def constant_model(tensor: TensorProto, in_subgraph: bool) -> bytes:

@@ -35,7 +35,7 @@ from trader_ml.schema import (
     health_output,
     regime_output,
 )
-from trader_ml.serving.onnxfile import MalformedModel, UnsafeModel, check_self_contained
+from trader_ml.serving.onnxfile import SESSION_CONFIG, MalformedModel, UnsafeModel, check_self_contained
 
 log = logging.getLogger("trader_ml.serving")
 MAX_LOOKBACK = 5000  # trading days: twenty years is already more than any window needs
@@ -80,6 +80,8 @@ class OnnxArtifact:
         try:
             options = ort.SessionOptions()
             options.log_severity_level = 3
+            for key, value in SESSION_CONFIG.items():
+                options.add_session_config_entry(key, value)
             # onnxruntime prints an "EP Error" banner with print() when a session fails: on stdout
             # it would break the JSON that predict prints there.
             with contextlib.redirect_stdout(sys.stderr):

@@ -9,10 +9,18 @@ file, so an artifact with any tensor stored elsewhere is refused before a sessio
 The protobuf wire format is walked by hand (standard library only: the Lambda bundle has no
 ``onnx`` package), descending into every message that can hold a tensor: the graph's
 initializers and sparse initializers, node attributes (``Constant`` values and subgraphs of
-``If``/``Loop``/``Scan``), functions and training graphs.
+``If``/``Loop``/``Scan``), functions (their nodes and their attributes' defaults) and training
+graphs. ``CHILDREN`` lists every field of onnx.proto3 that can hold a tensor, however deep: its
+test derives the same table from onnx's own protobuf descriptors, so a field left out fails there.
+
+A second lock stands behind the walk: ``SESSION_CONFIG`` points onnxruntime's folder for
+external data at a path under ``os.devnull``, which cannot be a folder, so a tensor the walk
+missed would fail to load instead of reading a file.
 """
 
 from __future__ import annotations
+
+import os
 
 from trader_ml.errors import TraderMLError
 
@@ -24,12 +32,16 @@ CHILDREN: dict[int, dict[int, int]] = {
     NODE: {5: ATTRIBUTE},
     ATTRIBUTE: {5: TENSOR, 6: GRAPH, 10: TENSOR, 11: GRAPH, 22: SPARSE, 23: SPARSE},
     SPARSE: {1: TENSOR, 2: TENSOR},
-    FUNCTION: {7: NODE},
+    FUNCTION: {7: NODE, 11: ATTRIBUTE},  # nodes, and attribute defaults (attribute_proto)
     TRAINING: {1: GRAPH, 2: GRAPH},
     TENSOR: {},
 }
 TENSOR_EXTERNAL_DATA, TENSOR_DATA_LOCATION = 13, 14
 MAX_NESTING = 64  # subgraphs inside subgraphs: real models nest a few levels
+
+
+# onnxruntime resolves external data against this folder instead of the working one.
+SESSION_CONFIG = {"session.model_external_initializers_file_folder_path": os.devnull}
 
 
 class UnsafeModel(TraderMLError):
