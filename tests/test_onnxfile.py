@@ -14,10 +14,10 @@ from onnx import TensorProto, helper
 from trader_ml import registry
 from trader_ml.health_inputs import MODEL_INPUTS
 from trader_ml.schema import LATEST_KEY
+from trader_ml.serving import onnxfile
 from trader_ml.serving.artifacts import ArtifactError, HealthModel, RegimeModel
 from trader_ml.serving.daily import load_day
 from trader_ml.serving.handler import daily_answer
-from trader_ml.serving import onnxfile
 from trader_ml.serving.onnxfile import MalformedModel, UnsafeModel, check_self_contained
 from trader_ml.serving.predictor import Predictor
 from trader_ml.store import LocalStore
@@ -137,7 +137,9 @@ def _tensor_holders() -> dict[str, dict[int, str]]:
         more = {
             name
             for name, message in reachable.items()
-            if any(f.type == FieldDescriptor.TYPE_MESSAGE and f.message_type.full_name in holders for f in message.fields)
+            if any(
+                f.type == FieldDescriptor.TYPE_MESSAGE and f.message_type.full_name in holders for f in message.fields
+            )
         }
         if more <= holders:
             break
@@ -165,7 +167,9 @@ def test_the_walk_covers_every_field_that_can_hold_a_tensor():
     }
     holders = _tensor_holders()
     assert set(holders) == set(kinds), "a message type that can hold a tensor has no entry in the walk"
-    expected = {kinds[name]: {number: kinds[child] for number, child in fields.items()} for name, fields in holders.items()}
+    expected = {
+        kinds[name]: {number: kinds[child] for number, child in fields.items()} for name, fields in holders.items()
+    }
     assert expected == onnxfile.CHILDREN
 
 
