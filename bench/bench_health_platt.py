@@ -26,8 +26,9 @@ from stores import synthetic_store  # bench/stores.py
 from trader_ml.data.partitions import read_table
 from trader_ml.health_inputs import frame_raw, model_inputs
 from trader_ml.models.health import HealthNet
+from trader_ml.stats import log_loss_rows
 from trader_ml.training.health import HealthTrainConfig, fit_prior, prepare
-from trader_ml.training.health_references import log_loss_rows, logistic
+from trader_ml.training.health_references import logistic
 from trader_ml.training.labels import health_targets
 
 STRENGTHS = (0.0, 250.0, 1000.0, 4000.0, 16000.0, math.inf)

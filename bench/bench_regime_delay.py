@@ -36,11 +36,24 @@ from trader_ml.backtest.allocation import performance
 from trader_ml.data.features import context_rows
 from trader_ml.data.sources.sample import SampleSource
 from trader_ml.data.sources.synthetic import CALIBRATED_GARCH, SyntheticParams, SyntheticSource, market_params, shaped
-from trader_ml.exposure import delayed, delayed_exposure_returns
+from trader_ml.exposure import COST_BP, EXPOSURE_WEIGHTS, strategy_returns
 from trader_ml.schema import REGIMES
 from trader_ml.training.labeller import hindsight_labels
 
-COST_BP = 10.0
+
+def delayed(regimes: np.ndarray, lag: int) -> np.ndarray:
+    """The regime of ``lag`` days before each day (-1 where there is none)."""
+    return np.r_[np.full(lag, -1), regimes[: len(regimes) - lag]]
+
+
+def delayed_exposure_returns(
+    regimes: np.ndarray, market_returns: np.ndarray, days: np.ndarray, lag: int, cost_bp: float = COST_BP
+) -> np.ndarray:
+    """Returns on ``days`` of holding the exposure of the regime ``lag`` days before each one
+    (fully invested where that regime is unknown), ``cost_bp`` per unit changed."""
+    known = delayed(np.asarray(regimes), lag)
+    held = np.where(known >= 0, EXPOSURE_WEIGHTS[np.maximum(known, 0)], 1.0)
+    return strategy_returns(held[days], np.asarray(market_returns, dtype=float)[days], cost_bp)
 
 
 def delayed_sharpe(regimes: np.ndarray, market_returns: np.ndarray, judged: np.ndarray, lag: int) -> float:

@@ -52,7 +52,7 @@ def contract(request, synthetic_context, synthetic_features) -> Contract:
         model = RegimeModelConfig(model_type=model_type, num_layers=default_layers(model_type))
         result = train_regime(context, RegimeTrainConfig(model=model, fit=fit), truth=truth, progress=False)
         data, metadata = regime_artifact(result)
-        module, name, inputs = RegimeExport(result.model).eval(), "context_window", result.test_windows
+        module, name, inputs = RegimeExport(result.model).eval(), "context_window", result.test_inputs
         return Contract(result, data, metadata, module, name, inputs, RegimeModel.from_bytes(data))
     features, truth = synthetic_features
     config = HealthTrainConfig(

@@ -77,10 +77,10 @@ def test_same_seed_same_weights(synthetic_context):
 @pytest.mark.parametrize("model_type", ["gru", "transformer"])
 def test_trains_on_spy_alone(spy_only_context, model_type):
     result = train_regime(spy_only_context, quick_config(model_type), progress=False)
-    probs, _ = predict_regimes(result.model, result.test_windows)
+    probs, _ = predict_regimes(result.model, result.test_inputs)
     assert np.isfinite(probs).all()
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
-    assert np.isnan(result.test_windows[..., 3:]).all()  # the missing columns stay missing
+    assert np.isnan(result.test_inputs[..., 3:]).all()  # the missing columns stay missing
 
 
 def test_reports_model_and_baseline_on_the_same_window(trained):
@@ -97,14 +97,14 @@ def test_export_matches_pytorch(trained, artifact):
     data, metadata = artifact
     assert metadata["parity_max_abs_diff"] <= PARITY_TOLERANCE
     for size in (1, 64):
-        batch = np.ascontiguousarray(trained.test_windows[:size])
+        batch = np.ascontiguousarray(trained.test_inputs[:size])
         assert parity_gap(RegimeExport(trained.model).eval(), data, "context_window", [batch]) <= PARITY_TOLERANCE
     assert metadata["feature_order"] == list(CONTEXT_FEATURES) and metadata["lookback"] == 63
 
 
 def test_output_dict_matches_the_seed(trained, artifact):
     model = RegimeModel.from_bytes(artifact[0])
-    rows = trained.test_windows[-1]
+    rows = trained.test_inputs[-1]
     out = model.predict(rows)
     assert set(out) == {"regime_label", "regime_probs", "regime_embedding"}
     assert out["regime_label"] in REGIMES
@@ -206,7 +206,7 @@ def test_the_temperature_is_chosen_on_validation_and_changes_no_regime(trained, 
     model = trained.model
     chosen = float(model.head.temperature)
     assert any(np.isclose(chosen, t) for t in TEMPERATURES)
-    x = trained.test_windows
+    x = trained.test_inputs
     calibrated, _ = predict_regimes(model, x)
     try:
         model.head.temperature.fill_(1.0)

@@ -1,4 +1,4 @@
-"""registry and gate: versions, latest.json by compare-and-swap, promotion, rollback, the gate."""
+"""registry: versions, latest.json by compare-and-swap, promotion, rollback."""
 
 from __future__ import annotations
 
@@ -10,25 +10,13 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-import numpy as np
 import pytest
-from sklearn.metrics import f1_score
 
 from trader_ml import registry
 from trader_ml.errors import StoreError
 from trader_ml.registry import LostRace, RegistryError
 from trader_ml.schema import LATEST_KEY
 from trader_ml.store import S3Store
-from trader_ml.training.gate import (
-    Comparison,
-    compare,
-    decide,
-    decide_health,
-    log_loss_comparison,
-    mean_block_length,
-    regime_comparison,
-)
-from trader_ml.training.metrics import macro_f1_rows
 
 DAY = dt.date(2026, 1, 30)
 
@@ -237,105 +225,6 @@ def test_failed_upload_leaves_latest_json_as_it_was(s3_store, aws_env):
         proxy.shutdown()
     assert s3_store.read(LATEST_KEY) == before
     assert registry.versions(s3_store) == [v1]  # no manifest: the half-stored version is not listed
-
-
-def test_macro_f1_of_resamples_matches_scikit_learn_row_by_row():
-    rng = np.random.default_rng(0)
-    y, p = rng.integers(0, 4, (6, 300)), rng.integers(0, 5, (6, 300))
-    y[0] = np.where(y[0] == 3, 0, y[0])  # a row where a class never occurs
-    expected = [
-        f1_score(a, b, labels=sorted(set(a)), average="macro", zero_division=0) for a, b in zip(y, p, strict=True)
-    ]
-    assert macro_f1_rows(y, p, 5) == pytest.approx(expected)
-
-
-def test_block_length_follows_the_dependence_of_the_days():
-    rng = np.random.default_rng(2)
-    noise = rng.normal(size=1000)
-    persistent = np.zeros(1000)
-    for t in range(1, 1000):
-        persistent[t] = 0.95 * persistent[t - 1] + noise[t]
-    assert mean_block_length(persistent) > 3 * mean_block_length(noise)
-    assert mean_block_length(np.zeros(300)) == 10.0  # flat: the fallback
-
-
-def test_identical_predictions_have_a_zero_interval():
-    y = np.repeat(np.arange(5), 10)
-    c = regime_comparison(y, y, y.copy())
-    assert (c.difference, c.low, c.high) == (0.0, 0.0, 0.0)
-
-
-def _c(diff: float, low: float, high: float, candidate: float = 0.6, other: float = 0.5) -> Comparison:
-    return Comparison("test_f1_macro", candidate, other, diff, low, high)
-
-
-def test_gate_decisions():
-    beats = _c(0.1, 0.01, 0.2)
-    assert not decide(_c(-0.1, -0.2, 0.0, 0.4, 0.5), None, 30).promote  # loses to the baseline
-    assert not decide(_c(0.0, -0.1, 0.1, 0.5, 0.5), None, 30).promote  # a tie does not beat it
-    lucky = decide(_c(0.1, -0.02, 0.2), None, 30)  # ahead, but the interval reaches below zero
-    assert not lucky.promote and "cannot be told from its baseline" in lucky.reason
-    short = decide(beats, None, 19)
-    assert not short.promote and "only 19 test days; the gate needs at least 20" in short.reason
-    assert decide(beats, None, 30).promote  # first model
-    assert decide(beats, _c(-0.01, -0.015, 0.02), 30).promote  # not worse beyond 0.02
-    worse = decide(beats, _c(-0.2, -0.3, -0.1), 30)
-    assert not worse.promote and "worse than the champion" in worse.reason
-    unsure = decide(beats, _c(0.05, -0.3, 0.4), 25)
-    assert not unsure.promote and "cannot be told from the champion on 25 test days" in unsure.reason
-
-
-def _ll(diff: float, low: float, high: float, candidate: float = 0.45, other: float = 0.47) -> Comparison:
-    return Comparison("test_log_loss", candidate, other, diff, low, high)
-
-
-def test_health_gate_decisions():
-    """Log loss below every reference beyond doubt, ranking within 0.01 of -vol_63d, and no worse
-    than the champion beyond a quarter of the tolerance."""
-    wins = {"base rate": _ll(-0.05, -0.06, -0.04, other=0.50), "calibrated -vol_63d": _ll(-0.02, -0.03, -0.01)}
-    ranks = _c(-0.004, -0.008, 0.0, 0.30, 0.304)
-    passed = decide_health(wins, ranks, None, 30)
-    assert passed.promote and passed.vs_baseline.other == 0.47  # the strongest reference is reported
-    assert set(passed.checks) == {"vs base rate", "vs calibrated -vol_63d", "rank vs -vol_63d"}
-    unsure = decide_health({**wins, "calibrated heuristic": _ll(-0.01, -0.02, 0.001)}, ranks, None, 30)
-    assert not unsure.promote and "cannot be told from the calibrated heuristic on log loss" in unsure.reason
-    loses = decide_health({**wins, "calibrated -vol_21d": _ll(0.01, 0.0, 0.02)}, ranks, None, 30)
-    assert not loses.promote and "does not beat the calibrated -vol_21d" in loses.reason
-    behind = decide_health(wins, _c(-0.02, -0.03, -0.01, 0.28, 0.30), None, 30)
-    assert not behind.promote and "may rank worse than -vol_63d by more than 0.01" in behind.reason
-    assert not decide_health(wins, ranks, None, 19).promote
-    assert decide_health(wins, ranks, _ll(0.002, -0.001, 0.004), 30, tolerance=0.02).promote  # within 0.005
-    worse = decide_health(wins, ranks, _ll(0.02, 0.01, 0.03), 30, tolerance=0.02)
-    assert not worse.promote and "worse than the champion on log loss" in worse.reason
-
-
-def test_log_loss_comparison_is_exact_and_its_own_interval_is_zero():
-    rng = np.random.default_rng(4)
-    days = np.repeat(np.arange(40), 5)
-    target = (rng.random(200) < 0.8).astype(float)
-    good = np.where(target == 1, 0.85, 0.6)
-    flat = np.full(200, 0.8)
-    same = log_loss_comparison(days, target, good, good.copy())
-    assert (same.difference, same.low, same.high) == (0.0, 0.0, 0.0)
-    c = log_loss_comparison(days, target, good, flat)
-    expected = -(target * np.log(good) + (1 - target) * np.log(1 - good))
-    assert c.candidate == pytest.approx(expected.reshape(40, 5).mean(axis=1).mean())
-    assert c.other == pytest.approx(-(0.8 * np.log(0.8) + 0.2 * np.log(0.2)), abs=0.05)
-    assert c.high < 0  # a score that knows the outcomes beats the base rate beyond doubt
-
-
-def test_block_bootstrap_widens_with_fewer_days():
-    rng = np.random.default_rng(1)
-
-    def width(n):
-        y = rng.integers(0, 3, n)
-        a = np.where(rng.random(n) < 0.7, y, rng.integers(0, 3, n))
-        b = np.where(rng.random(n) < 0.7, y, rng.integers(0, 3, n))
-        daily = (a == y).astype(float) - (b == y).astype(float)
-        c = compare("f1", lambda idx, p: macro_f1_rows(y[idx], p[idx], 3), a, b, daily)
-        return c.high - c.low
-
-    assert width(30) > width(600)
 
 
 @pytest.mark.parametrize(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import uuid
@@ -176,15 +178,25 @@ def test_skip_upload_writes_only_the_output_dir(market_bucket, aws_env, tmp_path
     assert len(list((tmp_path / "out").glob("*.onnx"))) == 2
 
 
+def overrule(monkeypatch, **promote: bool) -> None:
+    """The one gate function's decision for each kind replaced by ``promote[kind]``, its checks
+    kept as judged: what the job does with a verdict, whatever the models learned."""
+    from trader_ml.release import judge
+
+    real = judge.decide
+
+    def decide(kind, *args, **kwargs) -> GateDecision:
+        decision = real(kind, *args, **kwargs)
+        return dataclasses.replace(decision, promote=promote[kind], reason=f"set by the test: {promote[kind]}")
+
+    monkeypatch.setattr(judge, "decide", decide)
+
+
 def test_gate_holds_back_unless_forced(filled_store, trained_once, tmp_path, monkeypatch):
-    from trader_ml.release import job, judge
-    from trader_ml.training.gate import Comparison
+    from trader_ml.release import job
 
     monkeypatch.setattr(job, "train_candidate", lambda *args: trained_once)
-    refuse = Comparison("m", 0.4, 0.5, -0.1, -0.2, 0.0)
-    # Both gates refuse, whatever the models learned.
-    for gate in ("decide", "decide_health"):
-        monkeypatch.setattr(judge, gate, lambda *a, **k: GateDecision(False, "worse", refuse, None, 10))
+    overrule(monkeypatch, regime=False, health=False)  # both gates refuse, whatever the models learned
     options = job.TrainOptions(
         store=filled_store.url, max_days=600, epochs=1, output_dir=str(tmp_path / "o"), progress=False
     )
@@ -205,21 +217,10 @@ def test_gate_holds_back_unless_forced(filled_store, trained_once, tmp_path, mon
 
 
 def test_a_model_that_passes_is_promoted_without_the_one_that_fails(filled_store, trained_once, tmp_path, monkeypatch):
-    from trader_ml.release import job, judge
+    from trader_ml.release import job
 
     monkeypatch.setattr(job, "train_candidate", lambda *args: trained_once)
-    real_decide, real_decide_health = judge.decide, judge.decide_health
-
-    def fails(*args, **kwargs):
-        decision = real_decide(*args, **kwargs)
-        return GateDecision(False, "failed by the test", decision.vs_baseline, decision.vs_champion, 30)
-
-    def passes(*args, **kwargs):
-        decision = real_decide_health(*args, **kwargs)
-        return GateDecision(True, "passed by the test", decision.vs_baseline, decision.vs_champion, 30)
-
-    monkeypatch.setattr(judge, "decide", fails)  # the regime gate
-    monkeypatch.setattr(judge, "decide_health", passes)
+    overrule(monkeypatch, regime=False, health=True)
     options = job.TrainOptions(
         store=filled_store.url, max_days=600, epochs=1, output_dir=str(tmp_path / "o"), progress=False
     )
@@ -325,7 +326,9 @@ def test_a_corrupt_champion_and_a_racer_for_the_name_are_both_told_truly(trained
     assert "no champion yet" not in text
     gate = registry.read_manifest(store, outcome.version)["gate"]
     assert gate["champion_versions"] == {"regime": None, "health": champion["version"]}
-    assert "cannot be evaluated" in gate["champion_notes"]["regime"] and gate["regime"]["vs_champion"] is None
+    assert "cannot be evaluated" in gate["champion_notes"]["regime"] and [
+        c["against"] for c in gate["regime"]["checks"]
+    ] == ["its rule baseline"]
     assert outcome.version != planned and f"{planned} was taken meanwhile" in text
     local = sorted(p.name for p in (tmp_path / "o").iterdir())
     assert local == sorted(
@@ -336,12 +339,12 @@ def test_a_corrupt_champion_and_a_racer_for_the_name_are_both_told_truly(trained
 
 
 def test_the_gate_says_why_it_had_no_champion():
-    from trader_ml.training.gate import Comparison, decide
+    from trader_ml.training.gate import Comparison, decide, regime_checks
 
-    beats = Comparison("m", 0.6, 0.4, 0.2, 0.1, 0.3)
-    assert decide(beats, None, 30).reason.endswith("no champion yet")
+    beats = regime_checks(Comparison("m", 0.6, 0.4, 0.2, 0.1, 0.3), None, 0.02)
+    assert decide("regime", beats, 30).reason.endswith("no champion yet")
     note = "the champion regime model 20260101 cannot be evaluated (sha256 mismatch)"
-    decision = decide(beats, None, 30, champion_note=note)
+    decision = decide("regime", beats, 30, champion_note=note)
     assert decision.promote and decision.reason.endswith(note) and "no champion yet" not in decision.reason
 
 
@@ -364,6 +367,32 @@ def test_retraining_on_the_same_data_and_settings_publishes_nothing_unless_force
             store, registry.read_latest(store)[0], job.training_fingerprint(*job.load_data(store, changed), changed)
         )
         is None
+    )
+
+
+def test_a_code_change_on_the_same_data_and_settings_is_not_the_same_models(trained_store, tmp_path):
+    """The fingerprint reads the package's source: a changed label rule is a new fingerprint, and
+    the job would train; a change to the command line alone is not."""
+    import trader_ml
+    from trader_ml.release import job, manifest
+
+    package = Path(trader_ml.__file__).parent
+    changed = tmp_path / "changed"
+    shutil.copytree(package, changed, ignore=shutil.ignore_patterns("__pycache__"))
+    assert manifest.code_fingerprint(changed) == manifest.code_fingerprint(package)
+    (changed / "cli" / "models.py").write_text((changed / "cli" / "models.py").read_text() + "\n# a comment\n")
+    assert manifest.code_fingerprint(changed) == manifest.code_fingerprint(package)  # it parses and prints only
+    labels = changed / "training" / "labels.py"
+    labels.write_text(labels.read_text() + "\nHORIZON_NOTE = 11\n")
+    code = manifest.code_fingerprint(changed)
+    assert code != manifest.code_fingerprint(package)
+
+    options = job.TrainOptions(store=trained_store.url, max_days=600, epochs=1, progress=False)
+    context, features = job.load_data(trained_store, options)
+    pointer = registry.read_latest(trained_store)[0]
+    assert job.same_as_before(trained_store, pointer, job.training_fingerprint(context, features, options)) is not None
+    assert (
+        job.same_as_before(trained_store, pointer, job.training_fingerprint(context, features, options, code)) is None
     )
 
 

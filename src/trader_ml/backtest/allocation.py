@@ -10,15 +10,9 @@ import numpy as np
 import pandas as pd
 
 from trader_ml.schema import TRADING_DAYS_PER_YEAR
+from trader_ml.stats import max_drawdown, sharpe
 
 CHANGE_THRESHOLD = 0.25  # an exposure change bigger than this counts as a trade in the table
-
-
-def max_drawdown(returns: np.ndarray) -> float:
-    """Largest fall from a peak of the compounded returns (starting from 1), e.g. -0.25."""
-    equity = np.cumprod(1.0 + np.asarray(returns, dtype=float))
-    peaks = np.maximum.accumulate(np.r_[1.0, equity])[1:]
-    return float(np.min(equity / peaks - 1.0, initial=0.0))
 
 
 def performance(returns: np.ndarray, exposures: np.ndarray) -> dict:
@@ -33,7 +27,7 @@ def performance(returns: np.ndarray, exposures: np.ndarray) -> dict:
     return {
         "annual_return": float(np.prod(1.0 + r) ** (1.0 / years) - 1.0) if n else float("nan"),
         "volatility": std * np.sqrt(TRADING_DAYS_PER_YEAR),
-        "sharpe": float(r.mean() / std * np.sqrt(TRADING_DAYS_PER_YEAR)) if std > 0 else float("nan"),
+        "sharpe": sharpe(r) if n else float("nan"),
         "max_drawdown": max_drawdown(r),
         "exposure_changes_per_year": float(changes.sum() / years) if n else float("nan"),
         "mean_exposure": float(held.mean()) if n else float("nan"),

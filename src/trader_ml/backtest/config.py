@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from trader_ml.errors import TraderMLError
+from trader_ml.exposure import COST_BP
 from trader_ml.schema import HEALTH_TYPES, KINDS, REGIME_TYPES
 from trader_ml.training.options import TrainOptions
 
@@ -28,7 +29,7 @@ class BacktestConfig:
     window_days: int | None = None  # None: expanding window; N: the last N calendar days only
     epochs: int = TrainOptions.epochs
     seeds: int = 1
-    cost_bp: float = 10.0
+    cost_bp: float = COST_BP
     workers: int | None = None  # None: one per core
     ray_address: str | None = None
 

@@ -9,19 +9,20 @@ for a refit reads only training days whose outcome was known before the refit da
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from trader_ml.backtest.config import BacktestConfig, Period
-from trader_ml.backtest.health_stats import daily_measures, mean_with_se
+from trader_ml.backtest.health_stats import daily_measures
 from trader_ml.backtest.history import health_history
 from trader_ml.errors import TraderMLError
 from trader_ml.health_inputs import RAW_COLUMNS, frame_raw
 from trader_ml.serving.artifacts import HealthModel
+from trader_ml.stats import interval, mean_with_se, over_resamples, resamples
 from trader_ml.store import Store
-from trader_ml.training.gate import CONFIDENCE, resamples
 from trader_ml.training.health_references import BASE_RATE, REFERENCES, fit_references
 from trader_ml.training.labels import HEALTH_HORIZON, health_targets
 
@@ -109,16 +110,13 @@ def model_minus(model: pd.DataFrame, other: pd.DataFrame, measures: tuple[str, .
     first = gaps[measures[0]]
     days = np.isfinite(first)
     index = resamples(first[days], seed)
-    tail = (1 - CONFIDENCE) / 2
     out = {}
     for m, gap in gaps.items():
         gap = gap[days]
-        with np.errstate(invalid="ignore"):
-            draws = np.nanmean(gap[index], axis=1)
-        out[m] = {
-            "difference": float(np.nanmean(gap)),
-            "interval": [float(np.nanquantile(draws, tail)), float(np.nanquantile(draws, 1 - tail))],
-        }
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a resample of days none of which is scored
+            draws = over_resamples(lambda g: np.nanmean(g, axis=-1), index, gap)
+        out[m] = {"difference": float(np.nanmean(gap)), "interval": interval(draws)}
     return out
 
 

@@ -1,9 +1,10 @@
-"""Daily measures of a health score across assets, and means with Newey-West standard errors.
+"""Daily measures of a health score across assets.
 
 Each day gives one number per measure: the Spearman correlation of the score with the forward
 21-day drawdown, the AUC of the score for "not in the worst fifth", and (for scores that claim
 to be probabilities) the log loss and the Brier score. Consecutive days' 21-day outcomes overlap, so the
-standard error of a mean over days uses Newey-West with as many lags as the horizon.
+standard error of a mean over days uses Newey-West with as many lags as the horizon
+(``trader_ml.stats.mean_with_se``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trader_ml.training.health_references import log_loss_rows
+from trader_ml.stats import brier_rows, log_loss_rows
 from trader_ml.training.metrics import daily_rank_correlations
 
 MIN_NAMES = 5  # a day needs this many assets with a known outcome to be scored
@@ -30,7 +31,7 @@ def daily_measures(
             "date": frame["date"].to_numpy(),
             "pos": positive.astype(float),
             "pos_rank": np.where(positive, frame.groupby("date")["score"].rank().to_numpy(), 0.0),
-            "sq_error": (frame["score"].to_numpy() - frame["target"].to_numpy()) ** 2,
+            "sq_error": brier_rows(frame["score"].to_numpy(), frame["target"].to_numpy()),
             "log_loss": log_loss_rows(frame["score"].to_numpy(), frame["target"].to_numpy()) if probability else 0.0,
         }
     )
@@ -56,24 +57,3 @@ def daily_measures(
             "names": sums["names"],
         }
     )
-
-
-def newey_west_se(values: np.ndarray, lags: int) -> float:
-    """Standard error of the mean of a daily series whose neighbours are correlated up to
-    ``lags`` days apart (Bartlett weights, by ``arch``); NaN days are left out."""
-    from arch.covariance.kernel import Bartlett
-
-    x = np.asarray(values, dtype=float)
-    x = x[~np.isnan(x)]
-    if len(x) < 2:
-        return float("nan")
-    long_run = float(np.asarray(Bartlett(x, bandwidth=min(lags, len(x) - 1), force_int=False).cov.long_run).squeeze())
-    return float(np.sqrt(max(long_run, 0.0) / len(x)))
-
-
-def mean_with_se(values: pd.Series | np.ndarray, lags: int) -> dict:
-    x = np.asarray(values, dtype=float)
-    known = x[~np.isnan(x)]
-    mean = float(known.mean()) if len(known) else float("nan")
-    se = newey_west_se(x, lags)
-    return {"mean": mean, "se": se, "t": mean / se if se and se > 0 else float("nan"), "days": int(len(known))}

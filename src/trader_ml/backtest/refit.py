@@ -69,7 +69,7 @@ def fit_refit(job: RefitJob) -> tuple[bytes, dict]:
         result = train_regime(job.rows, config, progress=False)
         data, _ = regime_artifact(result)
         summary = regime_summary(result.metrics)
-        choices = {"labels": result.metrics["label_choice"]}
+        choices: dict = {}  # its labeller is the default one; its calibration is in the artifact
     else:
         from trader_ml.training.health import health_artifact, health_summary, health_train_config, train_health
 
@@ -84,7 +84,7 @@ def fit_refit(job: RefitJob) -> tuple[bytes, dict]:
         "data_window": result.data_window,
         "fit": result.fit.summary(),
         "own_test_window": summary,
-        "choices": choices,  # what the refit chose from its own training rows (labels; the blend, the correction kept)
+        "choices": choices,  # what the refit chose from its own training rows (health: the blend, the correction kept)
         "sha256": hashlib.sha256(data).hexdigest(),
     }
     return data, metrics

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from trader_ml.schema import TRADING_DAYS_PER_YEAR
-from trader_ml.training.gate import CONFIDENCE, resamples
+from trader_ml.stats import interval, max_drawdown, over_resamples, resamples, sharpe
 
 VOL_HALF_LIFE = 21  # trading days
 TREND_DAYS = 200
@@ -48,29 +48,14 @@ def rule_exposures(spy_return_1d: np.ndarray) -> dict[str, np.ndarray]:
     return {"variance_target": vt, "trend_200d": trend, "variance_target_x_trend": vt * trend}
 
 
-def _sharpe(returns: np.ndarray) -> np.ndarray:
-    std = returns.std(axis=-1, ddof=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return returns.mean(axis=-1) / std * np.sqrt(TRADING_DAYS_PER_YEAR)
-
-
-def _max_drawdown(returns: np.ndarray) -> np.ndarray:
-    equity = np.cumprod(1.0 + returns, axis=-1)
-    peaks = np.maximum(np.maximum.accumulate(equity, axis=-1), 1.0)
-    return np.minimum((equity / peaks - 1.0).min(axis=-1), 0.0)
-
-
 def against_model(model: np.ndarray, other: np.ndarray, seed: int = 0) -> dict:
     """Model minus ``other`` in Sharpe and in max drawdown (positive: the model is better), each
     with its 90% stationary-bootstrap interval over the test days: the same resampled days for
     both rows, the block length from their daily difference."""
     model, other = np.asarray(model, dtype=float), np.asarray(other, dtype=float)
     index = resamples(model - other, seed)
-    tail = (1 - CONFIDENCE) / 2
     out = {}
-    for name, stat in (("sharpe", _sharpe), ("max_drawdown", _max_drawdown)):
-        point = float(stat(model) - stat(other))
-        diffs = np.concatenate([stat(model[chunk]) - stat(other[chunk]) for chunk in np.array_split(index, 10)])
-        out[f"{name}_difference"] = point
-        out[f"{name}_interval"] = [float(np.nanquantile(diffs, tail)), float(np.nanquantile(diffs, 1 - tail))]
+    for name, stat in (("sharpe", sharpe), ("max_drawdown", max_drawdown)):
+        out[f"{name}_difference"] = float(stat(model) - stat(other))
+        out[f"{name}_interval"] = interval(over_resamples(lambda m, o, s=stat: s(m) - s(o), index, model, other))
     return out

@@ -127,6 +127,12 @@ def _add_train_model_args(p: argparse.ArgumentParser) -> None:
         help="where to train: auto takes CUDA or Apple's MPS when present, else the CPU (default: %(default)s)",
     )
     p.add_argument("--seed", type=int, default=TrainOptions.seed, help="random seed (default: %(default)s)")
+    p.add_argument(
+        "--regime-label-horizon",
+        type=positive_int,
+        default=TrainOptions.regime_label_horizon,
+        help="trading days the regime labels look ahead (default: %(default)s)",
+    )
 
 
 def add_training_args(parser: argparse.ArgumentParser, kind: str, batch_size: int) -> None:
@@ -184,6 +190,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         device=args.device,
         seed=args.seed,
+        regime_label_horizon=args.regime_label_horizon,
         progress=not args.quiet,
     )
     run_training(options)

@@ -19,25 +19,21 @@ from trader_ml import registry
 from trader_ml.backtest.allocation import performance
 from trader_ml.baselines import baseline_health, baseline_regimes
 from trader_ml.errors import TraderMLError
-from trader_ml.exposure import exposure, strategy_returns
+from trader_ml.exposure import COST_BP, exposure, strategy_returns
 from trader_ml.monitor.answers import StoredAnswers, regime_probs
-from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, TRADING_DAYS_PER_YEAR
-from trader_ml.training.gate import CONFIDENCE, MIN_TEST_DAYS, resamples
+from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES
+from trader_ml.stats import brier_rows, interval, log_loss_rows, over_resamples, resamples, sharpe
+from trader_ml.training.gate import MIN_TEST_DAYS
 from trader_ml.training.labeller import hindsight_labels
 from trader_ml.training.labels import DEFAULT_LABEL_HORIZON, health_targets
 from trader_ml.training.metrics import daily_rank_correlations, regime_metrics
 
-COST_BP = 10.0  # the backtest's default cost per unit of exposure changed
 MIN_REGIME_DAYS = 63  # a Sharpe ratio over fewer days says nothing
-CLIP = 1e-6
 
 
-def interval(daily: np.ndarray, statistic=np.mean) -> list[float]:
-    """The 90% stationary-bootstrap interval of ``statistic`` over the days of ``daily``."""
-    index = resamples(daily)
-    values = np.array([statistic(daily[row]) for row in index])
-    tail = (1 - CONFIDENCE) / 2
-    return [float(np.nanquantile(values, tail)), float(np.nanquantile(values, 1 - tail))]
+def live_interval(daily: np.ndarray, statistic=lambda days: np.mean(days, axis=-1)) -> list[float]:
+    """The 90% stationary-bootstrap interval of ``statistic`` (over the last axis) over the days of ``daily``."""
+    return interval(over_resamples(statistic, resamples(daily), daily))
 
 
 def verdict(days: int, needed: int, live: list[float] | None, expected: float | None) -> str:
@@ -51,11 +47,7 @@ def verdict(days: int, needed: int, live: list[float] | None, expected: float | 
 
 
 def _probability_scores(score: np.ndarray, event: np.ndarray) -> dict:
-    p = np.clip(score, CLIP, 1 - CLIP)
-    return {
-        "log_loss": float(-np.mean(event * np.log(p) + (1 - event) * np.log(1 - p))),
-        "brier": float(np.mean((p - event) ** 2)),
-    }
+    return {"log_loss": float(np.mean(log_loss_rows(score, event))), "brier": float(np.mean(brier_rows(score, event)))}
 
 
 def health_record(answers: pd.DataFrame, features: pd.DataFrame, expected: dict) -> dict:
@@ -80,7 +72,7 @@ def health_record(answers: pd.DataFrame, features: pd.DataFrame, expected: dict)
     base_daily = daily_rank_correlations(dates, known["baseline"].to_numpy(), known["drawdown"].to_numpy())
     event = known["event"].to_numpy()
     out["days_scored"] = len(model_daily)
-    live = interval(model_daily.to_numpy()) if len(model_daily) >= MIN_TEST_DAYS else None
+    live = live_interval(model_daily.to_numpy()) if len(model_daily) >= MIN_TEST_DAYS else None
     out["model"] = {
         "rank_correlation": float(model_daily.mean()) if len(model_daily) else None,
         "rank_correlation_interval": live,
@@ -122,10 +114,7 @@ def regime_record(answers: pd.DataFrame, context: pd.DataFrame, expected: dict) 
     model_returns = series["model"][0]
     live = None
     if len(rows) >= MIN_REGIME_DAYS:
-        live = interval(
-            model_returns,
-            lambda r: r.mean() / r.std(ddof=1) * np.sqrt(TRADING_DAYS_PER_YEAR) if r.std() > 0 else np.nan,
-        )
+        live = live_interval(model_returns, sharpe)
         out["model"]["sharpe_interval"] = live
     out["equity"] = {
         "dates": [str(d.date()) for d in dates[rows + 1]],

@@ -8,6 +8,7 @@ import pandas as pd
 from trader_ml.pages.backtest_text import model_gap
 from trader_ml.pages.kit import COLORS, REGIME_CMAP, figure_png, html_figures, html_table, plt, render_template
 from trader_ml.schema import REGIMES
+from trader_ml.stats import drawdowns
 
 PERFORMANCE = ("annual_return", "volatility", "sharpe", "max_drawdown", "exposure_changes_per_year", "mean_exposure")
 
@@ -18,7 +19,7 @@ def _equity(summary: dict, predictions: pd.DataFrame) -> str:
     for name in summary["rows"]:
         equity = np.cumprod(1.0 + predictions[f"{name}_return"].to_numpy())
         top.plot(dates, equity, linewidth=1.1, label=name)
-        bottom.plot(dates, equity / np.maximum.accumulate(equity) - 1.0, linewidth=0.9)
+        bottom.plot(dates, drawdowns(predictions[f"{name}_return"].to_numpy()), linewidth=0.9)
     top.set_yscale("log")
     top.set_title("Growth of 1 (log scale), after costs")
     top.legend(fontsize=8, ncol=3)

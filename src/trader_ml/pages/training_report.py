@@ -174,13 +174,16 @@ def render(
     champion = ", ".join(f"{k} {v}" for k, v in champions.items() if v) or None
     regime_cols, regime_rows, health_cols, health_rows = metric_tables(regime_metrics, health_metrics)
     gate_rows = {
-        f"{kind}: {d['vs_baseline']['metric']}": [
-            d["vs_baseline"]["candidate"],
-            d["vs_baseline"]["other"],
-            d["vs_champion"]["other"] if d.get("vs_champion") else None,
-            "passes" if d["promote"] else "fails",
+        f"{kind}: {c['metric']} vs {c['against']}": [
+            c["candidate"],
+            c["other"],
+            c["difference"],
+            f"[{c['low']:+.4f}, {c['high']:+.4f}]",
+            f"{c['rule']}" + (f" (margin {c['margin']:g})" if c["margin"] else ""),
+            "passes" if c["passed"] else "fails",
         ]
         for kind, d in decisions.items()
+        for c in d["checks"]
     }
     figures = [
         ("SPY and regimes", regime_timeline(regime)),
@@ -192,8 +195,8 @@ def render(
     passed = gate.get("gate_passed", {})
     tables = {
         "gate": html_table(
-            "Gate: candidate, baseline, champion " + (champion or "(none)"),
-            ["candidate", "baseline", "champion", "verdict"],
+            "Gate: every check, against the references and the champion " + (champion or "(none)"),
+            ["candidate", "other", "difference", "90% interval", "rule", "check"],
             gate_rows,
         ),
         "regime": html_table("Regime model on its test window", regime_cols, regime_rows),

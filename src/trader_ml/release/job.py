@@ -1,6 +1,7 @@
 """The monthly job: read the store, train both models, judge them, export, publish, maybe promote.
 
-Stages: read -> regime -> health -> gate -> write --output-dir -> publish (unless --skip-upload).
+Stages, one method each of ``TrainingRun``: read -> train (regime, health) -> judge -> write
+--output-dir -> publish (unless --skip-upload).
 Each candidate model is compared, on its own test window, with its baseline and with the current
 champion of its kind (run from the champion's ONNX file); each model that passes its gate is made
 current on its own (a health model that passes is not held back by a regime model that fails),
@@ -23,7 +24,7 @@ from trader_ml.data.sources.base import years_before
 from trader_ml.data.truth import health_truth, regime_truth
 from trader_ml.errors import InsufficientHistory, StoreError, TraderMLError
 from trader_ml.monitor.record import live_record
-from trader_ml.release.judge import Candidate, judge, load_champion, summary_table, test_windows
+from trader_ml.release.judge import Candidate, judge, load_champion, summary_table, test_answers
 from trader_ml.release.manifest import describe, run_facts, training_fingerprint
 from trader_ml.release.outputs import write_outputs
 from trader_ml.release.report import report_html
@@ -125,7 +126,12 @@ def train_candidate(
     options: TrainOptions, store: Store, context: pd.DataFrame, features: pd.DataFrame, stage: Stages
 ) -> Candidate:
     regime_config = regime_train_config(
-        options.regime_type, options.epochs, options.regime_batch_size, options.seed, options.device
+        options.regime_type,
+        options.epochs,
+        options.regime_batch_size,
+        options.seed,
+        options.device,
+        label_horizon=options.regime_label_horizon,
     )
     stage(f"training the regime model ({options.regime_type}) on {len(context)} days")
     regime = train_regime(context, regime_config, regime_truth(store, context["date"]), options.progress)
@@ -145,83 +151,174 @@ class Interrupted(TraderMLError):
     exit_code = 130
 
 
-def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> Outcome:
-    """The job; Ctrl-C says what was published (nothing, before the publish stage)."""
-    progress: dict[str, str] = {}
-    try:
-        return _run_training(options, log, progress)
-    except KeyboardInterrupt:
-        where = progress.get("store", options.store)
-        if "promoted" in progress:
-            said = f"version {progress['version']} was published and made current in {where}"
-        elif "version" in progress:
+class TrainingRun:
+    """One run of the job, a method per stage: read, train, judge, write, publish. What a stage
+    learns is kept on the run, so the next stage reads it and Ctrl-C can say what was published."""
+
+    def __init__(self, options: TrainOptions, log: Callable[[str], None]) -> None:
+        self.options, self.log, self.stage = options, log, Stages(log)
+        self.store = open_store(options.store, region=options.region, endpoint_url=options.endpoint_url)
+        self.today = options.today or dt.date.today()
+        self.version: str | None = None  # the version being published, once the publish stage starts
+        self.promoted = False
+        self._report: str | None = None
+
+    def read(self) -> Outcome | None:
+        """The tables, the current pointer and the fingerprint; an outcome when this data and these
+        settings are a stored version's already (nothing to train)."""
+        options = self.options
+        self.stage(
+            f"reading {_days(options.max_days)} of features and {_days(options.regime_max_days)} of context "
+            f"from {self.store.url}"
+        )
+        self.context, self.features = load_data(self.store, options)
+        self.pointer, self.etag = registry.read_latest(self.store)
+        self.fingerprint = training_fingerprint(self.context, self.features, options)
+        return None if options.force else _unchanged(self.store, self.pointer, self.fingerprint, self.log)
+
+    def train(self) -> None:
+        try:
+            self.candidate = train_candidate(self.options, self.store, self.context, self.features, self.stage)
+        except InsufficientHistory as e:
+            raise InsufficientHistory(f"{e}; {history_advice(self.store, self.context)}") from None
+
+    def judge(self) -> None:
+        """Each model's gate decision against its references and the champion, as served."""
+        self.stage(f"judging against the baselines and the current models: {registry.describe_pointer(self.pointer)}")
+        self.answers = test_answers(self.candidate, self.context, self.features)
+        champion = load_champion(self.store, self.pointer, self.log)
+        self.champions = {"versions": champion.versions, "notes": champion.notes}
+        self.decisions = judge(
+            self.answers, self.context, champion, self.options.tolerance, self.candidate.health.references
+        )
+        _log_judgement(self.candidate, self.decisions, self.log)
+        passing = (k for k in registry.KINDS if self.decisions[k].promote)
+        self.passing = registry.KINDS if self.options.force else tuple(passing)
+
+    def describe(self, version: str) -> dict:
+        return describe(
+            version,
+            self.candidate,
+            self.context,
+            self.features,
+            self.decisions,
+            self.champions,
+            self.options,
+            self.facts,
+        )
+
+    def write(self) -> None:
+        """The manifest of the planned version and the local copies in --output-dir."""
+        self.planned = next(registry.candidate_versions(self.store, self.today))
+        self.stage(f"writing version {self.planned} to {self.options.output_dir}")
+        self.live = champion_live_record(self.store, self.pointer, self.options, self.log)
+        self.facts = run_facts(self.context, self.features, self.candidate, self.fingerprint, self.live)
+        self.manifest = self.describe(self.planned)
+        self.files = write_outputs(self.options.output_dir, self.planned, self.candidate, self.manifest)
+
+    def report(self) -> str:
+        """The training report of the manifest as it stands: rendered once, stored locally and in the store."""
+        if self._report is None:
+            self._report = report_html(
+                self.manifest, self.candidate, self.context, self.answers, self.decisions, self.live
+            )
+        return self._report
+
+    def keep_local(self) -> Outcome:
+        """--skip-upload: the report beside the local copies, nothing in the store."""
+        LocalStore(self.files[-1].parent).create(self.files[-1].name, self.report())
+        self.log(f"  wrote {', '.join(str(f) for f in self.files)}")
+        self.stage("--skip-upload: nothing written to the store")
+        self.log(summary_table(self.decisions))
+        return Outcome(None, (), self.decisions, self.manifest, self.files)
+
+    def publish(self) -> Outcome:
+        """The version stored (renamed if a concurrent run took the name), its report, then latest.json."""
+        store, log = self.store, self.log
+        self.stage(f"publishing to {store.url}")
+        self.version = self.planned
+        self.manifest = registry.publish(
+            store,
+            self.today,
+            {"regime": self.candidate.regime_onnx, "health": self.candidate.health_onnx},
+            self.describe,
+            log=lambda text: log(f"  {text}"),
+        )
+        self.version = self.manifest["version"]
+        if self.version != self.planned:  # a concurrent run took the planned name: the local copies follow
+            for path in self.files[:-1]:
+                path.unlink(missing_ok=True)
+            self.files = write_outputs(self.options.output_dir, self.version, self.candidate, self.manifest)
+            log(
+                f"  version {self.planned} was taken meanwhile; stored as {self.version}, and the local copies renamed to match"
+            )
+        LocalStore(self.files[-1].parent).create(self.files[-1].name, self.report())
+        log(f"  local copies: {', '.join(str(f) for f in self.files)}")
+        store.create(registry.report_key(self.version), self.report())
+        log(
+            f"  report: {store.describe(registry.report_key(self.version))} (trader-ml report {self.version} --store {store.url})"
+        )
+        self._promote()
+        log(summary_table(self.decisions))
+        return Outcome(self.version, self.passing, self.decisions, self.manifest, self.files)
+
+    def _promote(self) -> None:
+        """latest.json swapped to the passing models of the stored version, or why it was not."""
+        version, pointer, log = self.version, self.pointer, self.log
+        if not self.passing:
+            log(
+                f"  version {version} is stored but not promoted; latest.json still makes current "
+                f"{registry.describe_pointer(pointer)} (trader-ml models promote {version} to override)"
+            )
+            return
+        new_pointer = registry.pointer_for(self.manifest, pointer, self.passing)
+        try:
+            registry.swap_latest(self.store, new_pointer, self.etag)
+            self.promoted = True
+        except StoreError as e:
+            raise StoreError(
+                f"version {version} is stored but not current: {e}; latest.json still makes current "
+                f"{registry.describe_pointer(pointer)}; make it current with trader-ml models promote {version} "
+                f"--store {self.store.url}"
+            ) from None
+        forced = " (--force)" if self.options.force else ""
+        passing = self.passing
+        log(f"  promoted the {' and '.join(passing)} model{'s' if len(passing) > 1 else ''} of {version}{forced}")
+        log(f"  models/latest.json now makes current: {registry.describe_pointer(new_pointer)}")
+
+    def interrupted(self) -> Interrupted:
+        """What Ctrl-C leaves behind, in words."""
+        where = self.store.url
+        if self.promoted:
+            said = f"version {self.version} was published and made current in {where}"
+        elif self.version is not None:
             said = (
-                f"version {progress['version']} was being published to {where}; latest.json was not moved "
+                f"version {self.version} was being published to {where}; latest.json was not moved "
                 f"(trader-ml models list --store {where} shows what was stored)"
             )
         else:
             said = f"nothing was published to {where} and latest.json is unchanged"
-        raise Interrupted(f"interrupted: {said}") from None
+        return Interrupted(f"interrupted: {said}")
 
 
-def _run_training(options: TrainOptions, log: Callable[[str], None], progress: dict[str, str]) -> Outcome:
-    stage = Stages(log)
-    store = open_store(options.store, region=options.region, endpoint_url=options.endpoint_url)
-    today = options.today or dt.date.today()
-    stage(
-        f"reading {_days(options.max_days)} of features and {_days(options.regime_max_days)} of context from {store.url}"
-    )
-    context, features = load_data(store, options)
-    pointer, etag = registry.read_latest(store)
-    fingerprint = training_fingerprint(context, features, options)
-    unchanged = None if options.force else _unchanged(store, pointer, fingerprint, log)
-    if unchanged is not None:
-        return unchanged
+def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> Outcome:
+    """The job; Ctrl-C says what was published (nothing, before the publish stage)."""
     try:
-        candidate = train_candidate(options, store, context, features, stage)
-    except InsufficientHistory as e:
-        raise InsufficientHistory(f"{e}; {history_advice(store, context)}") from None
-    stage(f"judging against the baselines and the current models: {registry.describe_pointer(pointer)}")
-    window = test_windows(candidate, context, features)
-    champion = load_champion(store, pointer, log)
-    champions = {"versions": champion.versions, "notes": champion.notes}
-    decisions = judge(window, context, champion, options.tolerance, candidate.health.references)
-    _log_judgement(candidate, decisions, log)
-
-    planned = next(registry.candidate_versions(store, today))
-    stage(f"writing version {planned} to {options.output_dir}")
-    live = champion_live_record(store, pointer, options, log)
-    facts = run_facts(context, features, candidate, fingerprint, live)
-
-    def describe_version(version: str) -> dict:
-        return describe(version, candidate, context, features, decisions, champions, options, facts)
-
-    manifest = describe_version(planned)
-    files = write_outputs(options.output_dir, planned, candidate, manifest)
-    passing = registry.KINDS if options.force else tuple(k for k in registry.KINDS if decisions[k].promote)
-    if options.skip_upload:
-        LocalStore(files[-1].parent).create(
-            files[-1].name, report_html(manifest, candidate, context, window, decisions, live)
-        )
-        log(f"  wrote {', '.join(str(f) for f in files)}")
-        stage("--skip-upload: nothing written to the store")
-        log(summary_table(decisions))
-        return Outcome(None, (), decisions, manifest, files)
-
-    stage(f"publishing to {store.url}")
-    progress.update(store=store.url, version=planned)
-    stored, files = _publish(
-        store, today, planned, candidate, files, options.output_dir, log, progress, describe_version
-    )
-    version = stored["version"]
-    report = report_html(stored, candidate, context, window, decisions, live)  # rendered once, stored twice
-    LocalStore(files[-1].parent).create(files[-1].name, report)
-    log(f"  local copies: {', '.join(str(f) for f in files)}")
-    store.create(registry.report_key(version), report)
-    log(f"  report: {store.describe(registry.report_key(version))} (trader-ml report {version} --store {store.url})")
-    _promote(store, stored, pointer, etag, passing, options, log, progress)
-    log(summary_table(decisions))
-    return Outcome(version, passing, decisions, stored, files)
+        run = TrainingRun(options, log)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted: nothing was published to {options.store} and latest.json is unchanged"
+        ) from None
+    try:
+        unchanged = run.read()
+        if unchanged is not None:
+            return unchanged
+        run.train()
+        run.judge()
+        run.write()
+        return run.keep_local() if options.skip_upload else run.publish()
+    except KeyboardInterrupt:
+        raise run.interrupted() from None
 
 
 def _unchanged(store, pointer, fingerprint: str, log: Callable[[str], None]) -> Outcome | None:
@@ -253,48 +350,3 @@ def _log_judgement(candidate, decisions: dict, log: Callable[[str], None]) -> No
         log(f"  {kind}: {'passes' if d.promote else 'fails'}: {d.reason}")
     for warning in candidate.regime.metrics["warnings"] + candidate.health.metrics["warnings"]:
         log(f"  warning: {warning}")
-
-
-def _publish(
-    store, today, planned: str, candidate, files: list, output_dir: str, log, progress: dict, describe_version
-):
-    """(stored manifest, local files): the version published, and the local copies renamed when a
-    concurrent run took the planned name."""
-    stored = registry.publish(
-        store,
-        today,
-        {"regime": candidate.regime_onnx, "health": candidate.health_onnx},
-        describe_version,
-        log=lambda text: log(f"  {text}"),
-    )
-    version = stored["version"]
-    progress["version"] = version
-    if version != planned:  # a concurrent run took the planned name: the local copies follow the store
-        for path in files[:-1]:
-            path.unlink(missing_ok=True)
-        files = write_outputs(output_dir, version, candidate, stored)
-        log(f"  version {planned} was taken meanwhile; stored as {version}, and the local copies renamed to match")
-    return stored, files
-
-
-def _promote(store, stored: dict, pointer, etag, passing: tuple, options: TrainOptions, log, progress: dict) -> None:
-    """latest.json swapped to the passing models of the stored version, or why it was not."""
-    version = stored["version"]
-    if not passing:
-        log(
-            f"  version {version} is stored but not promoted; latest.json still makes current "
-            f"{registry.describe_pointer(pointer)} (trader-ml models promote {version} to override)"
-        )
-        return
-    new_pointer = registry.pointer_for(stored, pointer, passing)
-    try:
-        registry.swap_latest(store, new_pointer, etag)
-        progress.update(version=version, promoted="yes")
-    except StoreError as e:
-        raise StoreError(
-            f"version {version} is stored but not current: {e}; latest.json still makes current "
-            f"{registry.describe_pointer(pointer)}; make it current with trader-ml models promote {version} --store {store.url}"
-        ) from None
-    forced = " (--force)" if options.force else ""
-    log(f"  promoted the {' and '.join(passing)} model{'s' if len(passing) > 1 else ''} of {version}{forced}")
-    log(f"  models/latest.json now makes current: {registry.describe_pointer(new_pointer)}")

@@ -24,9 +24,10 @@ from trader_ml.store import Store
 from trader_ml.training.gate import (
     GateDecision,
     decide,
-    decide_health,
+    health_checks,
     health_comparison,
     log_loss_comparison,
+    regime_checks,
     regime_comparison,
 )
 from trader_ml.training.health import HealthTrainResult
@@ -80,7 +81,7 @@ def load_champion(store: Store, pointer: dict | None, log: Callable[[str], None]
 
 
 @dataclass
-class TestWindows:
+class TestAnswers:
     """The candidate's test windows, what happened in them, and what its ONNX files answer:
     computed once, read by both the gate and the report."""
 
@@ -94,7 +95,7 @@ class TestWindows:
     day_index: np.ndarray  # test day of each health row, from 0
 
 
-def test_windows(candidate: Candidate, context: pd.DataFrame, features: pd.DataFrame) -> TestWindows:
+def test_answers(candidate: Candidate, context: pd.DataFrame, features: pd.DataFrame) -> TestAnswers:
     regime, health = candidate.regime, candidate.health
     rows, index = regime.split.test, health.test_index
     values = context[list(CONTEXT_FEATURES)].to_numpy(dtype=np.float64)
@@ -102,7 +103,7 @@ def test_windows(candidate: Candidate, context: pd.DataFrame, features: pd.DataF
     x = frame_raw(features)[index]
     day_index = pd.factorize(pd.DatetimeIndex(features["date"].iloc[index]), sort=True)[0]
     target, drawdown = health_targets(features, health.config.horizon)
-    return TestWindows(
+    return TestAnswers(
         regime_rows=rows,
         regime_labels=regime.labels[rows],
         regime_probs=own.predict_proba(regime_windows(values, rows, own.lookback)).probs,
@@ -115,36 +116,42 @@ def test_windows(candidate: Candidate, context: pd.DataFrame, features: pd.DataF
 
 
 def judge(
-    window: TestWindows, context: pd.DataFrame, champion: Champions, tolerance: float, candidate_references: dict
+    window: TestAnswers, context: pd.DataFrame, champion: Champions, tolerance: float, candidate_references: dict
 ) -> dict[str, GateDecision]:
-    """Candidate vs baseline vs champion, each model on the candidate's own test window;
+    """Candidate vs its references vs the champion, each model on the candidate's own test window;
     ``candidate_references``: the health references calibrated on the candidate's training rows."""
+    return {
+        "regime": judge_regime(window, context, champion, tolerance),
+        "health": judge_health(window, champion, candidate_references, tolerance),
+    }
+
+
+def _champion_answers(kind: str, answer: Callable[[], np.ndarray]) -> np.ndarray:
+    """The champion's answers on the candidate's test window; a champion that cannot read this
+    data stops the run, saying so, for either model."""
+    try:
+        return answer()
+    except (ArtifactError, IndexError, ValueError) as e:
+        raise TraderMLError(f"the champion {kind} model cannot read this data: {e}") from None
+
+
+def judge_regime(window: TestAnswers, context: pd.DataFrame, champion: Champions, tolerance: float) -> GateDecision:
+    """The regime gate: macro-F1 against the hindsight labels, against the rule baseline and the champion."""
     values = context[list(CONTEXT_FEATURES)].to_numpy(dtype=np.float64)
     rows, labels = window.regime_rows, window.regime_labels
     regime_pred = window.regime_probs.argmax(axis=1)
-    baseline_pred = baseline_regimes(values)[0][rows]
-    champion_regime = champion.regime
-    decisions = {}
     vs_champion = None
-    if champion_regime is not None:
-        try:
-            champion_probs = champion_regime.predict_proba(regime_windows(values, rows, champion_regime.lookback)).probs
-            vs_champion = regime_comparison(labels, regime_pred, champion_probs.argmax(axis=1))
-        except (ArtifactError, IndexError) as e:
-            raise TraderMLError(f"the champion regime model cannot read this data: {e}") from None
-    decisions["regime"] = decide(
-        regime_comparison(labels, regime_pred, baseline_pred),
-        vs_champion,
-        len(rows),
-        tolerance,
-        champion_note=champion.notes.get("regime"),
-    )
-
-    decisions["health"] = judge_health(window, champion, candidate_references, tolerance)
-    return decisions
+    if (model := champion.regime) is not None:
+        probs = _champion_answers(
+            "regime", lambda: model.predict_proba(regime_windows(values, rows, model.lookback)).probs
+        )
+        vs_champion = regime_comparison(labels, regime_pred, probs.argmax(axis=1))
+    vs_baseline = regime_comparison(labels, regime_pred, baseline_regimes(values)[0][rows])
+    checks = regime_checks(vs_baseline, vs_champion, tolerance)
+    return decide("regime", checks, len(rows), champion_note=champion.notes.get("regime"))
 
 
-def judge_health(window: TestWindows, champion: Champions, references: dict, tolerance: float) -> GateDecision:
+def judge_health(window: TestAnswers, champion: Champions, references: dict, tolerance: float) -> GateDecision:
     """The health gate: log loss against the base rate and the calibrated references, rank
     correlation against -vol_63d, log loss against the champion as served."""
     days, target, score = window.day_index, window.health_target, window.health_score
@@ -153,24 +160,23 @@ def judge_health(window: TestWindows, champion: Champions, references: dict, tol
         for name, ref in references.items()
     }
     minus_vol = -window.health_x[:, RAW_COLUMNS.index("vol_63d")]
-    rank_check = health_comparison(days, window.health_drawdown, score, minus_vol)
+    rank = health_comparison(days, window.health_drawdown, score, minus_vol)
     vs_champion = None
-    if champion.health is not None:
-        champion_score = champion.health.predict_proba(window.health_x, days).probability
+    if (model := champion.health) is not None:
+        champion_score = _champion_answers("health", lambda: model.predict_proba(window.health_x, days).probability)
         vs_champion = log_loss_comparison(days, target, score, champion_score)
-    return decide_health(
-        vs_references,
-        rank_check,
-        vs_champion,
-        int(days.max()) + 1,
-        tolerance,
-        champion_note=champion.notes.get("health"),
-    )
+    checks, headline = health_checks(vs_references, rank, vs_champion, tolerance)
+    return decide("health", checks, int(days.max()) + 1, champion_note=champion.notes.get("health"), headline=headline)
 
 
 def summary_table(decisions: dict[str, GateDecision]) -> str:
+    """Each model's headline metric: the candidate, the strongest reference it is held to, the champion."""
     rows = {}
     for kind, d in decisions.items():
-        champion = d.vs_champion.other if d.vs_champion else None
-        rows[f"{kind} {d.vs_baseline.metric}"] = [d.vs_baseline.candidate, d.vs_baseline.other, champion]
-    return format_table("", ["candidate", "baseline", "champion"], rows).lstrip("\n")
+        shown, champion = d.vs_reference, d.vs_champion
+        rows[f"{kind} {shown.comparison.metric} vs {shown.against}"] = [
+            shown.comparison.candidate,
+            shown.comparison.other,
+            champion.comparison.other if champion else None,
+        ]
+    return format_table("", ["candidate", "reference", "champion"], rows).lstrip("\n")

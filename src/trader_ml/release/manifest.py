@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -63,10 +64,29 @@ FINGERPRINT_OPTIONS = (
 )
 
 
-def training_fingerprint(context: pd.DataFrame, features: pd.DataFrame, options: TrainOptions) -> str:
-    """sha256 of the rows a run trains on, its settings and the package version: two runs with
-    the same fingerprint learn the same models, so the second has nothing to publish."""
-    digest = hashlib.sha256(__version__.encode())
+def code_fingerprint(package: Path | None = None) -> str:
+    """sha256 of what decides a model besides its data and settings: every source file of the
+    package but the command line's (which only parses and prints), and the versions of the
+    libraries that compute it. A code change on the same data is then a new fingerprint."""
+    import numpy
+    import torch
+
+    package = package or Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256(f"torch {torch.__version__} numpy {numpy.__version__}".encode())
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package).as_posix()
+        if not relative.startswith("cli/"):
+            digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def training_fingerprint(
+    context: pd.DataFrame, features: pd.DataFrame, options: TrainOptions, code: str | None = None
+) -> str:
+    """sha256 of the rows a run trains on, its settings and the code that trains (``code``, by
+    default ``code_fingerprint()``): two runs with the same fingerprint learn the same models,
+    so the second has nothing to publish."""
+    digest = hashlib.sha256((code or code_fingerprint()).encode())
     for frame in (context, features):
         digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
         digest.update(",".join(map(str, frame.columns)).encode())

@@ -12,14 +12,14 @@ from trader_ml.pages.training_report import HealthView, RegimeView, render
 from trader_ml.training.gate import GateDecision
 
 if TYPE_CHECKING:
-    from trader_ml.release.judge import Candidate, TestWindows
+    from trader_ml.release.judge import Candidate, TestAnswers
 
 
 def report_html(
     manifest: dict,
     candidate: Candidate,
     context: pd.DataFrame,
-    window: TestWindows,
+    window: TestAnswers,
     decisions: dict[str, GateDecision],
     live: dict | None = None,
 ) -> bytes:

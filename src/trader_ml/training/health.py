@@ -28,9 +28,10 @@ from trader_ml.models.health import (
     prior_inputs,
 )
 from trader_ml.schema import ASSET_FEATURES, BEHAVIORS, HEALTH_LATENT_DIM, VOL_BUCKETS
+from trader_ml.stats import log_loss_rows
 from trader_ml.training.export import artifact_header, parity_batches, to_onnx
 from trader_ml.training.gate import RANK_MARGIN
-from trader_ml.training.health_references import BASE_RATE, REFERENCES, fit_references, log_loss_rows, logistic
+from trader_ml.training.health_references import BASE_RATE, REFERENCES, fit_references, logistic
 from trader_ml.training.labels import HEALTH_HORIZON, health_targets
 from trader_ml.training.loop import FitConfig, FitResult, fit, seed_everything
 from trader_ml.training.metrics import health_metrics, per_date_rank_correlation

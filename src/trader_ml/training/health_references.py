@@ -16,11 +16,11 @@ import numpy as np
 from trader_ml.baselines import baseline_health
 from trader_ml.health_inputs import MIN_VOL, RAW_COLUMNS
 from trader_ml.schema import ASSET_FEATURES
+from trader_ml.stats import EPS
 
 BASE_RATE = "base rate"
 CALIBRATED = ("heuristic", "-vol_63d", "-vol_21d")
 REFERENCES = (BASE_RATE, *(f"calibrated {name}" for name in CALIBRATED))
-EPS = 1e-6  # probabilities are held inside [EPS, 1 - EPS] before a log is taken
 
 
 def signal(name: str, raw: np.ndarray) -> np.ndarray:
@@ -62,9 +62,3 @@ def fit_references(raw: np.ndarray, target: np.ndarray) -> dict[str, Reference]:
         weights, intercept = logistic(signal(name, raw)[:, None], target)
         out[name] = Reference(name, float(weights[0]), intercept)
     return out
-
-
-def log_loss_rows(probability: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Each row's log loss of the event "not in the worst fifth" (target 1)."""
-    p = np.clip(np.asarray(probability, dtype=float), EPS, 1 - EPS)
-    return -(target * np.log(p) + (1 - target) * np.log(1 - p))

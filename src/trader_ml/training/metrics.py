@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from trader_ml.schema import REGIMES, TRADING_DAYS_PER_YEAR
-from trader_ml.training.health_references import log_loss_rows
+from trader_ml.stats import brier_rows, log_loss_rows
 
 
 def calibration_bins(confidence: np.ndarray, outcome: np.ndarray, bins: int = 10) -> np.ndarray:
@@ -138,7 +138,7 @@ def health_metrics(
         "test_health_correlation": per_date_rank_correlation(dates, score, drawdown),
         "auc": float(roc_auc_score(target, score)) if len(set(target.tolist())) == 2 else None,
         "log_loss": float(np.mean(log_loss_rows(score, target))) if probability else None,
-        "brier": float(np.mean((score - target) ** 2)) if probability else None,
+        "brier": float(np.mean(brier_rows(score, target))) if probability else None,
         "rows": int(len(score)),
     }
     if truth is not None:

@@ -18,7 +18,6 @@ from trader_ml.errors import InsufficientHistory
 from trader_ml.models.regime import RegimeExport, RegimeModelConfig, build_regime_model
 from trader_ml.schema import CONTEXT_FEATURES, REGIMES
 from trader_ml.training.export import artifact_header, parity_batches, to_onnx
-from trader_ml.training.label_choice import LabelChoice, choose_labeller
 from trader_ml.training.labeller import DEFAULT_LABELLER, LabellerConfig, hindsight_labels
 from trader_ml.training.labels import DEFAULT_LABEL_HORIZON, regime_labels
 from trader_ml.training.loop import FitConfig, FitResult, fit, seed_everything
@@ -36,10 +35,6 @@ class RegimeTrainConfig:
     fit: FitConfig = field(default_factory=FitConfig)
     label_horizon: int = DEFAULT_LABEL_HORIZON
     labeller: LabellerConfig = DEFAULT_LABELLER
-    # True: choose the labeller's window and persistence on the training days
-    # (training/label_choice.py). Off: on the sample it chose shorter windows in every refit
-    # and the GRU's test Sharpe fell from 0.31 to 0.15 (docs/models.md).
-    choose_labels: bool = False
     val_fraction: float = 0.15
     test_fraction: float = 0.15
 
@@ -76,7 +71,7 @@ class RegimeTrainResult:
     metrics: dict  # model / baseline (and *_vs_truth) on the test window, test window facts
     labels: np.ndarray  # the hindsight label of every context row (-1 where unknown)
     data_window: dict
-    test_windows: np.ndarray  # (days, lookback, features) raw test inputs, for export checks
+    test_inputs: np.ndarray  # (days, lookback, features) raw test windows, for export checks
 
 
 def windows(values: np.ndarray, ends: np.ndarray, lookback: int) -> np.ndarray:
@@ -157,7 +152,6 @@ class RegimePrepared:
     split: Split
     x_val: np.ndarray  # validation windows and each one's daily labels
     y_val: np.ndarray
-    label_choice: LabelChoice  # how the labeller was chosen, or that it was not
 
 
 def prepare_regime(context: pd.DataFrame, config: RegimeTrainConfig) -> RegimePrepared:
@@ -171,11 +165,6 @@ def prepare_regime(context: pd.DataFrame, config: RegimeTrainConfig) -> RegimePr
     split = chronological_split(ends, horizon, config.val_fraction, config.test_fraction)
     # The labeller is chosen and fit on training days only; it labels the later days from what it learned.
     train_days = split.train[-1] + 1
-    if config.choose_labels:
-        choice = choose_labeller(context.iloc[:train_days].reset_index(drop=True), horizon, config.labeller)
-        config = replace(config, labeller=choice.labeller)
-    else:
-        choice = LabelChoice(config.labeller, {}, None, "as configured: the default labeller, no choice made")
     labels = hindsight_labels(context, train_days, config.labeller, horizon, rules)
     split = Split(*(rows[labels[rows] >= 0] for rows in (split.train, split.val, split.test)))
     present = sorted(set(labels[split.train].tolist()))
@@ -189,7 +178,7 @@ def prepare_regime(context: pd.DataFrame, config: RegimeTrainConfig) -> RegimePr
     # the model is built from, so the saved config is the model's.
     config = replace(config, model=replace(config.model, stay_probability=label_persistence(labels[split.train])))
     x_val, y_val = _windows_and_labels(values, labels, split.val, config.model)
-    return RegimePrepared(config, values, labels, split, x_val, y_val, choice)
+    return RegimePrepared(config, values, labels, split, x_val, y_val)
 
 
 def _windows_and_labels(values, labels, rows, model: RegimeModelConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -300,7 +289,6 @@ def train_regime(
     model, result = fit_regime_network(prep, progress)
     calibrate_regime(model, prep)
     metrics, x_test = evaluate_regime(model, prep, context, truth)
-    metrics["label_choice"] = prep.label_choice.summary()
     dates = pd.DatetimeIndex(context["date"])
     return RegimeTrainResult(
         model=model,
@@ -310,7 +298,7 @@ def train_regime(
         metrics=metrics,
         labels=prep.labels,
         data_window={"first_date": str(dates[0].date()), "last_date": str(dates[-1].date()), "rows": len(context)},
-        test_windows=x_test,
+        test_inputs=x_test,
     )
 
 
@@ -336,7 +324,6 @@ def regime_artifact(result: RegimeTrainResult) -> tuple[bytes, dict]:
         "regimes": list(REGIMES),
         "label_horizon": result.config.label_horizon,
         "labeller": asdict(result.config.labeller),
-        "label_choice": result.metrics["label_choice"],
         "rules": asdict(DEFAULT_RULES),
         "model_config": asdict(result.config.model),
         "stay_probability": float(model.head.log_transition.diagonal()[0].exp()),
@@ -352,11 +339,11 @@ def regime_artifact(result: RegimeTrainResult) -> tuple[bytes, dict]:
     }
     data, gap = to_onnx(
         RegimeExport(model),
-        result.test_windows[:2],
+        result.test_inputs[:2],
         metadata["input_name"],
         metadata["output_names"],
         metadata,
-        parity_batches(result.test_windows),
+        parity_batches(result.test_inputs),
     )
     return data, {**metadata, "parity_max_abs_diff": gap}
 
