@@ -226,3 +226,83 @@ def test_the_lambda_logs_one_json_line_per_invocation(served, monkeypatch, caplo
     template = (ROOT / "deploy" / "template.yaml").read_text()
     for field in ("$.event", "$.fallback", "$.drift_count"):  # what the metric filters read
         assert field in template and field[2:] in lines[0]
+
+
+def rewrite_answers(store: LocalStore, days: list[str], change) -> None:
+    """Each stored answer of ``days`` passed through ``change(day, answer)`` and written back."""
+    for day in days:
+        key = predictions_key(day)
+        if store.exists(key):
+            answer = json.loads(store.read(key))
+            change(day, answer)
+            store.write(key, json.dumps(answer).encode())
+
+
+def test_a_model_that_does_worse_than_it_promised_is_called_so(served, tmp_path):
+    """Health answers that rank the assets backwards, and regime answers fully invested exactly
+    on the days before a fall, against a backtest that promised a Sharpe of 0.3: both verdicts
+    say "worse than expected", with the live figures that show it."""
+    store, days, _ = served
+    bad = copy_of(store, tmp_path / "bad")
+    features = read_table(bad, "features")
+    _, drawdown = health_targets(features)
+    keys = zip(features["date"].dt.strftime("%Y-%m-%d"), features["symbol"], strict=True)
+    worst_first = dict(zip(keys, drawdown, strict=True))
+    context = read_table(bad, "context")
+    dates = context["date"].dt.strftime("%Y-%m-%d").tolist()
+    next_return = dict(zip(dates[:-1], context["spy_return_1d"].to_numpy()[1:], strict=True))
+
+    def backwards(day, answer):
+        for symbol, health in answer["health"].items():
+            known = worst_first.get((day, symbol))
+            if known is not None and np.isfinite(known):
+                health["health_score"] = float(np.clip(0.5 - 5 * known, 0.0, 1.0))  # deepest drawdown: healthiest
+        falls = next_return.get(day, 0.0) < 0
+        answer["regime"]["regime_probs"] = {
+            r: float(r == ("calm_uptrend" if falls else "high_vol_panic")) for r in REGIMES
+        }
+
+    rewrite_answers(bad, days, backwards)
+    summary = {
+        "kind": "regime",
+        "config": {"model_type": "gru"},
+        "data": {"last_date": days[0]},
+        "rows": {"gru": {"performance": {"sharpe": 0.3}}},
+    }
+    bad.write("backtests/regime-promise/summary.json", json.dumps(summary).encode())
+    record = live_record(bad, today=TODAY)
+    assert record["health"]["verdict"] == "worse than expected"
+    assert record["health"]["model"]["rank_correlation_interval"][1] < record["health"]["expected"]["rank_correlation"]
+    assert record["regime"]["verdict"] == "worse than expected"
+    assert record["regime"]["model"]["sharpe_interval"][1] < 0.3
+    text = main_text(bad)
+    assert "health verdict: worse than expected" in text and "regime verdict: worse than expected" in text
+
+
+def main_text(store: LocalStore) -> str:
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["monitor", "--store", store.url, "--no-write"]) == 0
+    return out.getvalue()
+
+
+def test_a_half_damaged_day_is_listed_and_not_scored(served, tmp_path):
+    """A day whose regime answer reads but one of whose health answers does not is damaged as a
+    whole: listed once with the reason, in neither frame."""
+    from trader_ml.monitor.answers import read_answers
+
+    store, days, _ = served
+    damaged = copy_of(store, tmp_path / "damaged")
+    day = days[10]
+
+    def break_one_symbol(_, answer):
+        answer["health"][sorted(answer["health"])[0]]["health_score"] = "not a number"
+
+    rewrite_answers(damaged, [day], break_one_symbol)
+    answers = read_answers(damaged)
+    assert day in answers.damaged and "ValueError" in answers.damaged[day]
+    assert pd.Timestamp(day) not in set(answers.regime["date"]) and pd.Timestamp(day) not in set(answers.health["date"])
+    assert len(answers.regime) == SERVED - 2  # day 45 lost, day 10 damaged

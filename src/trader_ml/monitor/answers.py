@@ -67,8 +67,10 @@ def read_answers(store: Store, since: dt.date | None = None) -> StoredAnswers:
             answer = safejson.loads_object(data, store.describe(key), ("date", "regime", "health"))
             if answer["date"] != day:
                 raise TraderMLError(f"dated {str(answer['date'])[:20]!r}")
-            regime.append(_regime_row(day, answer["regime"]))
-            health.extend(_health_rows(day, answer["health"]))
+            # Both parts parsed before either is kept: a half-damaged day is listed, never half scored.
+            day_regime, day_health = _regime_row(day, answer["regime"]), _health_rows(day, answer["health"])
+            regime.append(day_regime)
+            health.extend(day_health)
         except (TraderMLError, KeyError, TypeError, ValueError, AttributeError) as e:
             damaged[day] = f"{type(e).__name__}: {e}"[:200]
     regime_frame = pd.DataFrame(regime, columns=REGIME_COLUMNS)
