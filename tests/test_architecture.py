@@ -23,6 +23,8 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
             "trader_ml.store",
             "trader_ml.baselines",
             "trader_ml.exposure",
+            "trader_ml.stats",
+            "trader_ml.trading_days",
             "trader_ml.health_inputs",
         ),
     ),

@@ -306,3 +306,18 @@ def test_a_half_damaged_day_is_listed_and_not_scored(served, tmp_path):
     assert day in answers.damaged and "ValueError" in answers.damaged[day]
     assert pd.Timestamp(day) not in set(answers.regime["date"]) and pd.Timestamp(day) not in set(answers.health["date"])
     assert len(answers.regime) == SERVED - 2  # day 45 lost, day 10 damaged
+
+
+def test_staleness_counts_exchange_sessions_not_weekdays():
+    """Ingested through the Wednesday before Thanksgiving 2026, looked at the next Wednesday: four
+    weekdays behind but three sessions (Thanksgiving is a holiday), so not stale; a day later it is."""
+    from trader_ml.monitor.live import stale
+
+    assert stale("2026-11-25", dt.date(2026, 12, 2)) == {
+        "last_ingested_day": "2026-11-25",
+        "business_days_behind": 3,
+        "flag": False,
+    }
+    assert stale("2026-11-25", dt.date(2026, 12, 3))["flag"]
+    assert stale("2026-12-31", dt.date(2027, 1, 4))["business_days_behind"] == 0  # New Year's Day, then a weekend
+    assert stale(None, dt.date(2026, 12, 2))["flag"]

@@ -29,8 +29,13 @@ def test_every_run_writes_a_self_contained_report(trained_store):
     page = report_path(trained_store).read_text()
     assert page.count('src="data:image/png;base64,') == 5
     assert not re.search(r"(src|href)=\"https?://", page)  # nothing fetched from the network
-    assert "Gate: every check, against the references and the champion" in page and "Regime model on its test window" in page
-    assert "test_log_loss vs the base rate" in page and "test_f1_macro vs its rule baseline" in page  # every check a row
+    assert (
+        "Gate: every check, against the references and the champion" in page
+        and "Regime model on its test window" in page
+    )
+    assert (
+        "test_log_loss vs the base rate" in page and "test_f1_macro vs its rule baseline" in page
+    )  # every check a row
     for term in ("ece (expected calibration error)", "brier", "f1_macro", "switches_per_year"):
         assert f"<dt>{term}</dt>" in page  # every metric in the tables is explained on the page
 

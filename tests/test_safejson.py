@@ -47,9 +47,7 @@ def test_a_deeply_nested_latest_json_is_a_reason_everywhere(store, capsys, monke
     assert warm.predict_regime(load_day(store).context_rows)["model_version"] == version  # keeps them
     cold = Predictor(store)
     answer = handler.daily_answer(cold)
-    assert (
-        answer["regime"]["model_source"] == "baseline" and "nests too deep" in answer["regime"]["fallback_reason"]
-    )
+    assert answer["regime"]["model_source"] == "baseline" and "nests too deep" in answer["regime"]["fallback_reason"]
     monkeypatch.setattr(handler, "_predictor", Predictor(store))
     monkeypatch.setattr(handler, "write_predictions", lambda store, answer: "not written")
     assert handler.handler({"source": "aws.events"})["ok"]

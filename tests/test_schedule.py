@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from trader_ml.release.schedule import default_ingest_time, is_first_trading_day
+from trader_ml.release.schedule import MONTHLY_DAYS, default_ingest_time, is_first_trading_day
+from trader_ml.trading_days import first_session_of_month
 
 # Stand-ins for crontab, launchctl and systemctl: they record their calls and keep the crontab
 # in a file, so nothing on this machine is touched.
@@ -61,7 +62,7 @@ def test_launchd_plist_means_monthly(home):
     path = home / "home" / "Library" / "LaunchAgents" / "com.trader-ml.train.plist"
     plist = plistlib.loads(path.read_bytes())
     calendar = plist["StartCalendarInterval"]
-    assert sorted(c["Day"] for c in calendar) == [1, 2, 3]
+    assert sorted(c["Day"] for c in calendar) == [1, 2, 3, 4]
     assert all(set(c) == {"Day", "Hour", "Minute"} and (c["Hour"], c["Minute"]) == (7, 0) for c in calendar)
     args = plist["ProgramArguments"]
     assert args[:4] == [sys.executable, "-m", "trader_ml", "train"]
@@ -103,7 +104,7 @@ def test_cron_lines_keep_the_users_own(home):
     )
     schedule(home, "install", "--job", "train", "--backend", "cron")
     train = next(line for line in (home / "home" / "crontab").read_text().splitlines() if "trader_ml train" in line)
-    assert train.startswith("0 7 1-3 * * ") and "--first-trading-day-only" in train
+    assert train.startswith("0 7 1-4 * * ") and "--first-trading-day-only" in train
     schedule(home, "uninstall", "--job", "ingest", "--backend", "cron")
     table = (home / "home" / "crontab").read_text()
     assert "backup.sh" in table and "trader_ml ingest" not in table and "trader_ml train" in table
@@ -129,7 +130,7 @@ def test_systemd_units(home):
 
 def test_show_touches_nothing(home):
     out = schedule(home, "show", "--job", "train", "--backend", "systemd").stdout
-    assert "OnCalendar=*-*-01..03 07:00:00" in out and "first trading day" in out
+    assert "OnCalendar=*-*-01..04 07:00:00" in out and "first trading day" in out
     assert (
         calls(home) == [] and not (home / "home" / ".config").exists() and not (home / "home" / ".trader-ml").exists()
     )
@@ -151,10 +152,19 @@ def test_show_with_cron_needs_no_crontab(home):
         ("2027-01-04", True),
         ("2027-01-01", False),
         ("2026-06-01", True),
+        ("2025-09-01", False),  # Labor Day
+        ("2025-09-02", True),
+        ("2023-01-02", False),  # New Year's Day observed on the Monday
+        ("2023-01-03", True),
     ],
 )
 def test_first_trading_day(day, first):
     assert is_first_trading_day(dt.date.fromisoformat(day)) is first
+
+
+def test_every_months_first_session_falls_on_a_scheduled_day():
+    firsts = [first_session_of_month(dt.date(year, month, 1)) for year in range(2000, 2036) for month in range(1, 13)]
+    assert {d.day for d in firsts} <= set(MONTHLY_DAYS) and max(d.day for d in firsts) == MONTHLY_DAYS[-1]
 
 
 def test_ingest_runs_after_the_new_york_close():

@@ -23,6 +23,7 @@ from trader_ml.exposure import COST_BP, exposure, strategy_returns
 from trader_ml.monitor.answers import StoredAnswers, regime_probs
 from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES
 from trader_ml.stats import brier_rows, interval, log_loss_rows, over_resamples, resamples, sharpe
+from trader_ml.trading_days import sessions_between
 from trader_ml.training.gate import MIN_TEST_DAYS
 from trader_ml.training.labeller import hindsight_labels
 from trader_ml.training.labels import DEFAULT_LABEL_HORIZON, health_targets
@@ -226,5 +227,6 @@ def answer_counts(answers: StoredAnswers, stored_days: list[str]) -> dict:
 
 
 def stale(last_day: str | None, today: dt.date) -> dict:
-    behind = max(int(np.busday_count(last_day, today.isoformat())) - 1, 0) if last_day else None
+    """How many NYSE sessions lie between the last ingested day and today; over 3 is stale."""
+    behind = sessions_between(dt.date.fromisoformat(last_day), today) if last_day else None
     return {"last_ingested_day": last_day, "business_days_behind": behind, "flag": behind is None or behind > 3}

@@ -20,17 +20,18 @@ from zoneinfo import ZoneInfo
 
 from trader_ml.errors import TraderMLError
 from trader_ml.schema import CLOSE_SETTLED, MARKET_TIMEZONE, TRAIN_TIME
+from trader_ml.trading_days import first_session_of_month
 
 JOBS = ("train", "ingest")
+# The monthly job fires on these days and works only on the first session, which falls on the
+# 4th at the latest (a month starting on a weekend whose Monday is a holiday: January 2027).
+MONTHLY_DAYS = (1, 2, 3, 4)
 NEW_YORK = ZoneInfo(MARKET_TIMEZONE)  # daily ingest runs once the close has settled
 
 
 def is_first_trading_day(day: dt.date) -> bool:
-    """The month's first weekday that is not New Year's Day (other holidays are not known)."""
-    first = dt.date(day.year, day.month, 1)
-    while first.weekday() >= 5 or (first.month == 1 and first.day == 1):
-        first += dt.timedelta(days=1)
-    return day == first
+    """Whether ``day`` is its month's first session of the New York Stock Exchange."""
+    return day == first_session_of_month(day)
 
 
 def default_ingest_time(today: dt.date | None = None) -> dt.time:
@@ -69,7 +70,7 @@ def make_job(name: str, store: str, extra: list[str], at: dt.time | None, home: 
     store = store if store.startswith("s3://") else str(Path(store).expanduser().absolute())
     command = [sys.executable, "-m", "trader_ml", name, "--store", store, *extra]
     if name == "train":
-        # Fires on days 1-3 of each month; the command works only on the first trading day.
+        # Fires on days 1-4 of each month; the command works only on the first trading day.
         command.append("--first-trading-day-only")
     return Job(
         name,
@@ -92,7 +93,7 @@ def launchd_plan(job: Job, home: Path) -> Plan:
     label = f"com.trader-ml.{job.name}"
     path = home / "Library" / "LaunchAgents" / f"{label}.plist"
     if job.monthly:
-        calendar = [{"Day": d, "Hour": job.at.hour, "Minute": job.at.minute} for d in (1, 2, 3)]
+        calendar = [{"Day": d, "Hour": job.at.hour, "Minute": job.at.minute} for d in MONTHLY_DAYS]
     else:
         calendar = [{"Weekday": d, "Hour": job.at.hour, "Minute": job.at.minute} for d in range(1, 6)]
     plist = {
@@ -110,7 +111,7 @@ def launchd_plan(job: Job, home: Path) -> Plan:
 def systemd_plan(job: Job, home: Path) -> Plan:
     unit = f"trader-ml-{job.name}"
     folder = home / ".config" / "systemd" / "user"
-    when = f"*-*-01..03 {job.at:%H:%M}:00" if job.monthly else f"Mon..Fri *-*-* {job.at:%H:%M}:00"
+    when = f"*-*-01..{MONTHLY_DAYS[-1]:02d} {job.at:%H:%M}:00" if job.monthly else f"Mon..Fri *-*-* {job.at:%H:%M}:00"
     log = systemd_escape(str(job.log))
     service = (
         f"[Unit]\nDescription=trader-ml {job.name}\n\n[Service]\nType=oneshot\n"
@@ -133,7 +134,7 @@ def systemd_escape(text: str) -> str:
 
 
 def cron_line(job: Job) -> str:
-    days = "1-3 * *" if job.monthly else "* * 1-5"
+    days = f"1-{MONTHLY_DAYS[-1]} * *" if job.monthly else "* * 1-5"
     command = f"{shlex.join(job.command)} >> {shlex.quote(str(job.log))} 2>&1"
     # cron ends the command at an unescaped % (and feeds the rest to it as input), quotes or not.
     return f"{job.at.minute} {job.at.hour} {days} {command.replace('%', chr(92) + '%')}"
@@ -191,7 +192,7 @@ def _run(commands: list[list[str]], say) -> bool:
 
 def describe(job: Job, backend: str, home: Path) -> str:
     when = (
-        f"on days 1-3 of each month at {job.at:%H:%M}, working only on the first trading day"
+        f"on days 1-{MONTHLY_DAYS[-1]} of each month at {job.at:%H:%M}, working only on the first trading day"
         if job.monthly
         else f"Monday to Friday at {job.at:%H:%M} local time"
     )
