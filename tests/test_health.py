@@ -12,9 +12,8 @@ import torch
 from trader_ml.baselines import DEFAULT_HEALTH_RULES, baseline_health, behaviors, vol_buckets
 from trader_ml.errors import TraderMLError
 from trader_ml.models.health import HealthModelConfig
-from trader_ml.schema import ASSET_FEATURES, BEHAVIORS, VOL_BUCKETS
+from trader_ml.schema import ASSET_FEATURES
 from trader_ml.serving.artifacts import HealthModel, asset_rows
-from trader_ml.training.export import PARITY_TOLERANCE, parity_gap
 from trader_ml.training.health import HealthTrainConfig, health_artifact, train_health
 from trader_ml.training.labels import forward_drawdown, health_targets
 from trader_ml.training.loop import FitConfig
@@ -91,30 +90,9 @@ def test_bucket_boundaries_come_from_training_days_only(synthetic_features, trai
     np.testing.assert_allclose(again.vol_boundaries, trained.vol_boundaries)
 
 
-def test_export_matches_pytorch(trained, artifact):
-    data, metadata = artifact
-    assert metadata["parity_max_abs_diff"] <= PARITY_TOLERANCE
-    for size in (1, 64):
-        assert (
-            parity_gap(trained.model, data, "features", [np.ascontiguousarray(trained.test_inputs[:size])])
-            <= PARITY_TOLERANCE
-        )
-    assert metadata["vol_boundaries"] == list(trained.vol_boundaries)
-
-
-def test_output_dict_matches_the_seed(trained, artifact):
-    model = HealthModel.from_bytes(artifact[0])
-    rows = [
-        dict(zip(ASSET_FEATURES, map(float, r[:10]), strict=True), symbol=f"S{i}")
-        for i, r in enumerate(trained.test_rows[:5])
-    ]
-    results, skipped = model.predict(rows)
-    assert skipped == [] and list(results) == [f"S{i}" for i in range(5)]
-    for out in results.values():
-        assert set(out) == {"health_score", "vol_bucket", "behavior", "latent"}
-        assert type(out["health_score"]) is float and 0.0 <= out["health_score"] <= 1.0
-        assert out["vol_bucket"] in VOL_BUCKETS and out["behavior"] in BEHAVIORS
-        assert len(out["latent"]) == 16 and all(type(v) is float for v in out["latent"])
+def test_the_artifact_keeps_the_training_days_bucket_boundaries(trained, artifact):
+    """Parity with PyTorch and the seed's dict are the contract test's (test_model_contract.py)."""
+    assert artifact[1]["vol_boundaries"] == list(trained.vol_boundaries)
 
 
 def test_rows_with_nan_features_are_skipped_and_counted(artifact):

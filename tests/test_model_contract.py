@@ -91,16 +91,22 @@ def test_the_saved_config_is_the_one_it_was_built_with(contract):
 def test_it_answers_the_training_guide_s_dict(contract):
     if isinstance(contract.served, RegimeModel):
         out = contract.served.predict(contract.inputs[-1])
-        assert out["regime_label"] in REGIMES and list(out["regime_probs"]) == list(REGIMES)
+        assert set(out) == {"regime_label", "regime_probs", "regime_embedding"}
+        assert list(out["regime_probs"]) == list(REGIMES)
+        assert all(type(p) is float and 0 <= p <= 1 for p in out["regime_probs"].values())
         assert sum(out["regime_probs"].values()) == pytest.approx(1.0, abs=1e-6)
+        assert out["regime_label"] == max(out["regime_probs"], key=out["regime_probs"].get)
         assert len(out["regime_embedding"]) == REGIME_EMBEDDING_DIM
+        assert all(type(v) is float for v in out["regime_embedding"])
         return
     rows = [
         dict(zip(ASSET_FEATURES, map(float, r[:10]), strict=True), symbol=f"S{i}")
-        for i, r in enumerate(contract.result.test_rows[:3])
+        for i, r in enumerate(contract.result.test_rows[:5])
     ]
     answers, skipped = contract.served.predict(rows)
-    assert skipped == [] and list(answers) == ["S0", "S1", "S2"]
+    assert skipped == [] and list(answers) == [f"S{i}" for i in range(5)]
     for out in answers.values():
-        assert 0.0 <= out["health_score"] <= 1.0 and out["vol_bucket"] in VOL_BUCKETS
-        assert out["behavior"] in BEHAVIORS and len(out["latent"]) == HEALTH_LATENT_DIM
+        assert set(out) == {"health_score", "vol_bucket", "behavior", "latent"}
+        assert type(out["health_score"]) is float and 0.0 <= out["health_score"] <= 1.0
+        assert out["vol_bucket"] in VOL_BUCKETS and out["behavior"] in BEHAVIORS
+        assert len(out["latent"]) == HEALTH_LATENT_DIM and all(type(v) is float for v in out["latent"])

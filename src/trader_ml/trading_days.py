@@ -9,6 +9,7 @@ New Year), which a weekday count does not know. The calendar is built once, lazi
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -24,7 +25,11 @@ FIRST_YEAR, LAST_YEAR = (
 def _calendar():
     import exchange_calendars  # about 0.8 s to import, 0.2 s to build: paid by the monitor and the schedule only
 
-    return exchange_calendars.get_calendar(EXCHANGE, start=f"{FIRST_YEAR - 1}-01-01", end=f"{LAST_YEAR + 1}-12-31")
+    with warnings.catch_warnings():
+        # exchange_calendars builds its holidays with a pandas idiom pandas 3.1 deprecates: its
+        # concern, not the user's, and the sessions are the same.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return exchange_calendars.get_calendar(EXCHANGE, start=f"{FIRST_YEAR - 1}-01-01", end=f"{LAST_YEAR + 1}-12-31")
 
 
 def _known(*days: dt.date) -> bool:
