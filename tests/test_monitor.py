@@ -303,7 +303,7 @@ def test_a_half_damaged_day_is_listed_and_not_scored(served, tmp_path):
 
     rewrite_answers(damaged, [day], break_one_symbol)
     answers = read_answers(damaged)
-    assert day in answers.damaged and "ValueError" in answers.damaged[day]
+    assert day in answers.damaged and "health_score: expected a number, found str" in answers.damaged[day]
     assert pd.Timestamp(day) not in set(answers.regime["date"]) and pd.Timestamp(day) not in set(answers.health["date"])
     assert len(answers.regime) == SERVED - 2  # day 45 lost, day 10 damaged
 

@@ -203,6 +203,29 @@ def read_manifest(store: Store, version: str) -> dict:
     return manifest
 
 
+# The fields a manifest records for the monitor and later runs, and the shape their readers need.
+MONITORING_FIELDS = {
+    "training_fingerprint": str,
+    "input_profile": safejson.Each(dict),  # per model, per column: drift.readable judges each column
+    "champion_live_record": dict,
+    "test_windows": safejson.Each(safejson.Optional(dict)),
+}
+
+
+def manifest_field(store: Store, version: str, field: str) -> tuple[object | None, str | None]:
+    """(value, None) of one of a manifest's ``MONITORING_FIELDS``, (None, None) when the version
+    records none, (None, why) when the manifest or that field is damaged: its readers go on
+    without it, saying why."""
+    try:
+        value = read_manifest(store, version).get(field)
+    except TraderMLError as e:
+        return None, str(e)[:300]
+    found = None if value is None else safejson.problem(value, MONITORING_FIELDS[field], field)
+    if found:
+        return None, f"{store.describe(manifest_key(version))}: {found[:200]} (damaged)"
+    return value, None
+
+
 def read_artifact(store: Store, key: str, expected_sha256: str) -> bytes:
     """An artifact's bytes, refused unless they hash to what the registry recorded."""
     if not (isinstance(expected_sha256, str) and SHA256.fullmatch(expected_sha256)):

@@ -42,3 +42,106 @@ def loads_object(data: bytes | str, where: str, required: tuple[str, ...] = ()) 
     if missing:
         raise DamagedJSON(f"{where}: missing key(s) {', '.join(missing)} (damaged)")
     return value
+
+
+# Shapes: what a reader needs of a parsed value, checked before it reads any of it. A shape is a
+# type (``str``, ``int``, ``bool``, ``dict``, ``list``), ``NUMBER`` (an int or a finite float,
+# never a bool), a ``Range``, ``Optional(shape)``, ``Each(shape)`` (every value of an object or
+# item of a list), ``OneOf`` a few strings, or a dict of required keys and their shapes (other keys are allowed).
+NUMBER = "number"
+
+
+class Optional:
+    def __init__(self, shape) -> None:
+        self.shape = shape
+
+
+class Each:
+    def __init__(self, shape) -> None:
+        self.shape = shape
+
+
+class OneOf:
+    """One of a few strings."""
+
+    def __init__(self, *values: str) -> None:
+        self.values = values
+
+
+class Range:
+    """A number from ``low`` to ``high``, both included."""
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = low, high
+
+
+def _kind(value) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _is_number(value) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and value == value
+        and abs(value) != float("inf")
+    )
+
+
+def problem(value, shape, path: str = "") -> str | None:
+    """Where and how ``value`` differs from ``shape``, in words; None when it fits."""
+    here = path or "the file"
+    if isinstance(shape, Optional):
+        return None if value is None else problem(value, shape.shape, path)
+    if shape == NUMBER or isinstance(shape, Range):
+        if not _is_number(value):
+            return f"{here}: expected a number, found {_kind(value)}"
+        if isinstance(shape, Range) and not shape.low <= value <= shape.high:
+            return f"{here}: {value!r} is outside {shape.low:g} .. {shape.high:g}"
+        return None
+    if isinstance(shape, OneOf):
+        if value in shape.values and isinstance(value, str):
+            return None
+        return f"{here}: {str(value)[:40]!r} is not one of {', '.join(shape.values)}"
+    if isinstance(shape, Each):
+        if isinstance(value, dict):
+            items = value.items()
+        elif isinstance(value, list):
+            items = enumerate(value)
+        else:
+            return f"{here}: expected an object or a list, found {_kind(value)}"
+        for key, item in items:
+            found = problem(item, shape.shape, f"{path}[{key!r}]" if path else f"[{key!r}]")
+            if found:
+                return found
+        return None
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return f"{here}: expected an object, found {_kind(value)}"
+        for key, inner in shape.items():
+            if key not in value:
+                return f"{here}: missing key {key}"
+            found = problem(value[key], inner, f"{path}.{key}" if path else key)
+            if found:
+                return found
+        return None
+    if shape is int:
+        return (
+            None
+            if isinstance(value, int) and not isinstance(value, bool)
+            else f"{here}: expected an integer, found {_kind(value)}"
+        )
+    return None if isinstance(value, shape) else f"{here}: expected {shape.__name__}, found {_kind(value)}"
+
+
+def check(value, shape, where: str):
+    """``value`` itself when it fits ``shape``; DamagedJSON naming ``where`` and the place otherwise."""
+    found = problem(value, shape)
+    if found:
+        raise DamagedJSON(f"{where}: {found[:200]} (damaged)")
+    return value
+
+
+def loads_shaped(data: bytes | str, where: str, shape):
+    """``loads`` and ``check`` in one: the value, of the shape its reader needs."""
+    return check(loads(data, where), shape, where)

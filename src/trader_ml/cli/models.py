@@ -1,19 +1,20 @@
-"""``trader-ml models list|show|promote|rollback``: the registry as a user sees it."""
+"""``trader-ml models list|show|add|promote|rollback|prune``: the registry as a user sees it."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
-from trader_ml import registry
+from trader_ml import registry, safejson
 from trader_ml.cli.args import add_store_args, open_store_from
 from trader_ml.errors import TraderMLError
 from trader_ml.store import Store
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("models", help="list, show, add, promote or roll back model versions")
-    p.add_argument("action", choices=("list", "show", "add", "promote", "rollback"))
+    p = sub.add_parser("models", help="list, show, add, promote, roll back or prune model versions")
+    p.add_argument("action", choices=("list", "show", "add", "promote", "rollback", "prune"))
     p.add_argument(
         "version",
         nargs="?",
@@ -46,16 +47,26 @@ def _gate(manifest: dict, kind: str) -> str:
 
 
 def stored_versions(store: Store, pointer: dict | None) -> list[str]:
-    """Every version the store shows a trace of: a manifest, an artifact, or latest.json naming
-    it (a version whose manifest was deleted still serves)."""
+    """Every version with a manifest, and every one latest.json names (a version whose manifest
+    was deleted still serves). Artifacts with neither are a half-published version: ``orphans``."""
     found = set(registry.versions(store))
-    for key in store.list(f"{registry.MODELS_PREFIX}"):
-        for kind in registry.KINDS:
-            if registry.ARTIFACT[kind].fullmatch(key):
-                found.add(registry.model_version({f"{kind}_model": key}, kind))
     if pointer:
         found.update(v for v in (registry.model_version(pointer, k) for k in registry.KINDS) if v)
     return sorted(found, key=registry.version_order)
+
+
+def orphans(store: Store, pointer: dict | None) -> dict[str, list[str]]:
+    """version -> its artifact keys, for the versions a publish stopped before their manifest
+    (a killed run, a lost connection) and latest.json does not name: nothing reads them."""
+    listed = set(stored_versions(store, pointer))
+    out: dict[str, list[str]] = {}
+    for key in store.list(f"{registry.MODELS_PREFIX}"):
+        for kind in registry.KINDS:
+            if registry.ARTIFACT[kind].fullmatch(key):
+                version = registry.model_version({f"{kind}_model": key}, kind)
+                if version not in listed:
+                    out.setdefault(version, []).append(key)
+    return out
 
 
 def broken_current(store: Store, pointer: dict | None) -> dict[str, str]:
@@ -98,24 +109,36 @@ SHORT_VERDICT = {
 }
 
 
-def live_verdicts(store: Store) -> dict[str, str]:
-    """version -> the newest monitoring record's verdicts for it (trader-ml monitor writes it)."""
-    from trader_ml import safejson
+# What models list reads of monitoring/latest.json.
+RECORD_SHAPE = {
+    "through": str,
+    **{
+        kind: {"verdict": str, "expected": safejson.Optional({"version": safejson.Optional(str)})}
+        for kind in registry.KINDS
+    },
+}
+
+
+def live_verdicts(store: Store) -> tuple[dict[str, str], str | None]:
+    """(version -> the newest monitoring record's verdicts for it, what is wrong with the record
+    when it cannot be read): trader-ml monitor writes it."""
     from trader_ml.errors import NotFoundError
 
+    key = "monitoring/latest.json"
     try:
-        record = safejson.loads_object(store.read("monitoring/latest.json"), "monitoring/latest.json")
-        out: dict[str, list[str]] = {}
-        for kind in registry.KINDS:
-            part = record.get(kind) or {}
-            version = (part.get("expected") or {}).get("version")
-            word = next((w for k, w in SHORT_VERDICT.items() if str(part.get("verdict", "")).startswith(k)), None)
-            if version and word:
-                out.setdefault(version, []).append(f"{kind} {word}")
-        through = str(record.get("through", ""))[:10]
-        return {v: f"{', '.join(words)} (to {through})" for v, words in out.items()}
-    except (NotFoundError, safejson.DamagedJSON, AttributeError, TypeError):
-        return {}
+        record = safejson.loads_shaped(store.read(key), store.describe(key), RECORD_SHAPE)
+    except NotFoundError:
+        return {}, None
+    except TraderMLError as e:
+        return {}, str(e)
+    out: dict[str, list[str]] = {}
+    for kind in registry.KINDS:
+        part = record[kind]
+        version = (part["expected"] or {}).get("version")
+        word = next((w for k, w in SHORT_VERDICT.items() if part["verdict"].startswith(k)), None)
+        if version and word:
+            out.setdefault(version, []).append(f"{kind} {word}")
+    return {v: f"{', '.join(words)} (to {record['through'][:10]})" for v, words in out.items()}, None
 
 
 def list_versions(store: Store) -> None:
@@ -131,7 +154,7 @@ def list_versions(store: Store) -> None:
     broken = broken_current(store, current)
     rows = [("current", "version", "created", "regime f1 (baseline)", "gate", "health corr (baseline)", "gate", "live")]
     problems = []
-    live = live_verdicts(store)
+    live, live_damage = live_verdicts(store)
     for version in stored_versions(store, current):
         kinds = [f"{k}(broken)" if k in broken else k for k in registry.KINDS if current_of[k] == version]
         row, problem = _row(store, version, "+".join(kinds))
@@ -154,12 +177,36 @@ def list_versions(store: Store) -> None:
     )
     print(f"current (models/latest.json): {served if current else 'nothing; the rule baselines serve'}")
     print(f"{count} version{'s' if count != 1 else ''} in {store.url}")
+    _notes(store, current, live_damage)
     if damaged is not None:
         raise damaged
     problems += [f"the current {kind} model cannot be served: {why}" for kind, why in broken.items()]
     if problems:
         more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
         raise registry.RegistryError(f"{problems[0]}{more}; promote or roll back to a version that reads whole")
+
+
+def _notes(store: Store, current: dict | None, live_damage: str | None) -> None:
+    """What models list leaves out and why, on stderr: none of it stops the listing."""
+    if live_damage:
+        print(f"warning: the live column is empty: {live_damage}", file=sys.stderr)
+    for version, keys in orphans(store, current).items():
+        print(
+            f"note: version {version} was half published ({', '.join(keys)} without a manifest) and is not listed; "
+            f"trader-ml models prune --store {store.url} removes it",
+            file=sys.stderr,
+        )
+
+
+def prune(store: Store) -> None:
+    """Remove the artifacts of half-published versions: no manifest, and latest.json does not name them."""
+    current, _ = registry.read_latest(store)
+    found = orphans(store, current)
+    for version, keys in found.items():
+        store.delete_many(keys)
+        print(f"removed half-published version {version}: {', '.join(keys)}")
+    if not found:
+        print(f"nothing to prune in {store.url}: every stored artifact belongs to a listed version")
 
 
 def add(store: Store, path: str, promote: bool) -> None:
@@ -235,7 +282,11 @@ def show(store: Store, version: str) -> None:
             checks[kind] = "sha256 ok"
         except TraderMLError as e:
             checks[kind] = f"BROKEN: {e}"
-    print(json.dumps({**manifest, "artifact_checks": checks}, indent=2))
+    monitoring = {}
+    for field in registry.MONITORING_FIELDS:
+        value, damage = registry.manifest_field(store, version, field)
+        monitoring[field] = f"DAMAGED: {damage}" if damage else "not recorded" if value is None else "ok"
+    print(json.dumps({**manifest, "artifact_checks": checks, "monitoring_checks": monitoring}, indent=2))
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -248,6 +299,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         add(store, args.version, args.promote)
     elif args.action == "list":
         list_versions(store)
+    elif args.action == "prune":
+        prune(store)
     elif args.action == "show":
         show(store, args.version)
     elif args.action == "promote":

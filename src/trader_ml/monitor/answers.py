@@ -12,7 +12,7 @@ import pandas as pd
 
 from trader_ml import safejson
 from trader_ml.errors import TraderMLError
-from trader_ml.schema import PREDICTIONS_PREFIX, REGIMES, is_day
+from trader_ml.schema import PREDICTIONS_PREFIX, REGIMES, is_day, predictions_key
 from trader_ml.store import Store
 
 REGIME_COLUMNS = ["date", "source", "version", "reason", *REGIMES]
@@ -26,13 +26,29 @@ class StoredAnswers:
     damaged: dict[str, str] = field(default_factory=dict)  # day -> why its file could not be read
 
 
+SOURCES = safejson.OneOf("trained", "baseline")
+PROBABILITY = safejson.Range(0.0, 1.0)
+# What the monitor reads of an answer file (predict, the Lambda and predictions/ write more).
+ANSWER_SHAPE = {
+    "date": str,
+    "regime": {"model_source": SOURCES, "model_version": str, "regime_probs": dict.fromkeys(REGIMES, PROBABILITY)},
+    "health": safejson.Each({"health_score": PROBABILITY, "model_source": SOURCES, "model_version": str}),
+}
+FUTURE_DAYS = 7  # an answer dated this far past today is damage, not an early answer
+
+
+def _reason(answer: dict) -> str | None:
+    reason = answer.get("fallback_reason")
+    return None if reason is None else str(reason)[:300]
+
+
 def _regime_row(day: str, answer: dict) -> dict:
     probs = answer["regime_probs"]
     return {
         "date": day,
-        "source": str(answer["model_source"]),
-        "version": str(answer["model_version"]),
-        "reason": answer.get("fallback_reason"),
+        "source": answer["model_source"],
+        "version": answer["model_version"],
+        "reason": _reason(answer),
         **{name: float(probs[name]) for name in REGIMES},
     }
 
@@ -43,36 +59,53 @@ def _health_rows(day: str, answers: dict) -> list[dict]:
             "date": day,
             "symbol": str(symbol),
             "score": float(a["health_score"]),
-            "source": str(a["model_source"]),
-            "version": str(a["model_version"]),
-            "reason": a.get("fallback_reason"),
+            "source": a["model_source"],
+            "version": a["model_version"],
+            "reason": _reason(a),
         }
         for symbol, a in answers.items()
     ]
 
 
-def read_answers(store: Store, since: dt.date | None = None) -> StoredAnswers:
-    """Every stored answer from ``since`` on (all when None)."""
-    days = {}
+def _answer_days(store: Store, since: dt.date | None, first: str | None, last: str) -> tuple[dict, dict]:
+    """({key: day} of the answer files to read, {name: why} of those refused without reading:
+    a file off the layout, a day the store cannot hold)."""
+    days, damaged = {}, {}
     for key in store.list(PREDICTIONS_PREFIX):
-        folder, _, name = key.rpartition("/")
+        if not key.endswith("/predictions.json"):
+            continue
+        folder = key.removesuffix("/predictions.json")
         day = folder.rpartition("date=")[2]
-        if name == "predictions.json" and is_day(day) and (since is None or day >= since.isoformat()):
+        if not is_day(day) or predictions_key(day) != key:
+            damaged[key] = "not where answers are written (predictions/date=YYYY-MM-DD/predictions.json)"
+        elif (first is not None and day < first) or day > last:
+            damaged[day] = f"dated {day}, outside the days this store can hold ({first} .. {last})"
+        elif since is None or day >= since.isoformat():
             days[key] = day
+    return days, damaged
+
+
+def read_answers(
+    store: Store, since: dt.date | None = None, first_day: str | None = None, today: dt.date | None = None
+) -> StoredAnswers:
+    """Every stored answer from ``since`` on (all when None), each file checked whole against
+    ``ANSWER_SHAPE`` and dated from ``first_day`` (the store's first) to today plus a week."""
+    last = ((today or dt.date.today()) + dt.timedelta(days=FUTURE_DAYS)).isoformat()
+    days, damaged = _answer_days(store, since, first_day, last)
     keys = sorted(days)
-    regime, health, damaged = [], [], {}
+    regime, health = [], []
     for key, data in zip(keys, store.read_many(keys), strict=True):
         day = days[key]
         try:
-            answer = safejson.loads_object(data, store.describe(key), ("date", "regime", "health"))
+            answer = safejson.loads_shaped(data, store.describe(key), ANSWER_SHAPE)
             if answer["date"] != day:
-                raise TraderMLError(f"dated {str(answer['date'])[:20]!r}")
-            # Both parts parsed before either is kept: a half-damaged day is listed, never half scored.
+                raise TraderMLError(f"{store.describe(key)}: dated {answer['date'][:20]!r}, in the folder of {day}")
+            # Both parts read before either is kept: a half-damaged day is listed, never half scored.
             day_regime, day_health = _regime_row(day, answer["regime"]), _health_rows(day, answer["health"])
             regime.append(day_regime)
             health.extend(day_health)
-        except (TraderMLError, KeyError, TypeError, ValueError, AttributeError) as e:
-            damaged[day] = f"{type(e).__name__}: {e}"[:200]
+        except TraderMLError as e:
+            damaged[day] = str(e)[:300]
     regime_frame = pd.DataFrame(regime, columns=REGIME_COLUMNS)
     health_frame = pd.DataFrame(health, columns=HEALTH_COLUMNS)
     for frame in (regime_frame, health_frame):

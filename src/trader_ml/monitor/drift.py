@@ -110,8 +110,9 @@ def readable(profile: object) -> bool:
         and numbers
         and isinstance(shares, list)
         and len(shares) == len(edges) + 3
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in shares)
         and isinstance(null, dict)
-        and all(isinstance(v, (int, float)) for v in null.values())
+        and all(k.isdigit() and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in null.items())
     )
 
 

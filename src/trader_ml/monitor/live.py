@@ -21,7 +21,7 @@ from trader_ml.baselines import baseline_health, baseline_regimes
 from trader_ml.errors import TraderMLError
 from trader_ml.exposure import COST_BP, exposure, strategy_returns
 from trader_ml.monitor.answers import StoredAnswers, regime_probs
-from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES
+from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, is_day
 from trader_ml.stats import brier_rows, interval, log_loss_rows, over_resamples, resamples, sharpe
 from trader_ml.trading_days import sessions_between
 from trader_ml.training.gate import MIN_TEST_DAYS
@@ -149,18 +149,19 @@ def expectations(store, versions: dict[str, str | None], context: pd.DataFrame) 
         if version is None:
             continue
         try:
-            manifest = registry.read_manifest(store, version)
-        except registry.RegistryError:
+            metrics = registry.read_manifest(store, version)[f"{kind}_metrics"]  # an object: read_manifest checks
+        except registry.RegistryError as e:
+            out[kind] = {"version": version, "damaged": str(e)[:300]}
             continue
-        metrics = manifest.get(f"{kind}_metrics") or {}
-        window = (manifest.get("test_windows") or {}).get(kind) or {}
-        out[kind] = {"version": version, "test_first_date": window.get("first_date")}
+        windows, damage = registry.manifest_field(store, version, "test_windows")
+        window = (windows or {}).get(kind) or {}
+        first = window.get("first_date") if is_day(window.get("first_date")) else None
+        out[kind] = {"version": version, "test_first_date": first, **({"damaged": damage} if damage else {})}
         if kind == "health":
-            out[kind]["rank_correlation"] = metrics.get("test_health_correlation")
-            out[kind]["brier"] = metrics.get("test_brier")
+            out[kind]["rank_correlation"] = _number(metrics.get("test_health_correlation"))
+            out[kind]["brier"] = _number(metrics.get("test_brier"))
         else:
-            out[kind]["f1_macro"] = metrics.get("test_f1_macro")
-            first = window.get("first_date")
+            out[kind]["f1_macro"] = _number(metrics.get("test_f1_macro"))
             if first:
                 out[kind]["fit_days"] = int((pd.DatetimeIndex(context["date"]) < pd.Timestamp(first)).sum())
     backtest = newest_backtest(store)
@@ -168,6 +169,12 @@ def expectations(store, versions: dict[str, str | None], context: pd.DataFrame) 
         out["regime"]["sharpe"] = backtest[0]
         out["regime"]["sharpe_from"] = backtest[1]
     return out
+
+
+def _number(value) -> float | None:
+    """A metric read from a manifest: a finite number, else nothing to compare with."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+    return float(value) if ok else None
 
 
 def newest_backtest(store) -> tuple[float, str] | None:
@@ -183,7 +190,7 @@ def newest_backtest(store) -> tuple[float, str] | None:
                 continue
             name = summary["config"].get("model_type") or "gru"
             sharpe = summary["rows"][name]["performance"]["sharpe"]
-            if isinstance(sharpe, (int, float)):
+            if _number(sharpe) is not None:
                 dated.append((str(summary["data"]["last_date"]), float(sharpe), key))
         except (TraderMLError, KeyError, TypeError, AttributeError):
             continue

@@ -48,17 +48,11 @@ def drift_record(
     }
     for kind in registry.KINDS:
         version = registry.model_version(pointer, kind) if pointer else None
-        profile = None
-        if version is not None:
-            try:
-                profile = (registry.read_manifest(store, version).get("input_profile") or {}).get(kind)
-            except registry.RegistryError:
-                profile = None
-        if not isinstance(profile, dict):
-            out[kind] = {
-                "version": version,
-                "note": "no input profile recorded for this version (trained before it was)",
-            }
+        profiles, damage = registry.manifest_field(store, version, "input_profile") if version else (None, None)
+        profile = (profiles or {}).get(kind)
+        if damage or not isinstance(profile, dict):
+            note = damage or "no input profile recorded for this version (trained before it was)"
+            out[kind] = {"version": version, "note": f"drift cannot be checked: {note}" if damage else note}
             continue
         out[kind] = {"version": version, **drift.compare(profile, recent[kind])}
     return out
@@ -71,7 +65,7 @@ def live_record(
     context = read_table(store, "context", today=today)
     if context.empty:
         raise TraderMLError(f"{store.describe('data/context/')} holds no days: ingest some first")
-    answers = read_answers(store, since)
+    answers = read_answers(store, since, str(context["date"].iloc[0].date()), today)
     pointer, _ = registry.read_latest(store)
     first = answers.regime["date"].min() if len(answers.regime) else None
     features = read_table(store, "features", start=first.date() if first is not None else None, today=today)

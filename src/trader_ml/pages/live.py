@@ -61,5 +61,8 @@ def equity_against_band(record: dict) -> str | None:
 def live_section(record: dict | None, lines: list[str]) -> str:
     """HTML for the report: the verdicts (``lines``, as ``trader-ml monitor`` prints them), the
     figures, or why there is nothing to show."""
-    figures = [] if record is None else [f for f in (rolling_correlation(record), equity_against_band(record)) if f]
-    return render_template("live.html", recorded=record is not None, lines=lines, figures=figures)
+    unavailable = (record or {}).get("unavailable")
+    if record is None or unavailable:
+        return render_template("live.html", recorded=False, unavailable=unavailable, lines=[], figures=[])
+    figures = [f for f in (rolling_correlation(record), equity_against_band(record)) if f]
+    return render_template("live.html", recorded=True, unavailable=None, lines=lines, figures=figures)

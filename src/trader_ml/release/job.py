@@ -78,14 +78,17 @@ def load_data(store: Store, options: TrainOptions) -> tuple[pd.DataFrame, pd.Dat
 
 def champion_live_record(store: Store, pointer: dict | None, options: TrainOptions, log) -> dict | None:
     """The outgoing champion's live record (trader-ml monitor), for the new version's manifest
-    and report; None before anything was served. Monitoring never stops a training run."""
+    and report; None before anything was served; ``{"unavailable": why}`` when it cannot be
+    computed. The record is optional: nothing it reads may stop the training, the gate or the
+    publish, so any failure here costs the live section alone, which says why."""
     if pointer is None or not store.list(PREDICTIONS_PREFIX):
         return None
     try:
         live = live_record(store, today=options.today)
-    except TraderMLError as e:
-        log(f"  the champion's live record could not be computed ({e}); the report shows none")
-        return None
+    except Exception as e:  # noqa: BLE001 - see the docstring: a bug here must not stop the monthly job
+        why = str(e) if isinstance(e, TraderMLError) else f"{type(e).__name__}: {e}"
+        log(f"  the champion's live record could not be read ({why[:300]}); the manifest and report say so")
+        return {"unavailable": why[:300]}
     log(f"  champion's live record: health {live['health']['verdict']}; regime {live['regime']['verdict']}")
     return live
 

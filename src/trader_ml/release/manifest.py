@@ -38,8 +38,8 @@ def run_facts(
 
 def live_summary(live: dict | None) -> dict | None:
     """The outgoing champion's live record without its day-by-day series (those are in the report)."""
-    if live is None:
-        return None
+    if live is None or "unavailable" in live:
+        return live
     health = {k: v for k, v in live["health"].items() if k != "daily_rank_correlation"}
     regime = {k: v for k, v in live["regime"].items() if k != "equity"}
     return {**live, "health": health, "regime": regime}

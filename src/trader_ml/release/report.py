@@ -45,6 +45,6 @@ def report_html(
         {k: d.to_dict() for k, d in decisions.items()},
         regime_view,
         health_view,
-        live_section(live, summary_lines(live) if live else []),
+        live_section(live, summary_lines(live) if live and "unavailable" not in live else []),
     )
     return page.encode()
