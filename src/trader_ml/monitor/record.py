@@ -112,6 +112,12 @@ def summary_lines(record: dict) -> list[str]:
         if a["days"]
         else "no stored answers yet: the schedule writes them to predictions/ (the Lambda, or trader-ml predict --write)"
     ]
+    damaged = list(a["damaged"].items())
+    lines += [f"unreadable answer file {name}: {why}" for name, why in damaged[:5]]
+    if len(damaged) > 5:
+        lines.append(
+            f"... and {len(damaged) - 5} more unreadable answer files (trader-ml monitor --json lists them all)"
+        )
     if "model" in h:
         exp = h["expected"].get("rank_correlation")
         lines.append(
