@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import http.client
 import json
 import multiprocessing
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -17,6 +13,8 @@ from trader_ml.errors import StoreError
 from trader_ml.registry import LostRace, RegistryError
 from trader_ml.schema import LATEST_KEY
 from trader_ml.store import S3Store
+
+from .faults import fault_proxy
 
 DAY = dt.date(2026, 1, 30)
 
@@ -170,59 +168,17 @@ def test_two_trainers_racing_end_with_one_winner(s3_store, aws_env):
     assert registry.versions(s3_store) == [v1, v2]  # both stored
 
 
-class _FailingProxy(BaseHTTPRequestHandler):
-    """Forwards to moto, except PUTs whose path contains ``fail``: those get a 500."""
-
-    target = ""
-    fail = ""
-
-    def _forward(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
-        if self.command == "PUT" and self.fail in self.path:
-            self.send_response(500)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        target = urlsplit(self.target)
-        connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
-        headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-        connection.request(self.command, self.path, body=body, headers=headers)
-        response = connection.getresponse()
-        data = response.read()
-        self.send_response(response.status)
-        for key, value in response.getheaders():
-            if key.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
-                self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _forward
-
-    def log_message(self, *args):
-        pass
-
-
 def test_failed_upload_leaves_latest_json_as_it_was(s3_store, aws_env):
     v1 = store_version(s3_store, b"1")
     registry.promote(s3_store, v1)
     before = s3_store.read(LATEST_KEY)
-    _FailingProxy.target, _FailingProxy.fail = aws_env, "regime_v"
-    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _FailingProxy)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    try:
-        flaky = S3Store(
-            s3_store.url, region="us-east-1", endpoint_url=f"http://127.0.0.1:{proxy.server_address[1]}", max_attempts=2
-        )
+    with fault_proxy(aws_env, fail="regime_v") as endpoint:
+        flaky = S3Store(s3_store.url, region="us-east-1", endpoint_url=endpoint, max_attempts=2)
         with pytest.raises(
             StoreError,
             match=r"upload failed .*written before the failure: models/health_v20260130-2.onnx; latest.json is unchanged",
         ):
             store_version(flaky, b"2")
-    finally:
-        proxy.shutdown()
     assert s3_store.read(LATEST_KEY) == before
     assert registry.versions(s3_store) == [v1]  # no manifest: the half-stored version is not listed
 

@@ -7,12 +7,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from trader_ml import registry
+from trader_ml.errors import StoreError
 from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, LATEST_KEY, REGIMES
 from trader_ml.serving.daily import load_day
 from trader_ml.serving.handler import daily_answer, handle
@@ -20,6 +22,7 @@ from trader_ml.serving.predictor import BASELINE_VERSION, InputError, Predictor
 from trader_ml.store import LocalStore, S3Store
 
 from .conftest import FAKE_AWS, copy_of, store_snapshot
+from .faults import fault_proxy
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_REGIME = {"regime_label", "regime_probs", "regime_embedding"}
@@ -438,3 +441,34 @@ def test_a_junk_day_folder_is_not_a_day(store):
     store.write("data/daily/date=zzzz-zz-zz/context.json", b"{}")
     store.write("data/daily/date=2099-02-30/context.json", b"{}")
     assert load_day(store).date == newest
+
+
+def test_a_stalled_latest_json_falls_back_in_time_with_the_reason(bucket, aws_env, trained_store, monkeypatch):
+    """models/latest.json stalled behind a proxy for 75 s (botocore's own limits would wait 60 s
+    a try, eight tries): the Lambda's cold start answers from the baselines, says why, and writes
+    the day's answer, in a fraction of the function's 120 s."""
+    from trader_ml.serving import handler as module
+
+    s3 = S3Store(f"s3://{bucket}", region="us-east-1", endpoint_url=aws_env)
+    keys = [k for k in trained_store.list("") if k.startswith(("models/", "data/daily/"))]
+    s3.write_many((k, trained_store.read(k)) for k in keys)
+    with fault_proxy(aws_env, stall="latest.json", stall_seconds=75) as endpoint:
+        monkeypatch.setenv("TRADER_ML_STORE", f"s3://{bucket}")
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        monkeypatch.setattr(module, "_predictor", None)
+        began = time.monotonic()
+        answer = module.handler({"source": "aws.events", "detail-type": "Scheduled Event"}, None)
+        took = time.monotonic() - began
+    assert answer["ok"] and answer["regime"]["model_source"] == "baseline"
+    assert "latest.json" in answer["regime"]["fallback_reason"] and "Read timeout" in answer["regime"]["fallback_reason"]
+    assert s3.exists(f"predictions/date={answer['date']}/predictions.json")
+    assert took < 40, f"the fallback took {took:.0f} s"  # two 5 s reads and a backoff, not 75 s or 552 s
+
+
+def test_no_s3_request_starts_after_the_deadline(bucket, aws_env):
+    s3 = S3Store(f"s3://{bucket}", region="us-east-1", endpoint_url=aws_env)
+    s3.write("a.json", b"{}")
+    with s3.deadline(0.0), pytest.raises(StoreError, match="S3 did not answer in time"):
+        time.sleep(0.01)
+        s3.read("a.json")
+    assert s3.read("a.json") == b"{}"  # the deadline ends with its block

@@ -7,14 +7,16 @@ versioned artifacts are never overwritten and ``latest.json`` moves by compare-a
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from trader_ml.errors import NotFoundError, PreconditionFailed, StoreError
@@ -22,6 +24,23 @@ from trader_ml.errors import NotFoundError, PreconditionFailed, StoreError
 STALE_TEMP_SECONDS = 24 * 3600  # a temp file this old belongs to a writer that died
 S3_WORKERS = 16  # S3 latency is per request; parallel requests hide it.
 LOCAL_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class S3Timeouts:
+    """How long one S3 request may take: to connect, to wait for the next bytes of a reply, and
+    how many attempts botocore makes in all (the first included), backing off between them."""
+
+    connect_seconds: float = 5.0
+    read_seconds: float = 30.0
+    attempts: int = 5
+
+
+# Ingest and train: a stalled request is retried, but never waits botocore's 60 s four times over.
+BATCH_TIMEOUTS = S3Timeouts()
+# Serving answers inside the Lambda's timeout (deploy/template.yaml: 120 s): one request takes at
+# most 2 x (2 + 5) s plus a backoff, and the handler's own deadline bounds the whole invocation.
+SERVING_TIMEOUTS = S3Timeouts(connect_seconds=2.0, read_seconds=5.0, attempts=2)
 
 
 def content_etag(data: bytes) -> str:
@@ -88,6 +107,11 @@ class Store(ABC):
     def describe(self, key: str) -> str:
         """Human-readable location of a key, for messages."""
         return f"{self.url.rstrip('/')}/{key}"
+
+    @contextlib.contextmanager
+    def deadline(self, seconds: float) -> Iterator[None]:
+        """No request starts more than ``seconds`` from now (S3: see there; a local disk does not stall)."""
+        yield
 
 
 def _check_key(key: str) -> str:
@@ -287,7 +311,12 @@ class S3Store(Store):
     """
 
     def __init__(
-        self, url: str, region: str | None = None, endpoint_url: str | None = None, max_attempts: int = 8
+        self,
+        url: str,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        max_attempts: int | None = None,
+        timeouts: S3Timeouts = BATCH_TIMEOUTS,
     ) -> None:
         bucket, _, prefix = url.removeprefix("s3://").partition("/")
         if not bucket:
@@ -297,8 +326,10 @@ class S3Store(Store):
         self.url = f"s3://{bucket}/{self.prefix}"
         self.region = region
         self.endpoint_url = endpoint_url
-        self.max_attempts = max_attempts
+        self.timeouts = timeouts
+        self.max_attempts = max_attempts or timeouts.attempts
         self._client = None
+        self._deadline: float | None = None  # time.monotonic() after which no request starts
 
     @property
     def client(self):
@@ -309,7 +340,10 @@ class S3Store(Store):
             except ImportError:
                 raise StoreError("S3 stores need boto3: pip install 'trader-ml[aws]'") from None
             config = Config(
-                retries={"max_attempts": self.max_attempts, "mode": "standard"}, max_pool_connections=S3_WORKERS
+                retries={"max_attempts": self.max_attempts, "mode": "standard"},
+                max_pool_connections=S3_WORKERS,
+                connect_timeout=self.timeouts.connect_seconds,
+                read_timeout=self.timeouts.read_seconds,
             )
             self._client = boto3.client("s3", region_name=self.region, endpoint_url=self.endpoint_url, config=config)
         return self._client
@@ -346,9 +380,25 @@ class S3Store(Store):
             return StoreError(f"cannot {action} {self.describe(key)}: {code or status}")
         return StoreError(f"cannot {action} {self.describe(key)}: {error}")
 
+    @contextlib.contextmanager
+    def deadline(self, seconds: float) -> Iterator[None]:
+        """No request starts more than ``seconds`` from now (or past an outer deadline, if sooner):
+        a stalled S3 becomes a StoreError in bounded time, so the caller can answer without it."""
+        outer = self._deadline
+        self._deadline = min(time.monotonic() + seconds, outer if outer is not None else float("inf"))
+        try:
+            yield
+        finally:
+            self._deadline = outer
+
+    def _check_deadline(self, action: str, key: str) -> None:
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            raise StoreError(f"cannot {action} {self.describe(key)}: S3 did not answer in time (the deadline passed)")
+
     def _call(self, action: str, key: str, fn, **kwargs):
         from botocore.exceptions import BotoCoreError, ClientError
 
+        self._check_deadline(action, key)
         try:
             return fn(Bucket=self.bucket, Key=self._key(key), **kwargs)
         except (ClientError, BotoCoreError) as e:
@@ -386,6 +436,7 @@ class S3Store(Store):
         from botocore.exceptions import BotoCoreError, ClientError
 
         keys = []
+        self._check_deadline("list", prefix)
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=self.prefix + prefix
@@ -412,9 +463,14 @@ class S3Store(Store):
             return sum(1 for _ in pool.map(lambda kv: self.write(*kv), items))
 
 
-def open_store(url: str | os.PathLike[str], region: str | None = None, endpoint_url: str | None = None) -> Store:
+def open_store(
+    url: str | os.PathLike[str],
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    timeouts: S3Timeouts = BATCH_TIMEOUTS,
+) -> Store:
     """A store for ``s3://bucket/prefix``, ``file:///path`` or a plain directory path."""
     text = os.fspath(url)
     if text.startswith("s3://"):
-        return S3Store(text, region=region, endpoint_url=endpoint_url)
+        return S3Store(text, region=region, endpoint_url=endpoint_url, timeouts=timeouts)
     return LocalStore(text.removeprefix("file://"))

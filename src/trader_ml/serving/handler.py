@@ -31,6 +31,10 @@ log = logging.getLogger("trader_ml.serving")
 # importing the handler never changes the level of anyone else's logging.
 logging.getLogger("trader_ml").setLevel(logging.INFO)
 
+# No S3 request starts later than this into an invocation: with serving's per-request limits
+# (store.SERVING_TIMEOUTS) the function answers well inside deploy/template.yaml's 120 s.
+INVOCATION_SECONDS = 75.0
+
 _predictor: Predictor | None = None
 
 
@@ -131,7 +135,11 @@ def handler(event, context=None) -> dict:
     try:
         model = predictor()
         model.last_input_flags = []
-        answer = handle(event, model)
+        if model.store is None:
+            answer = handle(event, model)
+        else:
+            with model.store.deadline(INVOCATION_SECONDS):
+                answer = handle(event, model)
     except TraderMLError as e:
         answer = {"ok": False, "error": str(e)}
     except Exception as e:  # a bug: log it, answer without a stack trace

@@ -29,10 +29,13 @@ from trader_ml.baselines import (
 from trader_ml.errors import TraderMLError
 from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, REQUIRED_CONTEXT_INDEX, regime_output
 from trader_ml.serving.artifacts import ArtifactError, HealthModel, RegimeModel, as_matrix, asset_rows, health_dicts
-from trader_ml.store import Store, open_store
+from trader_ml.store import SERVING_TIMEOUTS, Store, open_store
 
 log = logging.getLogger("trader_ml.serving")
 DEFAULT_TTL_SECONDS = 600.0
+# Loading the models may take this long before the baselines answer instead (a stalled S3): the
+# rest of the invocation still has time to read the day and write the answer.
+LOAD_SECONDS = 30.0
 BASELINE_VERSION = f"baseline-{__version__}"
 
 
@@ -81,7 +84,7 @@ class Predictor:
         clock: Callable[[], float] = time.monotonic,
     ) -> Predictor:
         try:
-            store = open_store(url, region=region, endpoint_url=endpoint_url)
+            store = open_store(url, region=region, endpoint_url=endpoint_url, timeouts=SERVING_TIMEOUTS)
         except TraderMLError as e:
             log.warning("serving baselines: %s", e)
             predictor = cls(None, ttl_seconds, clock)
@@ -100,18 +103,22 @@ class Predictor:
         if self.store is None:
             return
         try:
-            pointer, etag = registry.read_latest(self.store)
-            if pointer is None:
-                self._keep_or_fall_back(f"no trained model: {self.store.describe('models/latest.json')} does not exist")
-                return
-            if self.loaded is not None and self.loaded.etag == etag:
-                return
-            self.loaded = self._load(pointer, etag)
-            self.problem = None
-            log.info("serving version %s", pointer["version"])
+            with self.store.deadline(LOAD_SECONDS):
+                self._refresh()
         except (TraderMLError, KeyError, ValueError, TypeError, AttributeError, OSError, RecursionError) as e:
             # Whatever a store holds, serving goes on: the last good models, else the baselines.
             self._keep_or_fall_back(f"{type(e).__name__}: {e}")
+
+    def _refresh(self) -> None:
+        pointer, etag = registry.read_latest(self.store)
+        if pointer is None:
+            self._keep_or_fall_back(f"no trained model: {self.store.describe('models/latest.json')} does not exist")
+            return
+        if self.loaded is not None and self.loaded.etag == etag:
+            return
+        self.loaded = self._load(pointer, etag)
+        self.problem = None
+        log.info("serving version %s", pointer["version"])
 
     def _load(self, pointer: dict, etag: str) -> Loaded:
         """Each model of ``pointer`` loaded on its own: one bad artifact leaves the other model
