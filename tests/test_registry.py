@@ -9,7 +9,7 @@ import multiprocessing
 import pytest
 
 from trader_ml import registry
-from trader_ml.errors import StoreError
+from trader_ml.errors import PreconditionFailed, StoreError
 from trader_ml.registry import LostRace, RegistryError
 from trader_ml.schema import LATEST_KEY
 from trader_ml.store import S3Store
@@ -203,3 +203,28 @@ def test_the_manifest_timestamp_is_utc_in_the_guides_format():
     paris = dt.datetime(2026, 1, 30, 11, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
     assert registry.utc_timestamp(paris) == "2026-01-30T10:00:00"
     assert dt.datetime.fromisoformat(registry.utc_timestamp()).tzinfo is None
+
+
+@pytest.mark.parametrize("attempts", [1, 3])
+def test_a_lost_reply_to_a_conditional_put_is_a_write_done(s3_store, aws_env, attempts):
+    """S3 stores the object and the reply never arrives: with no retry the call fails on the
+    closed connection; with retries the second try is refused (412). Either way the object is
+    read back, holds this run's bytes, and the write counts as done: the version is whole and
+    current, never "exists already" or "moved while this run was deciding"."""
+    v1 = store_version(s3_store, b"1")
+    registry.promote(s3_store, v1)
+    with fault_proxy(aws_env, drop="_v20260130-2.onnx") as endpoint:
+        flaky = S3Store(s3_store.url, region="us-east-1", endpoint_url=endpoint, max_attempts=attempts)
+        v2 = store_version(flaky, b"2")
+    assert registry.versions(s3_store) == [v1, v2]
+    with fault_proxy(aws_env, drop="latest.json") as endpoint:
+        flaky = S3Store(s3_store.url, region="us-east-1", endpoint_url=endpoint, max_attempts=attempts)
+        pointer = registry.promote(flaky, v2)
+    assert registry.read_latest(s3_store)[0] == pointer and pointer["version"] == v2
+
+
+def test_a_conditional_put_refused_for_someone_elses_object_still_fails(s3_store):
+    s3_store.create("models/x.onnx", b"theirs")
+    with pytest.raises(PreconditionFailed):
+        s3_store.create("models/x.onnx", b"ours")
+    assert s3_store.read("models/x.onnx") == b"theirs"

@@ -460,7 +460,9 @@ def test_a_stalled_latest_json_falls_back_in_time_with_the_reason(bucket, aws_en
         answer = module.handler({"source": "aws.events", "detail-type": "Scheduled Event"}, None)
         took = time.monotonic() - began
     assert answer["ok"] and answer["regime"]["model_source"] == "baseline"
-    assert "latest.json" in answer["regime"]["fallback_reason"] and "Read timeout" in answer["regime"]["fallback_reason"]
+    assert (
+        "latest.json" in answer["regime"]["fallback_reason"] and "Read timeout" in answer["regime"]["fallback_reason"]
+    )
     assert s3.exists(f"predictions/date={answer['date']}/predictions.json")
     assert took < 40, f"the fallback took {took:.0f} s"  # two 5 s reads and a backoff, not 75 s or 552 s
 

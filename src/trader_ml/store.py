@@ -414,13 +414,27 @@ class S3Store(Store):
     def write(self, key: str, data: bytes) -> None:
         self._call("write", key, self.client.put_object, Body=data)
 
+    def _conditional_put(self, action: str, key: str, data: bytes, **condition) -> str:
+        """A conditional PUT; its ETag. When the reply is lost after S3 stored the object (a
+        dropped connection, then botocore's retry refused with 412), the object is read back:
+        holding exactly these bytes, the write was this one and counts as done."""
+        try:
+            return self._call(action, key, self.client.put_object, Body=data, **condition)["ETag"].strip('"')
+        except StoreError as first:
+            try:
+                stored, etag = self.read_versioned(key)
+            except StoreError:
+                raise first from None
+            if stored == data:
+                return etag
+            raise
+
     def create(self, key: str, data: bytes) -> None:
-        self._call("create", key, self.client.put_object, Body=data, IfNoneMatch="*")
+        self._conditional_put("create", key, data, IfNoneMatch="*")
 
     def swap(self, key: str, data: bytes, expected_etag: str | None) -> str:
         condition = {"IfNoneMatch": "*"} if expected_etag is None else {"IfMatch": f'"{expected_etag}"'}
-        response = self._call("write", key, self.client.put_object, Body=data, **condition)
-        return response["ETag"].strip('"')
+        return self._conditional_put("write", key, data, **condition)
 
     def exists(self, key: str) -> bool:
         try:
