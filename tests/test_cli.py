@@ -275,3 +275,52 @@ def test_every_flag_default_of_every_command_has_one_home():
             else:
                 assert default == homes[command, action.dest], f"{command} --{action.dest}"
     assert unhomed == []
+
+
+def _full_disk_for(prefixes: tuple[str, ...]):
+    """LocalStore.write failing as on a full disk for keys under ``prefixes``."""
+    from trader_ml.errors import StoreError
+    from trader_ml.store import LocalStore
+
+    real = LocalStore.write
+
+    def write(self, key, data, durable=False):
+        if key.startswith(prefixes):
+            raise StoreError(f"cannot write {self.describe(key)}: No space left on device")
+        return real(self, key, data, durable)
+
+    return write
+
+
+def test_predict_and_monitor_print_their_answer_when_the_write_fails(trained_store, tmp_path, capsys, monkeypatch):
+    import json
+
+    from .conftest import copy_of
+
+    store = copy_of(trained_store, tmp_path / "store")
+    monkeypatch.setattr("trader_ml.store.LocalStore.write", _full_disk_for(("predictions/", "monitoring/")))
+    predicted = main_here(capsys, "predict", "--store", store.url, "--write")
+    assert predicted.returncode == 2 and json.loads(predicted.stdout)["regime"]["regime_probs"]
+    assert json.loads(predicted.stdout)["written"] == []
+    assert "the answer above was not written" in predicted.stderr and "No space left" in predicted.stderr
+    monitored = main_here(capsys, "monitor", "--store", store.url)
+    assert monitored.returncode == 2 and "health verdict:" in monitored.stdout
+    assert "the record above was not kept" in monitored.stderr
+
+
+def test_a_half_published_version_is_named_not_listed_and_pruned(trained_store, tmp_path, capsys):
+    from trader_ml import registry
+
+    from .conftest import copy_of
+
+    store = copy_of(trained_store, tmp_path / "store")
+    version = registry.read_latest(store)[0]["version"]
+    store.write("models/regime_v20990101.onnx", b"half")  # a publish that stopped before its manifest
+    listed = main_here(capsys, "models", "list", "--store", store.url)
+    assert listed.returncode == 0 and version in listed.stdout and "20990101" not in listed.stdout
+    assert "version 20990101 was half published" in listed.stderr and "models prune" in listed.stderr
+    pruned = main_here(capsys, "models", "prune", "--store", store.url)
+    assert pruned.returncode == 0 and "removed half-published version 20990101" in pruned.stdout
+    assert not store.exists("models/regime_v20990101.onnx") and registry.versions(store) == [version]
+    again = main_here(capsys, "models", "list", "--store", store.url)
+    assert again.returncode == 0 and again.stderr == ""

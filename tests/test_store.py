@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+
 import pytest
 
 from trader_ml.errors import NotFoundError, PreconditionFailed, StoreError
@@ -178,3 +181,33 @@ def test_s3_exists_reads_the_error_code_not_the_message(s3_store, monkeypatch):
     monkeypatch.setattr(s3_store.client, "head_object", denied)
     with pytest.raises(StoreError, match="AccessDenied"):
         s3_store.exists("reports/v20260404/index.html")
+
+
+_fdopen = os.fdopen
+
+
+class _FullDisk:
+    """A file object whose every write fails as a full disk does, after the file was created."""
+
+    def __init__(self, fd: int) -> None:
+        self.file = _fdopen(fd, "wb")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()
+
+    def write(self, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_write_that_fails_on_a_full_disk_leaves_no_temp_file(tmp_path, monkeypatch):
+    store = LocalStore(tmp_path / "store")
+    store.write("data/daily/date=2024-01-02/features.json", b"[]")  # the folder exists already
+    monkeypatch.setattr("trader_ml.store.os.fdopen", lambda fd, mode: _FullDisk(fd))
+    for write in (store.write, store.create):
+        with pytest.raises(StoreError, match="No space left on device"):
+            write("data/daily/date=2024-01-02/context.json", b"{}")
+    folder = tmp_path / "store" / "data" / "daily" / "date=2024-01-02"
+    assert sorted(p.name for p in folder.iterdir()) == ["features.json"]  # no zero-byte .tmp- left to keep

@@ -184,13 +184,19 @@ class LocalStore(Store):
                     f.flush()
                     os.fsync(f.fileno())
         except OSError as e:
-            raise StoreError(f"cannot write {path}: {e.strerror}") from None
+            # A full disk, say: the partial temp file goes too, so nothing half-written stays behind.
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"cannot write {path}: {e.strerror or e}") from None
         return tmp
 
     def write(self, key: str, data: bytes, durable: bool = False) -> None:
         path = self._path(key, reading=False)
         tmp = self._write_temp(path, data, durable)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"cannot write {path}: {e.strerror or e}") from None
 
     def _prepare_folder(self, folder: Path) -> None:
         """Once per folder and process: make it, or sweep it when it was there already (a folder

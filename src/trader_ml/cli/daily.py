@@ -49,14 +49,24 @@ def add_commands(sub) -> None:
 def cmd_predict(args: argparse.Namespace) -> int:
     import json
 
+    from trader_ml.errors import StoreError
     from trader_ml.schema import LATEST_KEY
+    from trader_ml.serving.daily import write_predictions
     from trader_ml.serving.handler import daily_answer
     from trader_ml.serving.predictor import Predictor
 
     store = open_store_from(args)
     model = Predictor(store)
-    answer = daily_answer(model, args.date.isoformat() if args.date else None, write=args.write)
+    answer = daily_answer(model, args.date.isoformat() if args.date else None)
+    failed = None
+    if args.write:  # the answer is printed whatever becomes of the write (a full disk, a lost S3)
+        try:
+            answer["written"] = [write_predictions(store, {k: v for k, v in answer.items() if k != "written"})]
+        except StoreError as e:
+            failed = e
     print(json.dumps(answer, indent=2))
+    if failed is not None:
+        raise StoreError(f"the answer above was not written: {failed}")
     if model.loaded is None and not store.exists(LATEST_KEY):
         print(
             f"note: no trained model in {store.url} yet, so the rule baselines answered; "

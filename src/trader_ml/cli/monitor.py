@@ -6,6 +6,7 @@ import argparse
 import json
 
 from trader_ml.cli.args import add_store_args, open_store_from, parse_date
+from trader_ml.errors import StoreError
 
 
 def add_commands(sub) -> None:
@@ -29,10 +30,14 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
     store = open_store_from(args)
     record = live_record(store, args.since)
-    if not args.no_write:
-        write_record(store, record)
+    # Printed first: a write that fails (a full disk) loses the stored copy, never the record.
     if args.json:
         print(json.dumps(record, indent=2, default=float))
     else:
         print("\n".join(summary_lines(record)))
+    if not args.no_write:
+        try:
+            write_record(store, record)
+        except StoreError as e:
+            raise StoreError(f"the record above was not kept: {e}") from None
     return 0
