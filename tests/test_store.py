@@ -211,3 +211,29 @@ def test_a_write_that_fails_on_a_full_disk_leaves_no_temp_file(tmp_path, monkeyp
             write("data/daily/date=2024-01-02/context.json", b"{}")
     folder = tmp_path / "store" / "data" / "daily" / "date=2024-01-02"
     assert sorted(p.name for p in folder.iterdir()) == ["features.json"]  # no zero-byte .tmp- left to keep
+
+
+def test_a_folder_that_cannot_be_read_is_an_error_naming_it_never_absent(trained_store, tmp_path, capsys, monkeypatch):
+    """One day folder at mode 000 (simulated: the tests run as root, whom permissions do not stop):
+    train, predict and predict --date fail naming the folder instead of dropping the day."""
+    from trader_ml.serving.daily import stored_days
+
+    from .conftest import copy_of, main_here
+
+    store = copy_of(trained_store, tmp_path / "store")
+    day = stored_days(store)[-3]
+    real = os.scandir
+
+    def scandir(path):
+        if str(path).endswith(f"date={day}"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr("trader_ml.store.os.scandir", scandir)
+    for args in (("train", "--store", store.url, "--epochs", "1", "--quiet"), ("predict", "--store", store.url)):
+        result = main_here(capsys, *args)
+        assert result.returncode == 2 and f"date={day}: Permission denied" in result.stderr, result.stderr
+    dated = main_here(capsys, "predict", "--store", store.url, "--date", day)
+    assert (
+        dated.returncode == 2 and "not a stored trading day" not in dated.stderr and "Permission denied" in dated.stderr
+    )

@@ -261,7 +261,11 @@ class LocalStore(Store):
         return content_etag(data)
 
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        path = self._path(key)
+        try:
+            return path.is_file()
+        except OSError as e:  # is_file says False only for "no such file": anything else is an error
+            raise StoreError(f"cannot check {path}: {e.strerror or e} (check its permissions)") from None
 
     def size(self, key: str) -> int:
         try:
@@ -281,8 +285,10 @@ class LocalStore(Store):
             folder, head = folders.pop()
             try:
                 entries = os.scandir(folder)
-            except OSError:  # no such folder, or one that cannot be read: as os.walk, no keys
+            except (FileNotFoundError, NotADirectoryError):  # nothing stored there: no keys
                 continue
+            except OSError as e:  # a folder that cannot be read holds keys nobody may miss silently
+                raise StoreError(f"cannot list {folder}: {e.strerror or e} (check its permissions)") from None
             with entries:
                 for entry in entries:
                     if entry.name.startswith("."):  # temp files and locks
