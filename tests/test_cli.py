@@ -324,3 +324,19 @@ def test_a_half_published_version_is_named_not_listed_and_pruned(trained_store, 
     assert not store.exists("models/regime_v20990101.onnx") and registry.versions(store) == [version]
     again = main_here(capsys, "models", "list", "--store", store.url)
     assert again.returncode == 0 and again.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("cell", "said"),
+    [
+        ("9" * 3_000_000, "line 3 is over 1,048,576 bytes: not a price file"),  # a line past the cap: never parsed
+        ("x" * 500_000, "line 3, column AAA: 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... (500,000 characters)"),
+    ],
+)
+def test_a_huge_value_in_a_price_file_is_named_not_repeated(tmp_path, here, cell, said):
+    bad = tmp_path / "prices.csv"
+    bad.write_text(f"Date,SPY,AAA\n2024-01-02,470,10\n2024-01-03,471,{cell}\n")
+    store = tmp_path / "store"
+    result = here("ingest", "--source", "csv", "--prices", str(bad), "--store", str(store))
+    assert result.returncode == 2 and said in result.stderr
+    assert len(result.stderr) < 600 and not store.exists()

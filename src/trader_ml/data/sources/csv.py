@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,16 +14,45 @@ from trader_ml.data.sources.base import RawMarket, universe
 from trader_ml.errors import SourceError
 from trader_ml.schema import SPY
 
+MAX_LINE_BYTES = 1 << 20  # a row of 5,000 tickers' prices is about 60 kB: a longer line is damage
+QUOTED_CHARS = 40  # how much of a bad value a message repeats
+
+
+def quoted(value: object) -> str:
+    """A value as a message repeats it: its start, never a gigabyte of it."""
+    text = str(value)
+    return repr(text) if len(text) <= QUOTED_CHARS else f"{text[:QUOTED_CHARS]!r}... ({len(text):,} characters)"
+
+
+def clipped(name: object) -> str:
+    """A name (a column, a ticker) as a message repeats it: whole when short."""
+    text = str(name)
+    return text if len(text) <= QUOTED_CHARS else quoted(text)
+
+
+def check_line_lengths(path: Path) -> None:
+    """SourceError naming the first line over ``MAX_LINE_BYTES``, read in bounded pieces, so
+    a damaged file never reaches the parser (which would hold the whole line in memory)."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            for number, line in enumerate(iter(lambda: f.readline(MAX_LINE_BYTES + 1), b""), start=1):
+                if len(line) > MAX_LINE_BYTES:
+                    raise SourceError(f"{path}: line {number} is over {MAX_LINE_BYTES:,} bytes: not a price file")
+    except (OSError, EOFError) as e:
+        raise SourceError(f"{path}: cannot read CSV: {e}") from None
+
 
 def read_price_csv(path: Path, rename: dict[str, str] | None = None) -> pd.DataFrame:
     """One wide price file, checked line by line: dates parse, ascend, repeat never; prices > 0."""
+    check_line_lengths(path)
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError, UnicodeDecodeError, EOFError) as e:
-        raise SourceError(f"{path}: cannot read CSV: {e}") from None
+        raise SourceError(f"{path}: cannot read CSV: {quoted(e)}") from None
     date_col = next((c for c in raw.columns if c.lower() == "date"), None)
     if date_col is None:
-        raise SourceError(f"{path}: no 'Date' column (columns: {', '.join(raw.columns)})")
+        raise SourceError(f"{path}: no 'Date' column (columns: {clipped(', '.join(raw.columns))})")
     if len(raw) == 0:
         raise SourceError(f"{path}: no rows")
     line = np.arange(len(raw)) + 2  # header is line 1
@@ -30,7 +60,7 @@ def read_price_csv(path: Path, rename: dict[str, str] | None = None) -> pd.DataF
     bad = dates.isna().to_numpy()
     if bad.any():
         i = int(np.argmax(bad))
-        raise SourceError(f"{path}: line {line[i]}: unparseable date {raw[date_col].iloc[i]!r}")
+        raise SourceError(f"{path}: line {line[i]}: unparseable date {quoted(raw[date_col].iloc[i])}")
     dup = dates.duplicated().to_numpy()
     if dup.any():
         i = int(np.argmax(dup))
@@ -48,7 +78,7 @@ def read_price_csv(path: Path, rename: dict[str, str] | None = None) -> pd.DataF
         if bad.any():
             i = int(np.argmax(bad))
             raise SourceError(
-                f"{path}: line {line[i]}, column {col}: {raw[col].iloc[i]!r} is not a positive finite price"
+                f"{path}: line {line[i]}, column {clipped(col)}: {quoted(raw[col].iloc[i])} is not a positive finite price"
             )
         prices[(rename or {}).get(col, col)] = values.to_numpy(dtype=float)
     frame = pd.DataFrame(prices, index=pd.DatetimeIndex(dates, name="date"))
@@ -77,7 +107,7 @@ class CsvSource:
             for p, f in zip(self.paths[1:], frames[1:], strict=True):
                 clash = sorted(set(closes.columns) & set(f.columns))
                 if clash:
-                    raise SourceError(f"{p}: ticker {clash[0]} appears in more than one price file")
+                    raise SourceError(f"{p}: ticker {clipped(clash[0])} appears in more than one price file")
                 closes = closes.join(f, how="outer")
             if SPY not in closes:
                 raise SourceError(f"no {SPY} column in {', '.join(map(str, self.paths))}: trading days are SPY's days")
