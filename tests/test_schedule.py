@@ -224,3 +224,29 @@ def test_a_percent_or_dollar_in_the_store_path_reaches_the_job_as_written():
     assert "/data/100%%store$$HOME" in exec_start
     unescaped = exec_start.replace("%%", "").replace("$$", "")
     assert "%" not in unescaped and "$" not in unescaped
+
+
+def test_two_installs_at_once_keep_both_jobs(home):
+    """crontab -l slowed to half a second, two installs started together: each read-modify-write
+    waits for the other, so the table ends with both blocks (three rounds)."""
+    slow = FAKE_TOOL.replace('if [ "$1" = "-l" ]; then', 'if [ "$1" = "-l" ]; then sleep 0.5;')
+    (home / "bin" / "crontab").write_text(slow)
+    env = {**os.environ, "HOME": str(home / "home"), "PATH": f"{home / 'bin'}:{os.environ['PATH']}"}
+    for _ in range(3):
+        (home / "home" / "crontab").write_text("0 3 * * * backup.sh\n")
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "trader_ml", "schedule", "install", "--job", job, "--backend", "cron"],
+                env=env,
+                cwd=home,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for job in ("train", "ingest")
+        ]
+        for run in runs:
+            out, err = run.communicate(timeout=60)
+            assert run.returncode == 0 and "installed" in out, err
+        table = (home / "home" / "crontab").read_text()
+        assert "backup.sh" in table and "trader_ml train" in table and "trader_ml ingest" in table

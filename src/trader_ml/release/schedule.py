@@ -7,13 +7,16 @@ store and options given at install time) and appends its output to
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import os
 import plistlib
 import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -207,13 +210,30 @@ def describe(job: Job, backend: str, home: Path) -> str:
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def crontab_lock(home: Path) -> Iterator[None]:
+    """One trader-ml at a time reads, edits and writes the crontab: two installs at once each
+    wrote the table they had read, and one job was lost."""
+    folder = home / ".trader-ml"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "crontab.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
 def install(job: Job, backend: str, home: Path, say=print) -> None:
     job.log.parent.mkdir(parents=True, exist_ok=True)
     if backend == "cron":
         _need_crontab(job)
         start, end = _markers(job.name)
-        table = without_block(read_crontab(), job.name) + f"{start}\n{cron_line(job)}\n{end}\n"
-        write_crontab(table)
+        block = f"{start}\n{cron_line(job)}\n{end}\n"
+        with crontab_lock(home):
+            write_crontab(without_block(read_crontab(), job.name) + block)
+            kept = block in read_crontab()  # read back: a crontab edited by hand meanwhile wins
+        if not kept:
+            raise TraderMLError(
+                f"the crontab changed while the {job.name} job was being installed; run the install again"
+            )
         say(f"installed the {job.name} job in your crontab; log: {job.log}")
         return
     plan = launchd_plan(job, home) if backend == "launchd" else systemd_plan(job, home)
@@ -230,8 +250,8 @@ def install(job: Job, backend: str, home: Path, say=print) -> None:
 def uninstall(name: str, backend: str, home: Path, say=print) -> None:
     if backend == "cron":
         _need_crontab()
-        table = read_crontab()
-        write_crontab(without_block(table, name))
+        with crontab_lock(home):
+            write_crontab(without_block(read_crontab(), name))
         say(f"removed the {name} job from your crontab")
         return
     job = Job(name, [], TRAIN_TIME, home)
