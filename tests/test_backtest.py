@@ -227,7 +227,7 @@ def test_regime_backtest_writes_every_row_and_the_page(regime_run, history):
 def test_the_backtest_answers_as_the_served_model_would(regime_run, history):
     """The model row's answer for a day is what the exported artifact says through the serving
     predictor for the context rows up to the day before."""
-    from trader_ml.backtest.refit import cache_keys
+    from trader_ml.backtest.refit import load_cached
     from trader_ml.serving.artifacts import RegimeModel
 
     context = read_table(history, "context")
@@ -244,7 +244,7 @@ def test_the_backtest_answers_as_the_served_model_would(regime_run, history):
         ).items()
         if i == 0
     ]
-    model = RegimeModel.from_bytes(history.read(cache_keys(job)[0]))
+    model = RegimeModel.from_bytes(load_cached(history, job)[0])
     answer = model.predict(rows)
     got = [day[f"gru_p_{k}"] for k in answer["regime_probs"]]
     np.testing.assert_allclose(got, list(answer["regime_probs"].values()), atol=1e-6)
@@ -498,3 +498,45 @@ def test_several_markets_in_one_run_are_each_reported_then_pooled(history, tmp_p
         both.mean() / both.std(ddof=1) * np.sqrt(252)
     )
     assert pooled["rows"]["gru"]["vs_model"]["sharpe_interval"] == [0.0, 0.0]
+
+
+class _HeldBack:
+    """A store whose writes of one key wait until ``release``: a run paused between its writes."""
+
+    def __init__(self, store, key: str) -> None:
+        self.store, self.key, self.held = store, key, []
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def write(self, key, data):
+        if key == self.key:
+            self.held.append((key, data))
+        else:
+            self.store.write(key, data)
+
+    def release(self) -> None:
+        for key, data in self.held:
+            self.store.write(key, data)
+
+
+def test_two_runs_filling_one_refit_at_once_leave_a_cache_that_reads_whole(history, tmp_path):
+    """Two backtests into one store compute the same refit and interleave their writes: run a
+    writes its model, run b all of its entry, then run a its metrics. The cache must still hold
+    the metrics' own model (before, b's model replaced a's under one name, a's metrics then
+    described a model that was not there, and the entry read as damaged: refit every time)."""
+    import hashlib
+
+    from trader_ml.backtest.refit import cache_keys, load_cached, save_cached
+
+    store = fresh_copy(history, tmp_path)
+    context = read_table(store, "context")
+    days = pd.DatetimeIndex(context["date"])
+    job = next(iter(make_jobs(config(), context, days, periods(days, config(), "")).values()))
+    runs = {name: (name.encode() * 100, {"sha256": hashlib.sha256(name.encode() * 100).hexdigest()}) for name in "ab"}
+    paused = _HeldBack(store, cache_keys(job)[1])
+    save_cached(paused, job, *runs["a"])  # a's model written, its metrics held back
+    save_cached(store, job, *runs["b"])
+    paused.release()
+    data, metrics = load_cached(store, job)
+    assert (data, metrics["sha256"]) == (runs["a"][0], runs["a"][1]["sha256"])

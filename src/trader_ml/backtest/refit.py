@@ -91,30 +91,44 @@ def fit_refit(job: RefitJob) -> tuple[bytes, dict]:
 
 
 def cache_keys(job: RefitJob) -> tuple[str, str]:
+    """(the model's key stem, the metrics key) of a refit in the cache."""
     base = f"{CACHE_PREFIX}{job.spec.kind}/{job.key}"
-    return f"{base}.onnx", f"{base}.json"
+    return base, f"{base}.json"
+
+
+def model_key(base: str, sha256: str) -> str:
+    """Models are stored by content: two runs filling the same refit at once each write their
+    own file, and the metrics, written last, name the one they describe."""
+    return f"{base}-{sha256[:16]}.onnx"
 
 
 def load_cached(store: Store, job: RefitJob) -> tuple[bytes, dict] | None:
     """A finished refit from the cache, or None; bytes that do not match their recorded
     sha256 (a partial or damaged file) count as not cached."""
-    model_key, metrics_key = cache_keys(job)
+    base, metrics_key = cache_keys(job)
     try:
         metrics = safejson.loads_object(store.read(metrics_key), store.describe(metrics_key))
-        data = store.read(model_key)
+        digest = metrics.get("sha256")
+        if not isinstance(digest, str):
+            return None
+        key = model_key(base, digest)
+        data = store.read(key if store.exists(key) else f"{base}.onnx")  # the second: caches from before
     except (NotFoundError, safejson.DamagedJSON):
         return None
-    if not isinstance(metrics, dict) or hashlib.sha256(data).hexdigest() != metrics.get("sha256"):
+    if hashlib.sha256(data).hexdigest() != digest:
         return None
     return data, metrics
 
 
 def save_cached(store: Store, job: RefitJob, data: bytes, metrics: dict) -> None:
-    """The model first, its metrics (with the model's sha256) last: a refit counts as done only
-    once both are there."""
-    model_key, metrics_key = cache_keys(job)
+    """The model first, under its content's name; its metrics (with the model's sha256) last: a
+    refit counts as done only once both are there, and a concurrent run of the same refit can
+    only replace the metrics with its own, naming its own model."""
+    base, metrics_key = cache_keys(job)
+    key = model_key(base, metrics["sha256"])
     try:
-        store.create(model_key, data)
+        store.create(key, data)
     except PreconditionFailed:
-        store.write(model_key, data)  # a damaged leftover of an interrupted run
+        if hashlib.sha256(store.read(key)).hexdigest() != metrics["sha256"]:
+            store.write(key, data)  # a damaged leftover of an interrupted run
     store.write(metrics_key, json.dumps(metrics, indent=2).encode())
