@@ -302,3 +302,25 @@ def test_thousands_of_answers_are_read(served):
         assert record["answers"]["days"] >= SERVED and record["answers"]["not_stored"]  # weekends are not stored days
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_impossible_answers_are_damage_and_a_future_day_is_not_the_newest(served):
+    store, days = served
+    copy, folder = fresh_copy(store)
+    try:
+        broken = {}
+        for day, score in zip(days[5:9], [7.5, True, -0.1, "0.5"], strict=True):
+            answer = _answer(store, day)
+            answer["health"][sorted(answer["health"])[0]]["health_score"] = score
+            copy.write(predictions_key(day), json.dumps(answer).encode())
+            broken[day] = score
+        copy.write(
+            predictions_key("2099-06-30"), json.dumps({**_answer(store, days[0]), "date": "2099-06-30"}).encode()
+        )
+        record = live_record(copy, today=TODAY)
+        for day in broken:
+            assert "health_score" in record["answers"]["damaged"][day]
+        assert "outside the days" in record["answers"]["damaged"]["2099-06-30"]
+        assert record["answers"]["last"] == days[-1] and record["answers"]["days"] == SERVED - len(broken)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
