@@ -102,11 +102,9 @@ def same_as_before(store: Store, pointer: dict | None, fingerprint: str) -> tupl
     if stored and stored[-1] not in current:
         candidates.append((stored[-1], "the newest stored version, not promoted"))
     for version, what in candidates:
-        try:
-            if registry.read_manifest(store, version).get("training_fingerprint") == fingerprint:
-                return version, what
-        except TraderMLError:
-            continue  # an unreadable manifest matches nothing
+        recorded, _ = registry.manifest_field(store, version, "training_fingerprint")
+        if recorded == fingerprint:  # a damaged or unreadable fingerprint matches nothing
+            return version, what
     return None
 
 

@@ -243,14 +243,14 @@ OUTSIDE_SHARE = 0.25  # the monitor's line (monitor/drift.py)
 
 
 def input_profile(store: Store, version: str | None) -> dict:
-    """A version's ``input_profile`` (empty when it predates them or its manifest cannot be read)."""
+    """A version's ``input_profile`` (empty when it predates them, or its manifest or the field
+    is damaged: the answer is served all the same, only its out-of-range flags are lost)."""
     if version is None:
         return {}
-    try:
-        profile = registry.read_manifest(store, version).get("input_profile")
-    except TraderMLError:
-        return {}
-    return profile if isinstance(profile, dict) else {}
+    profile, damage = registry.manifest_field(store, version, "input_profile")
+    if damage:
+        log.warning("no input ranges for version %s: %s", version, damage)
+    return profile or {}
 
 
 def training_ranges(profile: object) -> dict[str, tuple[float, float]]:
