@@ -7,7 +7,9 @@ serving process never needs torch or pandas.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import operator
 import re
 import sys
 from collections.abc import Sequence
@@ -32,12 +34,13 @@ from trader_ml.schema import (
     REGIMES,
     REQUIRED_CONTEXT_INDEX,
     SYMBOL_PATTERN,
-    health_output,
+    health_outputs,
     regime_output,
 )
 from trader_ml.serving.onnxfile import SESSION_CONFIG, MalformedModel, UnsafeModel, check_self_contained
 
 log = logging.getLogger("trader_ml.serving")
+SYMBOL = re.compile(SYMBOL_PATTERN)
 MAX_LOOKBACK = 5000  # trading days: twenty years is already more than any window needs
 
 
@@ -189,14 +192,23 @@ def as_matrix(rows, columns: Sequence[str], what: str) -> np.ndarray:
     return _check_plausible(_as_floats(rows, columns, what), columns, what)
 
 
+def _row_values(rows: Sequence[dict], columns: Sequence[str]) -> list:
+    """Each row's values in ``columns`` order, None where a row lacks one: rows that have every
+    column (the usual day) in one C-level pass."""
+    if len(columns) > 1:
+        with contextlib.suppress(KeyError):
+            return list(map(operator.itemgetter(*columns), rows))
+    return [[r.get(c) for c in columns] for r in rows]
+
+
 def _as_floats(rows, columns: Sequence[str], what: str) -> np.ndarray:
     if not isinstance(rows, (list, tuple, np.ndarray)):
         raise ArtifactError(f"{what}: expected a list of rows, got {type(rows).__name__}")
     if len(rows) and isinstance(rows[0], dict):
         if not all(isinstance(r, dict) for r in rows):
             raise ArtifactError(f"{what}: every row must be an object when the first one is")
-        values = [[r.get(c) for c in columns] for r in rows]
-        if {type(v) for row in values for v in row} <= PLAIN_NUMBERS:
+        values = _row_values(rows, columns)
+        if set(map(type, itertools.chain.from_iterable(values))) <= PLAIN_NUMBERS:  # one C-level pass
             # The common case in one numpy call (None becomes NaN); anything else, and any value
             # numpy or float32 cannot hold, takes the checked path below, which names it.
             with contextlib.suppress(OverflowError):
@@ -323,14 +335,18 @@ def asset_rows(rows) -> tuple[list[str], np.ndarray, list[str]]:
     if len(rows) and isinstance(rows[0], dict):
         matrix = as_matrix(rows, RAW_COLUMNS, "feature rows")
         symbols = [r.get("symbol") for r in rows]
-        for i, symbol in enumerate(symbols):
-            if not isinstance(symbol, str) or not re.fullmatch(SYMBOL_PATTERN, symbol):
-                raise ArtifactError(f"feature rows: row {i}: symbol {str(symbol)[:40]!r} is missing or not a ticker")
-        seen: set[str] = set()
-        for symbol in symbols:
-            if symbol in seen:
-                raise ArtifactError(f"feature rows: symbol {symbol} appears more than once")
-            seen.add(symbol)
+        if not all(type(s) is str and SYMBOL.fullmatch(s) for s in symbols):  # the usual case in one pass
+            for i, symbol in enumerate(symbols):
+                if not isinstance(symbol, str) or not SYMBOL.fullmatch(symbol):
+                    raise ArtifactError(
+                        f"feature rows: row {i}: symbol {str(symbol)[:40]!r} is missing or not a ticker"
+                    )
+        if len(set(symbols)) != len(symbols):
+            seen: set[str] = set()
+            for symbol in symbols:
+                if symbol in seen:
+                    raise ArtifactError(f"feature rows: symbol {symbol} appears more than once")
+                seen.add(symbol)
     else:
         try:
             shape = np.shape(rows)
@@ -356,8 +372,7 @@ def with_long_columns(features: np.ndarray) -> np.ndarray:
 def health_dicts(scores, latents, features: np.ndarray, boundaries) -> list[dict]:
     """The training guide's health dicts; baseline and model share the bucket and behaviour rules."""
     buckets = vol_buckets(features[:, ASSET_FEATURES.index("vol_21d")], tuple(boundaries))
-    kinds = behaviors(features)
-    return [health_output(s, b, k, z) for s, b, k, z in zip(scores, buckets, kinds, latents, strict=True)]
+    return health_outputs(scores, buckets, behaviors(features), latents)
 
 
 class HealthModel(ServedModel):

@@ -230,13 +230,20 @@ class Predictor:
             try:
                 answers, skipped = self.loaded.health.predict(feature_rows)
                 _log_skipped(skipped)
-                return {s: self._tag(a, "health", True, None) for s, a in answers.items()}, skipped
+                return _tagged(answers, self._tag({}, "health", True, None)), skipped
             except ArtifactError as e:
                 reason = f"the trained health model cannot read these rows: {e}"
                 log.warning("health falls back to the baseline: %s", reason)
         answers, skipped = baseline_health_answers(feature_rows)
         _log_skipped(skipped)
-        return {s: self._tag(a, "health", False, reason) for s, a in answers.items()}, skipped
+        return _tagged(answers, self._tag({}, "health", False, reason)), skipped
+
+
+def _tagged(answers: dict[str, dict], tag: dict) -> dict[str, dict]:
+    """Every asset's answer with the day's one tag (source, version, reason) added in place."""
+    for answer in answers.values():
+        answer.update(tag)
+    return answers
 
 
 OUTSIDE_SHARE = 0.25  # the monitor's line (monitor/drift.py)
