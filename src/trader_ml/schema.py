@@ -202,10 +202,10 @@ def health_outputs(health_scores, vol_buckets, behaviors, latents) -> list[dict]
     """The training guide's health dict of each asset: the score held to 0..1, the latent as
     Python floats. Built for every asset at once (``tolist`` converts in C): a day of 500
     symbols is the served answer's largest part."""
-    buckets, kinds = [str(b) for b in vol_buckets], [str(k) for k in behaviors]
+    buckets, kinds = list(map(str, vol_buckets)), list(map(str, behaviors))
     if not (set(buckets) <= set(VOL_BUCKETS) and set(kinds) <= set(BEHAVIORS)):
         raise ValueError(f"unknown vol_bucket or behavior among {sorted(set(buckets) | set(kinds))}")
-    scores = [min(max(s, 0.0), 1.0) for s in (float(v) for v in health_scores)]
+    scores = [min(max(s, 0.0), 1.0) for s in map(float, health_scores)]
     latent_lists = [[float(v) for v in z] for z in latents] if isinstance(latents, list) else latents.tolist()
     return [
         {"health_score": s, "vol_bucket": b, "behavior": k, "latent": z}
