@@ -5,10 +5,12 @@ what of the live record it could not read."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,24 +27,15 @@ from trader_ml.serving.predictor import Predictor
 from trader_ml.store import LocalStore
 
 from .conftest import TODAY, copy_of
+from .strategies import json_values as shared_json_values
+from .strategies import scalars as shared_scalars
 
 SERVED = 25
 # Each example scores a live record (an HMM fit for the labels among it): a dozen, and a few runs of the job.
 FUZZ = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(10**30), max_value=10**30),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from([7.5, -0.1, 0.5, 1.0]),
-    st.text(max_size=8),
-)
-json_values = st.recursive(
-    scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-    max_leaves=8,
-)
+scalars = shared_scalars(10**30, [7.5, -0.1, 0.5, 1.0])
+json_values = shared_json_values(scalars)
 # Days a folder may carry: absurd but valid dates, dates before the store, a day the store holds.
 odd_days = st.sampled_from(["9999-12-31", "0001-01-01", "1900-01-01", "2099-06-30", "2007-06-01"])
 
@@ -120,6 +113,16 @@ def fresh_copy(store: LocalStore) -> tuple[LocalStore, Path]:
     return copy_of(store, folder / "store"), folder
 
 
+@contextlib.contextmanager
+def private_copy(store: LocalStore) -> Iterator[LocalStore]:
+    """A copy of ``store`` for one example or test, removed after it."""
+    copy, folder = fresh_copy(store)
+    try:
+        yield copy
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _answer(served_store: LocalStore, day: str) -> dict:
     return json.loads(served_store.read(predictions_key(day)))
 
@@ -155,8 +158,7 @@ def test_monitor_and_models_list_name_the_damage_and_go_on(served, data, capsys)
 
 def test_the_probes_two_cases_are_named(served, capsys):
     store, days = served
-    copy, folder = fresh_copy(store)
-    try:
+    with private_copy(store) as copy:
         apply(
             copy,
             [
@@ -176,8 +178,6 @@ def test_the_probes_two_cases_are_named(served, capsys):
         assert main(["models", "show", version, "--store", copy.url]) == 0
         shown = json.loads(capsys.readouterr().out)
         assert shown["monitoring_checks"]["input_profile"].startswith("DAMAGED")
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +189,15 @@ def candidate(served):
     options = job.TrainOptions(store=store.url, max_days=600, epochs=1, progress=False)
     context, features = job.load_data(store, options)
     return job.train_candidate(options, store, context, features, lambda _: None)
+
+
+def run_options(store: LocalStore, folder: Path):
+    """The release job's options for a run on a fuzzed copy: forced, since the data is the champion's."""
+    from trader_ml.release import job
+
+    return job.TrainOptions(
+        store=store.url, max_days=600, epochs=1, force=True, progress=False, today=TODAY, output_dir=str(folder / "out")
+    )
 
 
 @given(data=st.data())
@@ -211,17 +220,7 @@ def test_train_always_trains_judges_and_publishes(served, candidate, data, monke
     copy, folder = fresh_copy(store)
     try:
         apply(copy, writes)
-        options = job.TrainOptions(
-            store=copy.url,
-            max_days=600,
-            epochs=1,
-            force=True,
-            progress=False,
-            today=TODAY,
-            output_dir=str(folder / "out"),
-        )
-        lines: list[str] = []
-        outcome = job.run_training(options, log=lines.append)
+        outcome = job.run_training(run_options(copy, folder), log=lambda _: None)
         assert outcome.version is not None and outcome.decisions  # trained, judged, published
         manifest = registry.read_manifest(copy, outcome.version)
         live = manifest["champion_live_record"]
@@ -250,16 +249,7 @@ def test_a_live_record_that_fails_outright_costs_its_section_alone(served, candi
     monkeypatch.setattr(job, "live_record", broken)
     copy, folder = fresh_copy(store)
     try:
-        options = job.TrainOptions(
-            store=copy.url,
-            max_days=600,
-            epochs=1,
-            force=True,
-            progress=False,
-            today=TODAY,
-            output_dir=str(folder / "out"),
-        )
-        outcome = job.run_training(options, log=lambda _: None)
+        outcome = job.run_training(run_options(copy, folder), log=lambda _: None)
         live = registry.read_manifest(copy, outcome.version)["champion_live_record"]
         assert live == {
             "unavailable": "ValueError: could not broadcast input array from shape (0,50) into shape (19,50)"
@@ -272,8 +262,7 @@ def test_a_live_record_that_fails_outright_costs_its_section_alone(served, candi
 
 def test_a_day_answered_twice_is_scored_once(served):
     store, days = served
-    copy, folder = fresh_copy(store)
-    try:
+    with private_copy(store) as copy:
         copy.write(f"predictions/old/date={days[3]}/predictions.json", copy.read(predictions_key(days[3])))
         record = live_record(copy, today=TODAY)
         assert record["answers"]["days"] == SERVED
@@ -281,16 +270,13 @@ def test_a_day_answered_twice_is_scored_once(served):
             "not where answers are written"
             in record["answers"]["damaged"][f"predictions/old/date={days[3]}/predictions.json"]
         )
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_thousands_of_answers_are_read(served):
     """Four thousand answer files (every one a copy of a real answer on a stored day or not): no
     frame of the live record breaks on the count."""
     store, days = served
-    copy, folder = fresh_copy(store)
-    try:
+    with private_copy(store) as copy:
         answer = _answer(store, days[0])
         start = dt.date(2007, 1, 2)
         items = []
@@ -300,14 +286,11 @@ def test_thousands_of_answers_are_read(served):
         copy.write_many(dict(items).items())
         record = live_record(copy, today=TODAY)
         assert record["answers"]["days"] >= SERVED and record["answers"]["not_stored"]  # weekends are not stored days
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_impossible_answers_are_damage_and_a_future_day_is_not_the_newest(served):
     store, days = served
-    copy, folder = fresh_copy(store)
-    try:
+    with private_copy(store) as copy:
         broken = {}
         for day, score in zip(days[5:9], [7.5, True, -0.1, "0.5"], strict=True):
             answer = _answer(store, day)
@@ -322,5 +305,3 @@ def test_impossible_answers_are_damage_and_a_future_day_is_not_the_newest(served
             assert "health_score" in record["answers"]["damaged"][day]
         assert "outside the days" in record["answers"]["damaged"]["2099-06-30"]
         assert record["answers"]["last"] == days[-1] and record["answers"]["days"] == SERVED - len(broken)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)

@@ -22,22 +22,13 @@ from trader_ml.serving.predictor import Predictor
 from trader_ml.store import LocalStore
 
 from .conftest import copy_of
+from .strategies import json_values as shared_json_values
+from .strategies import scalars as shared_scalars
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(10**400), max_value=10**400),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from([1e39, -1e39, 3.5e38, 0.01, -0.02, 0.2]),
-    st.text(max_size=8),
-)
-json_values = st.recursive(
-    scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-    max_leaves=8,
-)
+scalars = shared_scalars(10**400, [1e39, -1e39, 3.5e38, 0.01, -0.02, 0.2])
+json_values = shared_json_values(scalars)
 
 
 def rows(columns, with_symbol: bool):
