@@ -305,3 +305,17 @@ def test_impossible_answers_are_damage_and_a_future_day_is_not_the_newest(served
             assert "health_score" in record["answers"]["damaged"][day]
         assert "outside the days" in record["answers"]["damaged"]["2099-06-30"]
         assert record["answers"]["last"] == days[-1] and record["answers"]["days"] == SERVED - len(broken)
+
+
+def test_lists_where_objects_belong_are_damage(served, capsys):
+    """An input profile, test windows or a day's health answers written as lists (the shapes'
+    ``Each`` once let a list through, and the readers then called ``.get`` on it)."""
+    store, days = served
+    with private_copy(store) as copy:
+        answer = _answer(store, days[2])
+        copy.write(predictions_key(days[2]), json.dumps({**answer, "health": list(answer["health"].values())}).encode())
+        apply(copy, [("manifest:input_profile", b"[{}]"), ("manifest:test_windows", b"[null]")])
+        assert main(["monitor", "--store", copy.url, "--json", "--no-write"]) == 0
+        record = json.loads(capsys.readouterr().out)
+        assert "health: expected an object, found list" in record["answers"]["damaged"][days[2]]
+        assert "input_profile: expected an object, found list" in record["drift"]["regime"]["note"]

@@ -110,3 +110,19 @@ def test_a_deep_day_marker_or_journal_reads_as_damage(store):
     assert "is damaged" in completeness.check(store).incomplete[day]
     store.write(completeness.JOURNAL_KEY, DEEP)
     assert completeness.journal_days(store) == []
+
+
+def test_shapes_name_the_place_that_differs():
+    shape = {
+        "a": safejson.NUMBER,
+        "per_model": safejson.Each(dict),
+        "rows": safejson.Each(safejson.Range(0, 1), lists=True),
+    }
+    assert safejson.problem({"a": 1, "per_model": {"x": {}}, "rows": [0.5]}, shape) is None
+    assert safejson.problem({"a": True, "per_model": {}, "rows": []}, shape) == "a: expected a number, found bool"
+    assert (
+        safejson.problem({"a": 1, "per_model": [{}], "rows": []}, shape) == "per_model: expected an object, found list"
+    )
+    assert safejson.problem({"a": 1, "per_model": {}, "rows": [2]}, shape) == "rows[0]: 2 is outside 0 .. 1"
+    with pytest.raises(safejson.DamagedJSON, match=r"f.json: rows\[0\]: 2 is outside 0 \.\. 1 \(damaged\)"):
+        safejson.check({"a": 1, "per_model": {}, "rows": [2]}, shape, "f.json")

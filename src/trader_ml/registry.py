@@ -217,12 +217,18 @@ def manifest_field(store: Store, version: str, field: str) -> tuple[object | Non
     records none, (None, why) when the manifest or that field is damaged: its readers go on
     without it, saying why."""
     try:
-        value = read_manifest(store, version).get(field)
+        manifest = read_manifest(store, version)
     except TraderMLError as e:
         return None, str(e)[:300]
+    return checked_field(manifest, field, store.describe(manifest_key(version)))
+
+
+def checked_field(manifest: dict, field: str, where: str) -> tuple[object | None, str | None]:
+    """``manifest_field`` for a manifest already read."""
+    value = manifest.get(field)
     found = None if value is None else safejson.problem(value, MONITORING_FIELDS[field], field)
     if found:
-        return None, f"{store.describe(manifest_key(version))}: {found[:200]} (damaged)"
+        return None, f"{where}: {found[:200]} (damaged)"
     return value, None
 
 

@@ -46,8 +46,9 @@ def loads_object(data: bytes | str, where: str, required: tuple[str, ...] = ()) 
 
 # Shapes: what a reader needs of a parsed value, checked before it reads any of it. A shape is a
 # type (``str``, ``int``, ``bool``, ``dict``, ``list``), ``NUMBER`` (an int or a finite float,
-# never a bool), a ``Range``, ``Optional(shape)``, ``Each(shape)`` (every value of an object or
-# item of a list), ``OneOf`` a few strings, or a dict of required keys and their shapes (other keys are allowed).
+# never a bool), a ``Range``, ``Optional(shape)``, ``Each(shape)`` (every value of an object; of a
+# list too with ``lists=True``), ``OneOf`` a few strings, or a dict of required keys and their shapes
+# (other keys are allowed).
 NUMBER = "number"
 
 
@@ -57,8 +58,10 @@ class Optional:
 
 
 class Each:
-    def __init__(self, shape) -> None:
-        self.shape = shape
+    """Every value of an object (or, with ``lists=True``, every item of a list) of ``shape``."""
+
+    def __init__(self, shape, lists: bool = False) -> None:
+        self.shape, self.lists = shape, lists
 
 
 class OneOf:
@@ -106,10 +109,10 @@ def problem(value, shape, path: str = "") -> str | None:
     if isinstance(shape, Each):
         if isinstance(value, dict):
             items = value.items()
-        elif isinstance(value, list):
+        elif isinstance(value, list) and shape.lists:
             items = enumerate(value)
         else:
-            return f"{here}: expected an object or a list, found {_kind(value)}"
+            return f"{here}: expected an object{' or a list' if shape.lists else ''}, found {_kind(value)}"
         for key, item in items:
             found = problem(item, shape.shape, f"{path}[{key!r}]" if path else f"[{key!r}]")
             if found:

@@ -284,7 +284,7 @@ def show(store: Store, version: str) -> None:
             checks[kind] = f"BROKEN: {e}"
     monitoring = {}
     for field in registry.MONITORING_FIELDS:
-        value, damage = registry.manifest_field(store, version, field)
+        value, damage = registry.checked_field(manifest, field, store.describe(registry.manifest_key(version)))
         monitoring[field] = f"DAMAGED: {damage}" if damage else "not recorded" if value is None else "ok"
     print(json.dumps({**manifest, "artifact_checks": checks, "monitoring_checks": monitoring}, indent=2))
 

@@ -149,11 +149,14 @@ def expectations(store, versions: dict[str, str | None], context: pd.DataFrame) 
         if version is None:
             continue
         try:
-            metrics = registry.read_manifest(store, version)[f"{kind}_metrics"]  # an object: read_manifest checks
+            manifest = registry.read_manifest(store, version)
         except registry.RegistryError as e:
             out[kind] = {"version": version, "damaged": str(e)[:300]}
             continue
-        windows, damage = registry.manifest_field(store, version, "test_windows")
+        metrics = manifest[f"{kind}_metrics"]  # an object: read_manifest checks
+        windows, damage = registry.checked_field(
+            manifest, "test_windows", store.describe(registry.manifest_key(version))
+        )
         window = (windows or {}).get(kind) or {}
         first = window.get("first_date") if is_day(window.get("first_date")) else None
         out[kind] = {"version": version, "test_first_date": first, **({"damaged": damage} if damage else {})}

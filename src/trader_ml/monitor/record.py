@@ -46,9 +46,12 @@ def drift_record(
         "regime": context[pd.DatetimeIndex(context["date"]) >= pd.Timestamp(recent_days[0])],
         "health": read_table(store, "features", start=dt.date.fromisoformat(recent_days[0])),
     }
+    read: dict[str, tuple] = {}  # version -> its input_profile field, read once for both models
     for kind in registry.KINDS:
         version = registry.model_version(pointer, kind) if pointer else None
-        profiles, damage = registry.manifest_field(store, version, "input_profile") if version else (None, None)
+        if version is not None and version not in read:
+            read[version] = registry.manifest_field(store, version, "input_profile")
+        profiles, damage = read[version] if version is not None else (None, None)
         profile = (profiles or {}).get(kind)
         if damage or not isinstance(profile, dict):
             note = damage or "no input profile recorded for this version (trained before it was)"
