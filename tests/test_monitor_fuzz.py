@@ -32,7 +32,11 @@ from .strategies import scalars as shared_scalars
 
 SERVED = 25
 # Each example scores a live record (an HMM fit for the labels among it): a dozen, and a few runs of the job.
-FUZZ = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Derandomized: the same examples every run, so CI judges the code, not the draw (a new draw
+# found a list where an object belongs once; a case of its own keeps it tested).
+FUZZ = settings(
+    max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 scalars = shared_scalars(10**30, [7.5, -0.1, 0.5, 1.0])
 json_values = shared_json_values(scalars)
@@ -201,7 +205,7 @@ def run_options(store: LocalStore, folder: Path):
 
 
 @given(data=st.data())
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @example(data=None)
 def test_train_always_trains_judges_and_publishes(served, candidate, data, monkeypatch, tmp_path_factory):
     from trader_ml.release import job
