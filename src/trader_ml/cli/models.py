@@ -55,10 +55,11 @@ def stored_versions(store: Store, pointer: dict | None) -> list[str]:
     return sorted(found, key=registry.version_order)
 
 
-def orphans(store: Store, pointer: dict | None) -> dict[str, list[str]]:
+def orphans(store: Store, pointer: dict | None, listed: list[str] | None = None) -> dict[str, list[str]]:
     """version -> its artifact keys, for the versions a publish stopped before their manifest
-    (a killed run, a lost connection) and latest.json does not name: nothing reads them."""
-    listed = set(stored_versions(store, pointer))
+    (a killed run, a lost connection) and latest.json does not name: nothing reads them.
+    ``listed``: ``stored_versions``, when the caller has it already."""
+    listed = set(stored_versions(store, pointer) if listed is None else listed)
     out: dict[str, list[str]] = {}
     for key in store.list(f"{registry.MODELS_PREFIX}"):
         for kind in registry.KINDS:
@@ -155,7 +156,8 @@ def list_versions(store: Store) -> None:
     rows = [("current", "version", "created", "regime f1 (baseline)", "gate", "health corr (baseline)", "gate", "live")]
     problems = []
     live, live_damage = live_verdicts(store)
-    for version in stored_versions(store, current):
+    listed = stored_versions(store, current)
+    for version in listed:
         kinds = [f"{k}(broken)" if k in broken else k for k in registry.KINDS if current_of[k] == version]
         row, problem = _row(store, version, "+".join(kinds))
         rows.append((*row, live.get(version, "")))
@@ -177,7 +179,7 @@ def list_versions(store: Store) -> None:
     )
     print(f"current (models/latest.json): {served if current else 'nothing; the rule baselines serve'}")
     print(f"{count} version{'s' if count != 1 else ''} in {store.url}")
-    _notes(store, current, live_damage)
+    _notes(store, orphans(store, current, listed), live_damage)
     if damaged is not None:
         raise damaged
     problems += [f"the current {kind} model cannot be served: {why}" for kind, why in broken.items()]
@@ -186,11 +188,11 @@ def list_versions(store: Store) -> None:
         raise registry.RegistryError(f"{problems[0]}{more}; promote or roll back to a version that reads whole")
 
 
-def _notes(store: Store, current: dict | None, live_damage: str | None) -> None:
+def _notes(store: Store, half_published: dict[str, list[str]], live_damage: str | None) -> None:
     """What models list leaves out and why, on stderr: none of it stops the listing."""
     if live_damage:
         print(f"warning: the live column is empty: {live_damage}", file=sys.stderr)
-    for version, keys in orphans(store, current).items():
+    for version, keys in half_published.items():
         print(
             f"note: version {version} was half published ({', '.join(keys)} without a manifest) and is not listed; "
             f"trader-ml models prune --store {store.url} removes it",

@@ -196,7 +196,7 @@ class TrainingRun:
         passing = (k for k in registry.KINDS if self.decisions[k].promote)
         self.passing = registry.KINDS if self.options.force else tuple(passing)
 
-    def describe(self, version: str) -> dict:
+    def manifest_of(self, version: str) -> dict:
         return describe(
             version,
             self.candidate,
@@ -214,7 +214,7 @@ class TrainingRun:
         self.stage(f"writing version {self.planned} to {self.options.output_dir}")
         self.live = champion_live_record(self.store, self.pointer, self.options, self.log)
         self.facts = run_facts(self.context, self.features, self.candidate, self.fingerprint, self.live)
-        self.manifest = self.describe(self.planned)
+        self.manifest = self.manifest_of(self.planned)
         self.files = write_outputs(self.options.output_dir, self.planned, self.candidate, self.manifest)
 
     def report(self) -> str:
@@ -242,7 +242,7 @@ class TrainingRun:
             store,
             self.today,
             {"regime": self.candidate.regime_onnx, "health": self.candidate.health_onnx},
-            self.describe,
+            self.manifest_of,
             log=lambda text: log(f"  {text}"),
         )
         self.version = self.manifest["version"]
