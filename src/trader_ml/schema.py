@@ -126,6 +126,10 @@ DAY_MARKER_PREFIX = "data/complete/"
 DAY_MARKER_FILE = "day.json"
 # Written before a run's first data file and deleted once every day it names is whole again.
 INGEST_JOURNAL_KEY = f"{DAY_MARKER_PREFIX}ingest-in-progress.json"
+# A day whose prices look wrong against their own history (data/suspect.py): its reasons, and
+# the user's acceptance once given. Outside the day's marker: a later day's ingest may mark it.
+SUSPECT_PREFIX = "data/suspect/"
+SUSPECT_FILE = "suspect.json"
 MODELS_PREFIX = "models/"
 # The artifact format, written by training and read by serving: the ONNX metadata entry that
 # carries an artifact's JSON, and the version of what that JSON holds.
@@ -148,6 +152,11 @@ def partition_key(table: str, day: str) -> str:
 def daily_key(day: str, name: str) -> str:
     """Store key of one day's JSON rows, e.g. ``data/daily/date=2024-01-02/context.json``."""
     return f"{DAILY_PREFIX}date={day}/{name}"
+
+
+def suspect_key(day: str) -> str:
+    """Store key of a suspect day's reasons, e.g. ``data/suspect/date=2024-01-02/suspect.json``."""
+    return f"{SUSPECT_PREFIX}date={day}/{SUSPECT_FILE}"
 
 
 def day_marker_key(day: str) -> str:

@@ -21,6 +21,7 @@ import pandas as pd
 from trader_ml.backtest.config import BacktestConfig, Period, check_history, periods
 from trader_ml.backtest.execute import Progress, default_workers, run_jobs
 from trader_ml.backtest.refit import RefitJob, RefitSpec, fingerprint, load_cached, make_job, save_cached
+from trader_ml.data import suspect
 from trader_ml.data.partitions import read_file, read_table
 from trader_ml.errors import TraderMLError
 from trader_ml.schema import TABLE_PREFIX
@@ -56,7 +57,7 @@ def load_frame(config: BacktestConfig, store: Store, data: str | None) -> tuple[
     if data:
         frame, where = read_file(data, table), data
     else:
-        frame, where = read_table(store, table), store.describe(TABLE_PREFIX[table])
+        frame, where = suspect.leave_out(store, read_table(store, table)), store.describe(TABLE_PREFIX[table])
         if frame.empty:
             raise TraderMLError(
                 f"No historical data found: {where} holds no partitions. "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from trader_ml.cli.args import add_store_args, check_store_exists, open_store_from, parse_date, positive_int
 from trader_ml.errors import TraderMLError
@@ -20,6 +21,13 @@ def add_commands(sub) -> None:
         help="what FILE holds (default: features if it has a symbol column, else context)",
     )
     p.add_argument("--max-days", type=positive_int, help="only partitions within N calendar days of the newest")
+    p.add_argument(
+        "--accept",
+        action="append",
+        type=parse_date,
+        metavar="DAY",
+        help="accept a suspect day as it is (a real crash): training then reads it; repeatable",
+    )
     add_store_args(p)
     p.set_defaults(func=cmd_validate)
 
@@ -94,6 +102,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     )
     report = ingest(make_source(args.source, options), open_store_from(args, must_exist=False), args.start, args.end)
     print(report.summary())
+    for line in report.warnings():
+        print(line, file=sys.stderr)
     return 0
 
 
@@ -106,9 +116,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
             frame = read_file(path, kind)
             print(f"{path}: ok, {len(frame)} {kind} rows")
         return 0
+    from trader_ml.data import suspect
+
     store = open_store_from(args)
     check_store_exists(store)
+    if args.accept:
+        for mark in suspect.accept(store, sorted({d.isoformat() for d in args.accept})):
+            print(f"accepted {mark.line()}")
     check_days_complete(store)
+    first = None
     for table in ("context", "features"):
         frame = read_table(store, table, max_days=args.max_days)
         if frame.empty:
@@ -116,7 +132,54 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 f"{store.describe(TABLE_PREFIX[table])} holds no {table} partitions: "
                 f"ingest some first, e.g. trader-ml ingest --source sample --store {store.url}"
             )
+        first = first or frame["date"].iloc[0].date().isoformat()
         print(f"{store.url} {table}: ok, {len(frame)} rows over {frame['date'].nunique()} days")
+    days = check_daily_json(store, first)
+    print(f"{store.url} daily JSON: ok, {days} days")
+    return report_suspect(store, first)
+
+
+def check_daily_json(store, first: str | None) -> int:
+    """Every day's JSON view (what serving reads) parses as the object it should be."""
+    from trader_ml import safejson
+    from trader_ml.schema import daily_key
+    from trader_ml.serving.daily import stored_days
+
+    days = [d for d in stored_days(store) if first is None or d >= first]
+    for name, required in (("context.json", ("date",)), ("features.json", ("date", "rows"))):
+        keys = [daily_key(d, name) for d in days]
+        for day, key, data in zip(days, keys, store.read_many(keys), strict=True):
+            try:
+                doc = safejson.loads_object(data, store.describe(key), required)
+            except safejson.DamagedJSON as e:
+                raise TraderMLError(
+                    f"{e}; re-ingest the day: trader-ml ingest --store {store.url} --start {day} --end {day}"
+                ) from None
+            if doc["date"] != day or (name == "features.json" and not isinstance(doc["rows"], list)):
+                raise TraderMLError(
+                    f"{store.describe(key)}: not the {name} of {day} (damaged); re-ingest the day: "
+                    f"trader-ml ingest --store {store.url} --start {day} --end {day}"
+                )
+    return len(days)
+
+
+def report_suspect(store, first: str | None) -> int:
+    """One line per suspect day; exit 1 while any is neither repaired nor accepted."""
+    from trader_ml.data import suspect
+
+    marks = suspect.marks(store, first)
+    open_marks = [m for m in marks if m.accepted is None]
+    for mark in marks:
+        status = f"accepted {mark.accepted}" if mark.accepted else "not accepted"
+        print(f"suspect day {mark.line()} ({status})", file=sys.stdout if mark.accepted else sys.stderr)
+    if open_marks:
+        print(
+            f"{len(open_marks)} suspect day(s) not accepted: training leaves them out. Re-ingest a day with good "
+            f"prices (trader-ml ingest --store {store.url} --start DAY), or accept it as it is "
+            f"(trader-ml validate --store {store.url} --accept DAY)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

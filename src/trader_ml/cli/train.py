@@ -206,6 +206,7 @@ def window_text(args: argparse.Namespace) -> str:
 def load_table(args: argparse.Namespace, table: str) -> tuple[pd.DataFrame, Store | None]:
     """The training table from ``--data FILE`` or from ``--store URL`` (last ``--max-days``),
     limited to ``--start`` .. ``--end`` and to days strictly before ``--until``."""
+    from trader_ml.data import suspect
     from trader_ml.data.partitions import date_window, last_day_before, no_data_message, read_file, read_table
 
     if args.start and args.end and args.start > args.end:
@@ -218,6 +219,7 @@ def load_table(args: argparse.Namespace, table: str) -> tuple[pd.DataFrame, Stor
     store = open_store(args.store, region=args.region, endpoint_url=args.endpoint_url)
     check_store_exists(store)
     frame = read_table(store, table, args.max_days, args.start, last_day_before(args.end, args.until))
+    frame = suspect.leave_out(store, frame)
     if frame.empty:
         if args.start or args.end or args.until:
             raise TraderMLError(f"{store.describe(TABLE_PREFIX[table])}: no {table} rows {window_text(args)}")

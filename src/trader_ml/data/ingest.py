@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from trader_ml.data import completeness
-from trader_ml.data.features import LOOKBACK_CALENDAR_DAYS, context_rows, feature_rows
+from trader_ml.data import completeness, suspect
+from trader_ml.data.features import LOOKBACK_CALENDAR_DAYS, context_rows, feature_rows, trading_day_closes
 from trader_ml.data.partitions import encode_days, stored_days
 from trader_ml.data.sources import Source
 from trader_ml.data.sources.base import RawMarket
@@ -32,6 +32,7 @@ from trader_ml.schema import (
     SPY,
     daily_key,
     partition_day,
+    partition_key,
 )
 from trader_ml.store import Store
 
@@ -48,6 +49,10 @@ class IngestReport:
     skipped_rows: int  # (day, symbol) pairs without a full feature window
     unavailable: tuple[str, ...]  # context columns this source leaves NaN
     seconds: float
+    suspect: tuple[str, ...] = ()  # one line per suspect day among those checked (data/suspect.py)
+
+    def warnings(self) -> list[str]:
+        return [f"warning: suspect day {line}" for line in self.suspect]
 
     def summary(self) -> str:
         if not self.days:
@@ -63,6 +68,11 @@ class IngestReport:
         ]
         if self.unavailable:
             lines.append(f"  unavailable from this source, left NaN: {', '.join(self.unavailable)}")
+        if self.suspect:
+            lines.append(
+                f"  {len(self.suspect)} suspect day(s) stored and marked; training leaves them out until "
+                f"re-ingested or accepted (trader-ml validate --store {self.store} lists them)"
+            )
         lines.append(f"  {self.seconds:.1f} s")
         return "\n".join(lines)
 
@@ -156,8 +166,13 @@ def ingest(
     raw, context, features, skipped = rows
     days = pd.DatetimeIndex(context["date"])
     items = _partition_items(raw, context, features, days)
+    written = [d.date().isoformat() for d in days]
+    before = _day_before(store, raw, days)
+    checked = [*([before] if before else []), *written]
+    found = suspect.find(trading_day_closes(raw), raw.symbols, pd.DatetimeIndex(checked))
+    marks, stale_marks = suspect.mark_items(store, found, written, before)
     log(f"writing {len(items)} partitions to {store.url}")
-    _write_days(store, items)
+    _write_days(store, items, marks, stale_marks)
     unavailable = tuple(c for c in CONTEXT_FEATURES if context[c].isna().all())
     return IngestReport(
         source=source.name,
@@ -170,7 +185,17 @@ def ingest(
         skipped_rows=skipped,
         unavailable=unavailable,
         seconds=time.perf_counter() - began,
+        suspect=tuple(suspect.Mark(d, tuple(found[d]), None).line() for d in checked if d in found),
     )
+
+
+def _day_before(store: Store, raw, days: pd.DatetimeIndex) -> str | None:
+    """The stored trading day before the first one written: a jump that this run's first day
+    undoes is known only now."""
+    closes = trading_day_closes(raw)
+    before = closes.index[closes.index < days[0]]
+    day = before[-1].date().isoformat() if len(before) else None
+    return day if day is not None and store.exists(partition_key("context", day)) else None
 
 
 def _fetch_rows(source: Source, start: dt.date, end: dt.date, incremental: bool, today: dt.date):
@@ -208,7 +233,7 @@ def _partition_items(raw, context: pd.DataFrame, features: pd.DataFrame, days: p
     return items
 
 
-def _write_days(store: Store, items: list) -> None:
+def _write_days(store: Store, items: list, marks: list = (), deletes: list[str] = ()) -> None:
     """The journal, then the days unmarked, their files, their markers, and the journal cleared:
     a run killed at any write leaves no marked day that mixes two runs' files."""
     by_day: dict[str, list[str]] = {}
@@ -219,7 +244,8 @@ def _write_days(store: Store, items: list) -> None:
     leftover = sorted(set(leftover) - completeness.marked_days(store)) if leftover else []
     store.write(*completeness.journal_item([*by_day, *leftover]))  # what this run is about to write ...
     completeness.unmark(store, list(by_day))  # ... its days no longer whole (a re-ingest changes them) ...
-    store.write_many(items)  # ... every data file of every day ...
+    store.write_many([*items, *marks])  # ... every data file of every day, suspect days' marks ...
+    store.delete_many(list(deletes))  # ... and the marks of days now clean ...
     store.write_many(completeness.marker_items(by_day))  # ... then each day's marker ...
     if leftover:
         store.write(*completeness.journal_item(leftover))

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from trader_ml import registry
+from trader_ml.data import suspect
 from trader_ml.data.partitions import last_day_before, no_data_message, read_table, stored_days
 from trader_ml.data.sources.base import years_before
 from trader_ml.data.truth import health_truth, regime_truth
@@ -63,14 +64,18 @@ def _days(max_days: int | None) -> str:
     return f"the last {max_days} days" if max_days else "every stored day"
 
 
+def _quiet(line: str) -> None:
+    """The features' note repeats the context's: said once."""
+
+
 def load_data(store: Store, options: TrainOptions) -> tuple[pd.DataFrame, pd.DataFrame]:
     if options.start and options.end and options.start > options.end:
         raise TraderMLError(f"--start {options.start} is after --end {options.end}")
     last = last_day_before(options.end, options.until)
-    context = read_table(store, "context", options.regime_max_days, options.start, last)
+    context = suspect.leave_out(store, read_table(store, "context", options.regime_max_days, options.start, last))
     if context.empty:
         raise TraderMLError(no_data_message(store, "context"))
-    features = read_table(store, "features", options.max_days, options.start, last)
+    features = suspect.leave_out(store, read_table(store, "features", options.max_days, options.start, last), _quiet)
     if features.empty:
         raise TraderMLError(no_data_message(store, "features"))
     return context, features

@@ -35,6 +35,7 @@ class DayInputs:
     date: str
     context_rows: list[dict]  # oldest first, the day's own row last
     feature_rows: list[dict]  # the day's rows, each with its symbol
+    days: tuple[str, ...] = ()  # the day of each context row
 
 
 def stored_days(store: Store) -> list[str]:
@@ -97,7 +98,7 @@ def load_day(store: Store, day: str | None = None, history: int = HISTORY_DAYS) 
     rows = features["rows"]
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise TraderMLError(f"{where}: rows is not a list of objects (damaged)")
-    return DayInputs(window[-1], contexts, rows)
+    return DayInputs(window[-1], contexts, rows, tuple(window))
 
 
 def _context_row(data: bytes, where: str, day: str) -> dict:

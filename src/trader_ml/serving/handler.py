@@ -23,6 +23,7 @@ from trader_ml.errors import TraderMLError
 from trader_ml.schema import is_day
 from trader_ml.serving.daily import load_day, write_predictions
 from trader_ml.serving.predictor import DEFAULT_TTL_SECONDS, Predictor
+from trader_ml.serving.quality import data_quality, warning_line
 
 STORE_ENV = "TRADER_ML_STORE"
 TTL_ENV = "TRADER_ML_MODEL_TTL_SECONDS"
@@ -62,8 +63,12 @@ def daily_answer(model: Predictor, day: str | None = None, write: bool = False) 
         "regime": model.predict_regime(inputs.context_rows),
         "health": health,
         "skipped": skipped,
+        "data_quality": data_quality(model, model.store, inputs),
         "written": [],
     }
+    warning = warning_line(answer)
+    if warning:
+        log.warning("%s", warning)
     if write:
         answer["written"] = [write_predictions(model.store, {k: v for k, v in answer.items() if k != "written"})]
     return answer
