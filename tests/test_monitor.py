@@ -238,10 +238,21 @@ def rewrite_answers(store: LocalStore, days: list[str], change) -> None:
             store.write(key, json.dumps(answer).encode())
 
 
-def test_a_model_that_does_worse_than_it_promised_is_called_so(served, tmp_path):
+def promise(store: LocalStore, name: str, last_date: str, sharpe: float) -> None:
+    """A regime backtest summary in ``store`` whose data ends on ``last_date``."""
+    summary = {
+        "kind": "regime",
+        "config": {"model_type": "gru"},
+        "data": {"last_date": last_date},
+        "rows": {"gru": {"performance": {"sharpe": sharpe}}},
+    }
+    store.write(f"backtests/{name}/summary.json", json.dumps(summary).encode())
+
+
+def test_a_model_worse_than_its_baselines_over_the_live_days_is_called_so(served, tmp_path):
     """Health answers that rank the assets backwards, and regime answers fully invested exactly
-    on the days before a fall, against a backtest that promised a Sharpe of 0.3: both verdicts
-    say "worse than expected", with the live figures that show it."""
+    on the days before a fall: over the same live days both lose to what they would replace,
+    and the verdicts say so with the differences' intervals, whatever was promised."""
     store, days, _ = served
     bad = copy_of(store, tmp_path / "bad")
     features = read_table(bad, "features")
@@ -263,20 +274,60 @@ def test_a_model_that_does_worse_than_it_promised_is_called_so(served, tmp_path)
         }
 
     rewrite_answers(bad, days, backwards)
-    summary = {
-        "kind": "regime",
-        "config": {"model_type": "gru"},
-        "data": {"last_date": days[0]},
-        "rows": {"gru": {"performance": {"sharpe": 0.3}}},
-    }
-    bad.write("backtests/regime-promise/summary.json", json.dumps(summary).encode())
+    promise(bad, "regime-promise", "2009-06-30", -5.0)  # a promise any model keeps: the baselines judge
     record = live_record(bad, today=TODAY)
-    assert record["health"]["verdict"] == "worse than expected"
-    assert record["health"]["model"]["rank_correlation_interval"][1] < record["health"]["expected"]["rank_correlation"]
-    assert record["regime"]["verdict"] == "worse than expected"
-    assert record["regime"]["model"]["sharpe_interval"][1] < 0.3
+    health, regime = record["health"], record["regime"]
+    assert health["verdict"].startswith("worse than the baseline on log loss")
+    assert health["vs_baseline"]["log_loss"]["interval"][0] > 0
+    assert health["vs_baseline"]["rank_correlation"]["interval"][1] < 0
+    assert regime["days_scored"] >= 63 and regime["expected"]["sharpe"] == -5.0
+    assert regime["verdict"].startswith("worse than buy-and-hold (Sharpe ")
+    assert "the baseline (Sharpe" in regime["verdict"]
+    assert regime["vs"]["buy_and_hold"]["interval"][1] < 0 and regime["vs"]["rules"]["interval"][1] < 0
     text = main_text(bad)
-    assert "health verdict: worse than expected" in text and "regime verdict: worse than expected" in text
+    assert "health verdict: worse than the baseline" in text and "regime verdict: worse than buy-and-hold" in text
+
+
+def test_a_promise_is_kept_only_from_a_backtest_that_ends_before_the_live_days(served, tmp_path):
+    """The served answers as they are, against two backtests: one whose data ends before the
+    first live day promising a Sharpe of 9 (no model keeps it), and a newer one that reaches
+    into the live days promising -9. The newer one is not used, and says why."""
+    store, days, _ = served
+    judged = copy_of(store, tmp_path / "judged")
+    promise(judged, "old", "2009-12-31", 9.0)
+    promise(judged, "overlapping", days[5], -9.0)
+    regime = live_record(judged, today=TODAY)["regime"]
+    assert regime["expected"]["sharpe"] == 9.0 and regime["expected"]["sharpe_from"] == "backtests/old/summary.json"
+    assert "backtests/overlapping/summary.json" in regime["expected"]["backtest_not_used"]
+    assert regime["verdict"] in ("worse than expected",) or regime["verdict"].startswith("worse than buy-and-hold")
+
+
+def test_live_macro_f1_counts_regimes_called_that_never_happened(served, tmp_path):
+    """Every answer a confident panic in a period the labels call otherwise: the F1 averages the
+    panic class's zero with the others, as scikit-learn's default does."""
+    from sklearn.metrics import f1_score
+
+    from trader_ml.monitor.answers import read_answers
+    from trader_ml.monitor.live import label_agreement
+    from trader_ml.training.labeller import hindsight_labels
+
+    store, days, _ = served
+    panic = copy_of(store, tmp_path / "panic")
+    rewrite_answers(
+        panic, days, lambda day, a: a["regime"].update(regime_probs={r: float(r == "high_vol_panic") for r in REGIMES})
+    )
+    context = read_table(panic, "context")
+    answers = read_answers(panic).regime
+    agreement = label_agreement(answers, context, None)
+    labels = hindsight_labels(context, None)
+    at = pd.Series(np.arange(len(context)), index=context["date"]).reindex(answers["date"]).to_numpy()
+    truth = labels[at[labels[at] >= 0]]
+    panic_index = REGIMES.index("high_vol_panic")
+    called = np.full(len(truth), panic_index)
+    assert agreement["days"] == len(truth) > 0
+    assert agreement["f1_macro"] == pytest.approx(f1_score(truth, called, average="macro", zero_division=0))
+    if (truth != panic_index).any():
+        assert agreement["f1_macro"] < 0.5
 
 
 def main_text(store: LocalStore) -> str:

@@ -104,7 +104,7 @@ def _row(store: Store, version: str, current: str) -> tuple[tuple[str, ...], str
 
 SHORT_VERDICT = {
     "in line": "in line",
-    "worse than expected": "WORSE",
+    "worse than": "WORSE",  # than expected, the baseline or buy-and-hold
     "too few days": "too few days",
     "no expectation": "no expectation",
 }

@@ -145,3 +145,40 @@ def compare(profiles: dict, recent: pd.DataFrame) -> dict:
                 flags.append(name)
         columns[name] = row
     return {"days": days, "columns": columns, "flags": flags, "went_missing": missing, "appeared": appeared}
+
+
+OUTLIER_MARGIN = 0.25  # beyond the training range by this share of its width: a level's slow walk past
+# its old extreme (a yield slope, 7% of the width in the simulator's unchanged market) is not one
+
+
+def outlier_days(profiles: dict, recent: pd.DataFrame, limit: int = 5) -> list[dict]:
+    """The days of ``recent`` holding a value beyond its training range by more than
+    ``OUTLIER_MARGIN`` of the range's width: one bad day that a column-level shift over 63 days
+    cannot see (a sixty-third of the values) is named here, with its values (at most ``limit``
+    per day, the farthest first; rows with a ``symbol`` name it)."""
+    if recent.empty:
+        return []
+    found: dict[str, list[tuple[float, dict]]] = {}
+    dates = pd.DatetimeIndex(recent["date"]).strftime("%Y-%m-%d").to_numpy()
+    symbols = recent["symbol"].astype(str).to_numpy() if "symbol" in recent else None
+    for name, profile in profiles.items():
+        if not readable(profile) or profile["edges"] is None or name not in recent:
+            continue
+        low, high = profile["range"]
+        width = max(high - low, 1e-12)
+        values = recent[name].to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            excess = np.maximum(low - values, values - high) / width
+        for i in np.flatnonzero(excess > OUTLIER_MARGIN):
+            item = {"column": name, "value": float(values[i]), "range": [low, high]}
+            if symbols is not None:
+                item["symbol"] = symbols[i]
+            found.setdefault(dates[i], []).append((float(excess[i]), item))
+    return [
+        {
+            "date": day,
+            "count": len(items),
+            "values": [item for _, item in sorted(items, key=lambda pair: -pair[0])[:limit]],
+        }
+        for day, items in sorted(found.items())
+    ]

@@ -14,6 +14,7 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import f1_score
 
 from trader_ml import registry
 from trader_ml.backtest.allocation import performance
@@ -27,7 +28,7 @@ from trader_ml.trading_days import sessions_between
 from trader_ml.training.gate import MIN_TEST_DAYS
 from trader_ml.training.labeller import hindsight_labels
 from trader_ml.training.labels import DEFAULT_LABEL_HORIZON, health_targets
-from trader_ml.training.metrics import daily_rank_correlations, regime_metrics
+from trader_ml.training.metrics import daily_rank_correlations
 
 MIN_REGIME_DAYS = 63  # a Sharpe ratio over fewer days says nothing
 
@@ -37,14 +38,26 @@ def live_interval(daily: np.ndarray, statistic=lambda days: np.mean(days, axis=-
     return interval(over_resamples(statistic, resamples(daily), daily))
 
 
-def verdict(days: int, needed: int, live: list[float] | None, expected: float | None) -> str:
-    """ "too few days to say", "worse than expected" when the whole interval lies below what was
-    expected, else "in line"."""
+def verdict(days: int, needed: int, live: list[float] | None, expected: float | None, worse: list[str] = ()) -> str:
+    """ "too few days to say"; "worse than the baseline" (or buy-and-hold) when the interval of
+    a difference over the same live days lies wholly on the losing side; "worse than expected"
+    when the whole interval lies below what was expected; else "in line"."""
     if days < needed or live is None:
         return f"too few days to say ({days} of the {needed} needed)"
+    if worse:
+        return "worse than " + " and ".join(worse)
     if expected is None or not np.isfinite(expected):
         return "no expectation recorded to compare with"
     return "worse than expected" if live[1] < expected else "in line"
+
+
+def paired_interval(statistic, *series: np.ndarray) -> list[float]:
+    """The 90% interval of ``statistic(*series)`` with the same days resampled for every series."""
+    return interval(over_resamples(statistic, resamples(series[0]), *series))
+
+
+def _sharpe_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return sharpe(a) - sharpe(b)
 
 
 def _probability_scores(score: np.ndarray, event: np.ndarray) -> dict:
@@ -73,7 +86,8 @@ def health_record(answers: pd.DataFrame, features: pd.DataFrame, expected: dict)
     base_daily = daily_rank_correlations(dates, known["baseline"].to_numpy(), known["drawdown"].to_numpy())
     event = known["event"].to_numpy()
     out["days_scored"] = len(model_daily)
-    live = live_interval(model_daily.to_numpy()) if len(model_daily) >= MIN_TEST_DAYS else None
+    enough = len(model_daily) >= MIN_TEST_DAYS
+    live = live_interval(model_daily.to_numpy()) if enough else None
     out["model"] = {
         "rank_correlation": float(model_daily.mean()) if len(model_daily) else None,
         "rank_correlation_interval": live,
@@ -83,11 +97,36 @@ def health_record(answers: pd.DataFrame, features: pd.DataFrame, expected: dict)
         "rank_correlation": float(base_daily.mean()) if len(base_daily) else None,
         **_probability_scores(known["baseline"].to_numpy(), event),
     }
+    worse = []
+    if enough:
+        gaps = out["vs_baseline"] = _health_differences(known, model_daily, base_daily)
+        loss, rank = gaps["log_loss"], gaps["rank_correlation"]
+        if loss["interval"][0] > 0:
+            worse.append(f"the baseline on log loss ({loss['difference']:+.3f}, 90% {_pair(loss['interval'], 3)})")
+        if rank["interval"][1] < 0:
+            worse.append(f"the baseline on rank ({rank['difference']:+.3f}, 90% {_pair(rank['interval'], 3)})")
     out["event_rate"] = float(event.mean())
     out["daily_rank_correlation"] = {str(d.date()): float(v) for d, v in model_daily.items()}
     out["expected"] = expected
-    out["verdict"] = verdict(len(model_daily), MIN_TEST_DAYS, live, expected.get("rank_correlation"))
+    out["verdict"] = verdict(len(model_daily), MIN_TEST_DAYS, live, expected.get("rank_correlation"), worse)
     return out
+
+
+def _health_differences(known: pd.DataFrame, model_daily: pd.Series, base_daily: pd.Series) -> dict:
+    """Model minus heuristic over the same live days: the mean daily log loss (lower is better)
+    and the mean daily rank correlation (higher is better), each with its 90% interval."""
+    rows = known.assign(
+        model=log_loss_rows(known["score"].to_numpy(), known["event"].to_numpy()),
+        base=log_loss_rows(known["baseline"].to_numpy(), known["event"].to_numpy()),
+    )
+    daily = rows.groupby("date")[["model", "base"]].mean()
+    loss = (daily["model"] - daily["base"]).to_numpy()
+    both = pd.concat([model_daily.rename("m"), base_daily.rename("b")], axis=1).dropna()
+    rank = (both["m"] - both["b"]).to_numpy()
+    return {
+        "log_loss": {"difference": float(loss.mean()), "interval": live_interval(loss), "days": len(loss)},
+        "rank_correlation": {"difference": float(rank.mean()), "interval": live_interval(rank), "days": len(rank)},
+    }
 
 
 def regime_record(answers: pd.DataFrame, context: pd.DataFrame, expected: dict) -> dict:
@@ -113,18 +152,32 @@ def regime_record(answers: pd.DataFrame, context: pd.DataFrame, expected: dict) 
     for name, (returns, held_exposure) in series.items():
         out[name] = performance(returns, held_exposure) if len(returns) > 1 else {"days": int(len(returns))}
     model_returns = series["model"][0]
-    live = None
+    live, worse = None, []
     if len(rows) >= MIN_REGIME_DAYS:
         live = live_interval(model_returns, sharpe)
         out["model"]["sharpe_interval"] = live
+        out["vs"] = {}
+        for name, said in (("buy_and_hold", "buy-and-hold"), ("rules", "the baseline")):
+            other = series[name][0]
+            gap = {
+                "sharpe_difference": float(sharpe(model_returns) - sharpe(other)),
+                "interval": paired_interval(_sharpe_difference, model_returns, other),
+            }
+            out["vs"][name] = gap
+            if gap["interval"][1] < 0:
+                worse.append(f"{said} (Sharpe {gap['sharpe_difference']:+.2f}, 90% {_pair(gap['interval'])})")
     out["equity"] = {
         "dates": [str(d.date()) for d in dates[rows + 1]],
         **{name: np.cumprod(1 + r).round(6).tolist() for name, (r, _) in series.items()},
     }
     out["labels"] = label_agreement(answers, context, expected.get("fit_days"))
     out["expected"] = expected
-    out["verdict"] = verdict(len(rows), MIN_REGIME_DAYS, live, expected.get("sharpe"))
+    out["verdict"] = verdict(len(rows), MIN_REGIME_DAYS, live, expected.get("sharpe"), worse)
     return out
+
+
+def _pair(values: list[float], digits: int = 2) -> str:
+    return f"[{values[0]:+.{digits}f}, {values[1]:+.{digits}f}]"
 
 
 def label_agreement(answers: pd.DataFrame, context: pd.DataFrame, fit_days: int | None) -> dict:
@@ -137,13 +190,24 @@ def label_agreement(answers: pd.DataFrame, context: pd.DataFrame, fit_days: int 
     known[known] = labels[at[known].astype(int)] >= 0
     if not known.any():
         return {"days": 0, "horizon": DEFAULT_LABEL_HORIZON}
-    metrics = regime_metrics(labels[at[known].astype(int)], regime_probs(answers)[known])
-    return {k: metrics[k] for k in ("accuracy", "f1_macro", "days")} | {"horizon": DEFAULT_LABEL_HORIZON}
+    truth, probs = labels[at[known].astype(int)], regime_probs(answers)[known]
+    called = probs.argmax(axis=1)
+    # Over every regime that occurred or was called (scikit-learn's default): a regime called
+    # that never happened counts as an F1 of 0, so false panics in a calm month cost.
+    seen = sorted(set(truth.tolist()) | set(called.tolist()))
+    return {
+        "accuracy": float(np.mean(truth == called)),
+        "f1_macro": float(f1_score(truth, called, labels=seen, average="macro", zero_division=0)),
+        "days": int(len(truth)),
+        "horizon": DEFAULT_LABEL_HORIZON,
+    }
 
 
-def expectations(store, versions: dict[str, str | None], context: pd.DataFrame) -> dict[str, dict]:
-    """What each served version's test window said (and, for the regime model, the newest
-    regime backtest in the store, whose Sharpe the live exposure is held to)."""
+def expectations(store, versions: dict[str, str | None], context: pd.DataFrame, first_live: str | None) -> dict:
+    """What each served version's test window said, and for the regime model the newest regime
+    backtest in the store, whose Sharpe the live exposure is held to: only a window or backtest
+    that ends before ``first_live`` (the first live day), since one that overlaps the live days
+    would judge the live days by themselves."""
     out: dict[str, dict] = {"regime": {}, "health": {}}
     for kind, version in versions.items():
         if version is None:
@@ -159,18 +223,29 @@ def expectations(store, versions: dict[str, str | None], context: pd.DataFrame) 
         )
         window = (windows or {}).get(kind) or {}
         first = window.get("first_date") if is_day(window.get("first_date")) else None
+        last = window.get("last_date") if is_day(window.get("last_date")) else None
         out[kind] = {"version": version, "test_first_date": first, **({"damaged": damage} if damage else {})}
-        if kind == "health":
+        if first_live is not None and last is not None and last >= first_live:
+            out[kind]["not_used"] = f"the test window {first} .. {last} overlaps the live days (from {first_live})"
+        elif kind == "health":
             out[kind]["rank_correlation"] = _number(metrics.get("test_health_correlation"))
             out[kind]["brier"] = _number(metrics.get("test_brier"))
         else:
             out[kind]["f1_macro"] = _number(metrics.get("test_f1_macro"))
-            if first:
-                out[kind]["fit_days"] = int((pd.DatetimeIndex(context["date"]) < pd.Timestamp(first)).sum())
-    backtest = newest_backtest(store)
-    if backtest is not None:
-        out["regime"]["sharpe"] = backtest[0]
-        out["regime"]["sharpe_from"] = backtest[1]
+        if kind == "regime" and first:
+            out[kind]["fit_days"] = int((pd.DatetimeIndex(context["date"]) < pd.Timestamp(first)).sum())
+    backtests = regime_backtests(store)
+    before = [b for b in backtests if first_live is None or b[0] < first_live]
+    if before:
+        _, sharpe_value, key = max(before)
+        out["regime"]["sharpe"] = sharpe_value
+        out["regime"]["sharpe_from"] = key
+    overlapping = [b for b in backtests if b not in before]
+    if overlapping:
+        last_day, _, key = max(overlapping)
+        out["regime"]["backtest_not_used"] = (
+            f"{key} tests through {last_day}, into the live days (from {first_live}): not an expectation"
+        )
     return out
 
 
@@ -180,8 +255,8 @@ def _number(value) -> float | None:
     return float(value) if ok else None
 
 
-def newest_backtest(store) -> tuple[float, str] | None:
-    """(model Sharpe, key) of the newest regime backtest summary stored, if any."""
+def regime_backtests(store) -> list[tuple[str, float, str]]:
+    """(last test day, model Sharpe, key) of every regime backtest summary stored."""
     from trader_ml import safejson
 
     keys = [k for k in store.list("backtests/") if k.endswith("/summary.json") and not k.startswith("backtests/cache/")]
@@ -192,15 +267,13 @@ def newest_backtest(store) -> tuple[float, str] | None:
             if summary.get("kind") != "regime":
                 continue
             name = summary["config"].get("model_type") or "gru"
-            sharpe = summary["rows"][name]["performance"]["sharpe"]
-            if _number(sharpe) is not None:
-                dated.append((str(summary["data"]["last_date"]), float(sharpe), key))
+            sharpe_value = summary["rows"][name]["performance"]["sharpe"]
+            last = str(summary["data"]["last_date"])[:10]
+            if _number(sharpe_value) is not None and is_day(last):
+                dated.append((last, float(sharpe_value), key))
         except (TraderMLError, KeyError, TypeError, AttributeError):
             continue
-    if not dated:
-        return None
-    _, sharpe, key = max(dated)
-    return sharpe, key
+    return dated
 
 
 def answer_counts(answers: StoredAnswers, stored_days: list[str]) -> dict:

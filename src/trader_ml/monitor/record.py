@@ -16,6 +16,7 @@ from trader_ml.monitor.answers import read_answers
 from trader_ml.monitor.live import answer_counts, expectations, health_record, regime_record, stale
 from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES
 from trader_ml.store import Store
+from trader_ml.suspect_marks import marks
 
 RECORD_KEY = "monitoring/latest.json"  # the newest record: what models list shows as "live"
 DRIFT_WINDOW_DAYS = 63  # the recent days judged for drift: a quarter of trading
@@ -57,8 +58,21 @@ def drift_record(
             note = damage or "no input profile recorded for this version (trained before it was)"
             out[kind] = {"version": version, "note": f"drift cannot be checked: {note}" if damage else note}
             continue
-        out[kind] = {"version": version, **drift.compare(profile, recent[kind])}
+        out[kind] = {
+            "version": version,
+            **drift.compare(profile, recent[kind]),
+            "outlier_days": drift.outlier_days(profile, recent[kind]),
+        }
     return out
+
+
+def suspect_days(store: Store, first: str | None, last: str) -> list[dict]:
+    """The suspect days (data/suspect/) from ``first`` (the live period's or the drift window's
+    start, whichever is earlier) through ``last``, accepted or not."""
+    return [
+        {"date": m.day, "accepted": m.accepted, "reasons": [r.text for r in m.reasons]}
+        for m in marks(store, first, last)
+    ]
 
 
 def live_record(
@@ -73,8 +87,10 @@ def live_record(
     first = answers.regime["date"].min() if len(answers.regime) else None
     features = read_table(store, "features", start=first.date() if first is not None else None, today=today)
     versions = served_versions(answers, pointer)
-    expected = expectations(store, versions, context)
+    expected = expectations(store, versions, context, str(first.date()) if first is not None else None)
     days = [str(d.date()) for d in pd.DatetimeIndex(context["date"])]
+    window_start = days[-drift_days:][0]
+    live_start = str(first.date()) if first is not None else window_start
     return {
         "store": store.url,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -84,6 +100,7 @@ def live_record(
         "health": health_record(answers.health, features, expected["health"]),
         "regime": regime_record(answers.regime, context, expected["regime"]),
         "drift": drift_record(store, pointer, context, today, drift_days),
+        "suspect_days": suspect_days(store, min(window_start, live_start), days[-1]),
     }
 
 
@@ -144,20 +161,39 @@ def summary_lines(record: dict) -> list[str]:
     for kind in registry.KINDS:
         part = d.get(kind, {})
         if "flags" in part:
-            flags = ", ".join(part["flags"]) or "none"
+            outliers = len(part.get("outlier_days", []))
+            flags = ", ".join(part["flags"]) or ("no column-level shift" if outliers else "none")
             lines.append(
                 f"drift ({kind} inputs, last {part['days']} days): {flags}"
+                + (f"; {outliers} outlier day(s)" if outliers else "")
                 + (f"; went missing: {', '.join(part['went_missing'])}" if part["went_missing"] else "")
                 + (f"; appeared: {', '.join(part['appeared'])}" if part["appeared"] else "")
             )
         elif "note" in part:
             lines.append(f"drift ({kind} inputs): {part['note']}")
+        for day in part.get("outlier_days", [])[:5]:
+            lines.append(f"  outlier day {day['date']} ({kind} inputs): {_values_text(day)}")
+        if len(part.get("outlier_days", [])) > 5:
+            lines.append(f"  ... and {len(part['outlier_days']) - 5} more outlier days (--json lists them all)")
+    for mark in record.get("suspect_days", []):
+        status = f"accepted {mark['accepted']}" if mark["accepted"] else "not accepted: re-ingest it or accept it"
+        lines.append(f"suspect day {mark['date']} ({status}): {'; '.join(mark['reasons'])}")
     s = d["stale"]
     lines.append(
         f"data: last ingested day {s['last_ingested_day']}, {s['business_days_behind']} business days behind"
         + (" (stale)" if s["flag"] else "")
     )
     return lines
+
+
+def _values_text(day: dict) -> str:
+    shown = [
+        f"{v.get('symbol', '') + ' ' if v.get('symbol') else ''}{v['column']} {v['value']:.4g} "
+        f"(trained on {v['range'][0]:.3g} .. {v['range'][1]:.3g})"
+        for v in day["values"]
+    ]
+    more = day["count"] - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 
 
 def input_profiles(context: pd.DataFrame, features: pd.DataFrame, regime_first: str, health_first: str) -> dict:

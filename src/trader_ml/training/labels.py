@@ -52,10 +52,11 @@ def _forward_worst_wide(features: pd.DataFrame, horizon: int) -> pd.DataFrame:
     n = len(returns)
     worst = np.full(returns.shape, np.inf)
     for k in range(1, horizon + 1):
+        m = max(n - k, 0)  # rows whose day t+k is in the table: none when it is shorter than k
         ahead = np.full(returns.shape, np.nan)
-        ahead[: n - k] = total[1 + k : n + 1] - total[1 : n + 1 - k]  # returns of days t+1 .. t+k
+        ahead[:m] = total[1 + k : 1 + k + m] - total[1 : 1 + m]  # returns of days t+1 .. t+k
         gap = np.ones(returns.shape, dtype=bool)
-        gap[: n - k] = (holes[1 + k : n + 1] - holes[1 : n + 1 - k]) > 0
+        gap[:m] = (holes[1 + k : 1 + k + m] - holes[1 : 1 + m]) > 0
         ahead[gap] = np.nan
         worst = np.fmin(worst, ahead) if k > 1 else ahead
         worst[np.isnan(ahead)] = np.nan
