@@ -141,7 +141,7 @@ def test_models_add_registers_a_single_model_file_and_serves_it(trained_store, t
     after = registry.read_latest(store)[0]
     added = registry.model_version(after, "health")
     assert added != before["version"] and registry.model_version(after, "regime") == before["version"]
-    health, _ = Predictor(store).predict_health(load_day(store).feature_rows)
+    health, _, _ = Predictor(store).predict_health(load_day(store).feature_rows)
     assert {a["model_version"] for a in health.values()} == {added}
     assert main(["models", "list", "--store", store.url]) == 0
     assert re.search(rf"^health\s+{re.escape(added)}\s", capsys.readouterr().out, re.M)

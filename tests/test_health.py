@@ -102,9 +102,9 @@ def test_rows_with_nan_features_are_skipped_and_counted(artifact):
         {**good, "symbol": "NEW", "vol_63d": float("nan")},
         {**good, "symbol": "GAP", "return_5d": None},
     ]
-    results, skipped = HealthModel.from_bytes(artifact[0]).predict(rows)
-    assert list(results) == ["OK"] and skipped == ["NEW", "GAP"]
-    assert asset_rows(rows)[2] == ["NEW", "GAP"]
+    results, skipped, refused = HealthModel.from_bytes(artifact[0]).predict(rows)
+    assert list(results) == ["OK"] and skipped == ["NEW", "GAP"] and refused == {}
+    assert asset_rows(rows)[2] == ["NEW", "GAP"] and asset_rows(rows)[3] == {}
 
 
 def test_too_little_history_is_a_clear_error(synthetic_features):

@@ -56,6 +56,6 @@ def test_a_table_with_only_the_ten_features_trains_and_serves(synthetic_features
     served = HealthModel.from_bytes(health_artifact(result)[0])
     day = ten[ten["date"] == ten["date"].iloc[-1]]
     rows = [{"symbol": r.symbol, **{c: getattr(r, c) for c in ASSET_FEATURES}} for r in day.itertuples()]
-    answers, skipped = served.predict(rows)
+    answers, skipped, _ = served.predict(rows)
     assert skipped == [] and len(answers) == len(rows)
     assert all(0.0 < a["health_score"] < 1.0 for a in answers.values())

@@ -103,8 +103,8 @@ def test_it_answers_the_training_guide_s_dict(contract):
         dict(zip(ASSET_FEATURES, map(float, r[:10]), strict=True), symbol=f"S{i}")
         for i, r in enumerate(contract.result.test_rows[:5])
     ]
-    answers, skipped = contract.served.predict(rows)
-    assert skipped == [] and list(answers) == [f"S{i}" for i in range(5)]
+    answers, skipped, refused = contract.served.predict(rows)
+    assert skipped == [] and refused == {} and list(answers) == [f"S{i}" for i in range(5)]
     for out in answers.values():
         assert set(out) == {"health_score", "vol_bucket", "behavior", "latent"}
         assert type(out["health_score"]) is float and 0.0 <= out["health_score"] <= 1.0

@@ -280,5 +280,5 @@ def test_a_model_that_answers_in_another_shape_fails_that_answer_and_the_baselin
     pointer, _ = registry.read_latest(store)
     store.write(pointer["health_model"], data)
     store.write(LATEST_KEY, json.dumps({**pointer, "health_sha256": registry.sha256(data)}).encode())
-    health, _ = Predictor(store).predict_health(day.feature_rows)
+    health, _, _ = Predictor(store).predict_health(day.feature_rows)
     assert all(a["model_source"] == "baseline" and "has shape (1,)" in a["fallback_reason"] for a in health.values())

@@ -15,13 +15,13 @@ import pytest
 
 from trader_ml import registry
 from trader_ml.errors import StoreError
-from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, LATEST_KEY, REGIMES
-from trader_ml.serving.daily import load_day
+from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, LATEST_KEY, REGIMES, daily_key
+from trader_ml.serving.daily import load_day, stored_days
 from trader_ml.serving.handler import daily_answer, handle
 from trader_ml.serving.predictor import BASELINE_VERSION, InputError, Predictor
 from trader_ml.store import LocalStore, S3Store
 
-from .conftest import FAKE_AWS, copy_of, store_snapshot
+from .conftest import FAKE_AWS, copy_of, main_here, store_snapshot
 from .faults import fault_proxy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +60,7 @@ def test_serves_the_promoted_version(trained_store, day):
     regime = predictor.predict_regime(day.context_rows)
     check_regime(regime, "trained")
     assert regime["model_version"] == version
-    health, skipped = predictor.predict_health(day.feature_rows)
+    health, skipped, _ = predictor.predict_health(day.feature_rows)
     check_health(health, "trained")
     assert skipped == [] and set(health) == {r["symbol"] for r in day.feature_rows}
 
@@ -72,7 +72,7 @@ def fallback(predictor: Predictor, day, reason: str, kinds=("regime", "health"))
     check_regime(regime, "baseline" if "regime" in kinds else "trained")
     if "regime" in kinds:
         assert reason in regime["fallback_reason"] and regime["model_version"] == BASELINE_VERSION
-    health, _ = predictor.predict_health(day.feature_rows)
+    health, _, _ = predictor.predict_health(day.feature_rows)
     check_health(health, "baseline" if "health" in kinds else "trained")
     if "health" in kinds:
         assert all(reason in a["fallback_reason"] for a in health.values())
@@ -185,7 +185,7 @@ def test_a_pointer_naming_the_baseline_for_one_model_serves_it_and_the_other_tra
     regime = predictor.predict_regime(day.context_rows)
     check_regime(regime, "baseline")
     assert regime["model_version"] == BASELINE_VERSION and "names the rule baseline" in regime["fallback_reason"]
-    answers, _ = predictor.predict_health(day.feature_rows)
+    answers, _, _ = predictor.predict_health(day.feature_rows)
     check_health(answers, "trained")
     assert {a["model_version"] for a in answers.values()} == {version}
 
@@ -235,7 +235,6 @@ def test_scheduled_event_writes_predictions(store):
         ({"hello": 1}, "unrecognised event"),
         ({"context_rows": "abc"}, "context_rows must be a list"),
         ({"context_rows": [{"spy_return_1d": 0.1}] * 5}, "the rules need the last 35 trading days"),
-        ({"feature_rows": [{"symbol": "A", "return_1d": "x"}]}, "not a number"),
         ({"source": "aws.events", "detail": {"date": "2001-13-01"}}, "invalid date"),
         ({"source": "aws.events", "detail": {"date": "1999-01-04"}}, "no data for 1999-01-04"),
         ({"source": "aws.events", "detail": {"date": "20080102"}}, "invalid date"),  # fromisoformat takes it
@@ -243,8 +242,6 @@ def test_scheduled_event_writes_predictions(store):
         ({"source": "aws.events", "detail": "2008-01-02"}, "detail must be an object"),
         ({"source": "aws.events", "detail": ["2008-01-02"]}, "detail must be an object"),
         ({"context_rows": [{"spy_return_1d": 0.01, "spy_return_21d": 0.02, "spy_vol_21d": 1e38}] * 70}, "spy_vol_21d"),
-        ({"feature_rows": [{"symbol": "A", "vol_21d": 25.0}]}, "vol_21d is 25, outside 0 .. 20"),
-        ({"feature_rows": [{"symbol": "AAPL\n", "vol_21d": 0.2}]}, "not a ticker"),
     ],
 )
 def test_bad_events_get_a_clear_error(trained_store, event, message, monkeypatch):
@@ -253,6 +250,46 @@ def test_bad_events_get_a_clear_error(trained_store, event, message, monkeypatch
     monkeypatch.setattr(module, "_predictor", Predictor.from_store(trained_store.url))
     answer = module.handler(event, None)
     assert answer["ok"] is False and message in answer["error"] and "Traceback" not in answer["error"]
+
+
+def test_one_bad_row_costs_its_own_symbol(trained_store, monkeypatch):
+    """A row outside ingest's bounds, a row holding a word, and a row without a ticker, among a
+    day's good rows: each is refused by name with its reason; every other symbol and the regime
+    are answered by the trained models, in the handler and in predict alike."""
+    from trader_ml.serving import handler as module
+
+    day = module.load_day(trained_store)
+    rows = [dict(r) for r in day.feature_rows]
+    rows[3]["vol_21d"] = 46.63
+    rows[5]["return_5d"] = "x"
+    rows.append({**rows[0], "symbol": "AAPL\n"})
+    bad = {rows[3]["symbol"], rows[5]["symbol"]}
+    monkeypatch.setattr(module, "_predictor", Predictor.from_store(trained_store.url))
+    answer = module.handler({"context_rows": day.context_rows, "feature_rows": rows}, None)
+    assert answer["ok"] and answer["regime"]["model_source"] == "trained"
+    assert set(answer["health"]) == {r["symbol"] for r in day.feature_rows} - bad
+    assert {a["model_source"] for a in answer["health"].values()} == {"trained"}
+    assert answer["refused"][rows[3]["symbol"]] == "vol_21d is 46.63, outside 0 .. 20, not a plausible value"
+    assert "return_5d is str 'x', not a number" in answer["refused"][rows[5]["symbol"]]
+    assert "not a ticker" in answer["refused"]["row 8"] and answer["skipped"] == []
+
+
+def test_predict_serves_the_day_around_a_damaged_stored_row(trained_store, tmp_path, capsys):
+    """A stored features.json whose row 3 has a volatility x100: predict exits 0, names the symbol,
+    and answers the regime and the seven other symbols."""
+    store = copy_of(trained_store, tmp_path / "damaged")
+    newest = stored_days(store)[-1]
+    key = daily_key(newest, "features.json")
+    doc = json.loads(store.read(key))
+    symbol = doc["rows"][3]["symbol"]
+    doc["rows"][3]["vol_21d"] = 46.63  # a volatility x100, as a unit mistake leaves it
+    store.write(key, json.dumps(doc).encode())
+    result = main_here(capsys, "predict", "--store", store.url)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["regime"]["model_source"] == "trained"
+    assert symbol in answer["refused"] and "vol_21d is" in answer["refused"][symbol]
+    assert len(answer["health"]) == len(doc["rows"]) - 1 and symbol not in answer["health"]
 
 
 def test_handler_on_s3(bucket, aws_env, trained_store, monkeypatch):
@@ -409,7 +446,7 @@ def test_a_warm_container_keeps_the_last_good_model_of_a_kind_whose_new_artifact
     clock[0] = 10.0
     regime = predictor.predict_regime(day.context_rows)
     assert regime["model_source"] == "trained" and regime["model_version"] == version
-    health, _ = predictor.predict_health(day.feature_rows)
+    health, _, _ = predictor.predict_health(day.feature_rows)
     check_health(health, "trained")
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from trader_ml.serving.quality import OUTLIER_MARGIN  # the answers' own line: one rule for both
+
 WINDOW_LENGTHS = (20, 40, 63, 126)  # trading days
 PSI_FLOOR = 0.25  # the conventional line for a significant shift
 NULL_MARGIN = 2.0  # how far past the training window's own largest a recent window must go
@@ -145,10 +147,6 @@ def compare(profiles: dict, recent: pd.DataFrame) -> dict:
                 flags.append(name)
         columns[name] = row
     return {"days": days, "columns": columns, "flags": flags, "went_missing": missing, "appeared": appeared}
-
-
-OUTLIER_MARGIN = 0.25  # beyond the training range by this share of its width: a level's slow walk past
-# its old extreme (a yield slope, 7% of the width in the simulator's unchanged market) is not one
 
 
 def outlier_days(profiles: dict, recent: pd.DataFrame, limit: int = 5) -> list[dict]:

@@ -122,6 +122,32 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:+.3f}" if isinstance(value, float) else str(value)
 
 
+def drift_lines(record: dict) -> list[str]:
+    """The drift of each model's inputs, its outlier days and the suspect days, a line each."""
+    d, lines = record["drift"], []
+    for kind in registry.KINDS:
+        part = d.get(kind, {})
+        if "flags" in part:
+            outliers = len(part.get("outlier_days", []))
+            flags = ", ".join(part["flags"]) or ("no column-level shift" if outliers else "none")
+            lines.append(
+                f"drift ({kind} inputs, last {part['days']} days): {flags}"
+                + (f"; {outliers} outlier day(s)" if outliers else "")
+                + (f"; went missing: {', '.join(part['went_missing'])}" if part["went_missing"] else "")
+                + (f"; appeared: {', '.join(part['appeared'])}" if part["appeared"] else "")
+            )
+        elif "note" in part:
+            lines.append(f"drift ({kind} inputs): {part['note']}")
+        for day in part.get("outlier_days", [])[:5]:
+            lines.append(f"  outlier day {day['date']} ({kind} inputs): {_values_text(day)}")
+        if len(part.get("outlier_days", [])) > 5:
+            lines.append(f"  ... and {len(part['outlier_days']) - 5} more outlier days (--json lists them all)")
+    for mark in record.get("suspect_days", []):
+        status = f"accepted {mark['accepted']}" if mark["accepted"] else "not accepted: re-ingest it or accept it"
+        lines.append(f"suspect day {mark['date']} ({status}): {'; '.join(mark['reasons'])}")
+    return lines
+
+
 def summary_lines(record: dict) -> list[str]:
     """The record as the lines ``trader-ml monitor`` prints."""
     a, h, r, d = record["answers"], record["health"], record["regime"], record["drift"]
@@ -158,26 +184,7 @@ def summary_lines(record: dict) -> list[str]:
             f"(test window {_fmt(r['expected'].get('f1_macro'))})"
         )
     lines.append(f"regime verdict: {r['verdict']}")
-    for kind in registry.KINDS:
-        part = d.get(kind, {})
-        if "flags" in part:
-            outliers = len(part.get("outlier_days", []))
-            flags = ", ".join(part["flags"]) or ("no column-level shift" if outliers else "none")
-            lines.append(
-                f"drift ({kind} inputs, last {part['days']} days): {flags}"
-                + (f"; {outliers} outlier day(s)" if outliers else "")
-                + (f"; went missing: {', '.join(part['went_missing'])}" if part["went_missing"] else "")
-                + (f"; appeared: {', '.join(part['appeared'])}" if part["appeared"] else "")
-            )
-        elif "note" in part:
-            lines.append(f"drift ({kind} inputs): {part['note']}")
-        for day in part.get("outlier_days", [])[:5]:
-            lines.append(f"  outlier day {day['date']} ({kind} inputs): {_values_text(day)}")
-        if len(part.get("outlier_days", [])) > 5:
-            lines.append(f"  ... and {len(part['outlier_days']) - 5} more outlier days (--json lists them all)")
-    for mark in record.get("suspect_days", []):
-        status = f"accepted {mark['accepted']}" if mark["accepted"] else "not accepted: re-ingest it or accept it"
-        lines.append(f"suspect day {mark['date']} ({status}): {'; '.join(mark['reasons'])}")
+    lines += drift_lines(record)
     s = d["stale"]
     lines.append(
         f"data: last ingested day {s['last_ingested_day']}, {s['business_days_behind']} business days behind"

@@ -172,20 +172,27 @@ COLUMN_BOUNDS = {**CONTEXT_BOUNDS, **ASSET_BOUNDS}
 PLAIN_NUMBERS = {float, int, type(None)}  # what JSON numbers and nulls parse to
 
 
-def _check_plausible(matrix: np.ndarray, columns: Sequence[str], what: str) -> np.ndarray:
-    """The matrix, unless a value lies outside the bounds ingest holds the same column to: a
-    model asked about 1e38 would answer with confidence about nonsense."""
+def _implausible(matrix: np.ndarray, columns: Sequence[str]) -> np.ndarray:
+    """Where a value lies outside the bounds ingest holds the same column to."""
     low = np.array([COLUMN_BOUNDS[c][0] for c in columns])
     high = np.array([COLUMN_BOUNDS[c][1] for c in columns])
     with np.errstate(invalid="ignore"):
         # NaN (a missing value) compares false; infinities are refused later, as infinite
-        bad = np.isfinite(matrix) & ((matrix < low) | (matrix > high))
+        return np.isfinite(matrix) & ((matrix < low) | (matrix > high))
+
+
+def _implausible_text(matrix: np.ndarray, columns: Sequence[str], i: int, j: int) -> str:
+    low, high = COLUMN_BOUNDS[columns[j]]
+    return f"{columns[j]} is {matrix[i, j]:.4g}, outside {low:g} .. {high:g}, not a plausible value"
+
+
+def _check_plausible(matrix: np.ndarray, columns: Sequence[str], what: str) -> np.ndarray:
+    """The matrix, unless a value lies outside the bounds ingest holds the same column to: a
+    model asked about 1e38 would answer with confidence about nonsense."""
+    bad = _implausible(matrix, columns)
     if bad.any():
         i, j = (int(k[0]) for k in np.nonzero(bad))
-        raise ArtifactError(
-            f"{what}: row {i}: {columns[j]} is {matrix[i, j]:.4g}, outside {low[j]:g} .. {high[j]:g}, "
-            "not a plausible value"
-        )
+        raise ArtifactError(f"{what}: row {i}: {_implausible_text(matrix, columns, i, j)}")
     return matrix
 
 
@@ -330,21 +337,54 @@ class RegimeModel(ServedModel):
         return answer
 
 
-def asset_rows(rows) -> tuple[list[str], np.ndarray, list[str]]:
-    """(symbols, feature matrix in RAW_COLUMNS order, skipped symbols): rows are dicts with
-    ``symbol``, the ten features and any long-memory columns, or a 2-d array of the ten (or of
-    RAW_COLUMNS; symbols are then "0", "1", ...). A long-memory column a row lacks is NaN. A row
-    with a missing or non-finite feature of the ten is skipped, never scored as NaN. Each symbol
-    must match SYMBOL_PATTERN and appear once."""
+def _row_name(row: dict, i: int) -> str:
+    symbol = row.get("symbol")
+    return symbol if isinstance(symbol, str) and SYMBOL.fullmatch(symbol) else f"row {i}"
+
+
+def _screen(rows: list[dict]) -> tuple[list[dict], dict[str, str]]:
+    """(the rows that can be read, {symbol: why} of those that cannot): one bad row costs its
+    own symbol, never the day. Taken only when the day as a whole did not read."""
+    kept, refused = [], {}
+    for i, row in enumerate(rows):
+        name = _row_name(row, i)
+        if name.startswith("row "):
+            refused[name] = f"symbol {str(row.get('symbol'))[:40]!r} is missing or not a ticker"
+            continue
+        try:
+            matrix = _as_floats([row], RAW_COLUMNS, name)
+        except ArtifactError as e:
+            refused[name] = str(e).removeprefix(f"{name}: ")
+            continue
+        bad = np.nonzero(_implausible(matrix, RAW_COLUMNS))
+        if len(bad[0]):
+            refused[name] = _implausible_text(matrix, RAW_COLUMNS, 0, int(bad[1][0]))
+        else:
+            kept.append(row)
+    return kept, refused
+
+
+def asset_rows(rows) -> tuple[list[str], np.ndarray, list[str], dict[str, str]]:
+    """(symbols, feature matrix in RAW_COLUMNS order, skipped symbols, {symbol: why} of refused
+    rows): rows are dicts with ``symbol``, the ten features and any long-memory columns, or a
+    2-d array of the ten (or of RAW_COLUMNS; symbols are then "0", "1", ...). A long-memory
+    column a row lacks is NaN. A row with a missing or non-finite feature of the ten is skipped,
+    never scored as NaN. A row that is not a ticker's, holds a value that is not a number or
+    lies outside ingest's bounds is refused, named by its symbol (else ``row N``), and the other
+    rows are answered. Each symbol must appear once."""
+    refused: dict[str, str] = {}
     if len(rows) and isinstance(rows[0], dict):
-        matrix = as_matrix(rows, RAW_COLUMNS, "feature rows")
-        symbols = [r.get("symbol") for r in rows]
-        if not (set(map(type, symbols)) <= {str} and all(map(SYMBOL.fullmatch, symbols))):  # the usual case in C
-            for i, symbol in enumerate(symbols):
-                if not isinstance(symbol, str) or not SYMBOL.fullmatch(symbol):
-                    raise ArtifactError(
-                        f"feature rows: row {i}: symbol {str(symbol)[:40]!r} is missing or not a ticker"
-                    )
+        try:
+            matrix = as_matrix(rows, RAW_COLUMNS, "feature rows")
+        except ArtifactError:
+            matrix = None
+        symbols = [r.get("symbol") for r in rows] if matrix is not None else []
+        if matrix is None or not (set(map(type, symbols)) <= {str} and all(map(SYMBOL.fullmatch, symbols))):
+            if not all(isinstance(r, dict) for r in rows):
+                raise ArtifactError("feature rows: every row must be an object when the first one is")
+            rows, refused = _screen(rows)  # the usual day reads whole above, in C; this one row by row
+            matrix = as_matrix(rows, RAW_COLUMNS, "feature rows").reshape(len(rows), len(RAW_COLUMNS))
+            symbols = [r["symbol"] for r in rows]
         if len(set(symbols)) != len(symbols):
             seen: set[str] = set()
             for symbol in symbols:
@@ -361,7 +401,7 @@ def asset_rows(rows) -> tuple[list[str], np.ndarray, list[str]]:
         symbols = [str(i) for i in range(len(rows))]
     finite = np.isfinite(matrix[:, : len(ASSET_FEATURES)]).all(axis=1) & ~np.isinf(matrix).any(axis=1)
     skipped = [s for s, ok in zip(symbols, finite, strict=True) if not ok]
-    return [s for s, ok in zip(symbols, finite, strict=True) if ok], matrix[finite], skipped
+    return [s for s, ok in zip(symbols, finite, strict=True) if ok], matrix[finite], skipped, refused
 
 
 def with_long_columns(features: np.ndarray) -> np.ndarray:
@@ -417,12 +457,13 @@ class HealthModel(ServedModel):
     def run_inputs(self, x: np.ndarray) -> HealthOutputs:
         return HealthOutputs(*self.artifact.run(np.ascontiguousarray(x, dtype=np.float32)))
 
-    def predict(self, rows) -> tuple[dict[str, dict], list[str]]:
-        """({symbol: health dict}, skipped symbols) for rows of one day."""
-        symbols, matrix, skipped = asset_rows(rows)
+    def predict(self, rows) -> tuple[dict[str, dict], list[str], dict[str, str]]:
+        """({symbol: health dict}, skipped symbols, {symbol: why} of refused rows) for rows of one day."""
+        symbols, matrix, skipped, refused = asset_rows(rows)
         if not symbols:
-            return {}, skipped
+            return {}, skipped, refused
         probability, latent, _ = self.predict_proba(matrix)
         if not (np.isfinite(probability).all() and np.isfinite(latent).all()):
             raise ArtifactError("feature rows: the model's answer is not finite for these values")
-        return dict(zip(symbols, health_dicts(probability, latent, matrix, self.vol_boundaries), strict=True)), skipped
+        answers = dict(zip(symbols, health_dicts(probability, latent, matrix, self.vol_boundaries), strict=True))
+        return answers, skipped, refused

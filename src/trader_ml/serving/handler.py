@@ -55,7 +55,7 @@ def daily_answer(model: Predictor, day: str | None = None, write: bool = False) 
     if model.store is None:
         raise TraderMLError(f"the store cannot be opened ({model.problem})")
     inputs = load_day(model.store, day)
-    health, skipped = model.predict_health(inputs.feature_rows)
+    health, skipped, refused = model.predict_health(inputs.feature_rows)
     model.last_input_flags = model.input_flags(inputs.context_rows, inputs.feature_rows)
     answer = {
         "ok": True,
@@ -63,6 +63,7 @@ def daily_answer(model: Predictor, day: str | None = None, write: bool = False) 
         "regime": model.predict_regime(inputs.context_rows),
         "health": health,
         "skipped": skipped,
+        "refused": refused,
         "data_quality": data_quality(model, model.store, inputs),
         "written": [],
     }
@@ -106,7 +107,7 @@ def handle(event: object, model: Predictor) -> dict:
     if "context_rows" in event:
         answer["regime"] = model.predict_regime(event["context_rows"])
     if "feature_rows" in event:
-        answer["health"], answer["skipped"] = model.predict_health(event["feature_rows"])
+        answer["health"], answer["skipped"], answer["refused"] = model.predict_health(event["feature_rows"])
     model.last_input_flags = model.input_flags(event.get("context_rows"), event.get("feature_rows"))
     return answer
 

@@ -221,22 +221,24 @@ class Predictor:
                 log.warning("regime falls back to the baseline: %s", reason)
         return self._tag(baseline_regime(context_rows), "regime", False, reason)
 
-    def predict_health(self, feature_rows) -> tuple[dict[str, dict], list[str]]:
-        """({symbol: the training guide's health dict plus where it came from}, skipped symbols) for one
-        day's feature rows. Rows with a missing or non-finite feature are skipped and counted."""
+    def predict_health(self, feature_rows) -> tuple[dict[str, dict], list[str], dict[str, str]]:
+        """({symbol: the training guide's health dict plus where it came from}, skipped symbols,
+        {symbol: why} of refused rows) for one day's feature rows. Rows with a missing or
+        non-finite feature are skipped; a row that cannot be read or lies outside ingest's bounds
+        is refused with its reason; every other symbol is answered."""
         self.refresh()
         reason = None
         if self.loaded is not None and self.loaded.health is not None:
             try:
-                answers, skipped = self.loaded.health.predict(feature_rows)
-                _log_skipped(skipped)
-                return _tagged(answers, self._tag({}, "health", True, None)), skipped
+                answers, skipped, refused = self.loaded.health.predict(feature_rows)
+                _log_skipped(skipped, refused)
+                return _tagged(answers, self._tag({}, "health", True, None)), skipped, refused
             except ArtifactError as e:
                 reason = f"the trained health model cannot read these rows: {e}"
                 log.warning("health falls back to the baseline: %s", reason)
-        answers, skipped = baseline_health_answers(feature_rows)
-        _log_skipped(skipped)
-        return _tagged(answers, self._tag({}, "health", False, reason)), skipped
+        answers, skipped, refused = baseline_health_answers(feature_rows)
+        _log_skipped(skipped, refused)
+        return _tagged(answers, self._tag({}, "health", False, reason)), skipped, refused
 
 
 def _tagged(answers: dict[str, dict], tag: dict) -> dict[str, dict]:
@@ -280,9 +282,11 @@ def current_model(store: Store, pointer: dict, kind: str) -> RegimeModel | Healt
     return model_class.from_bytes(registry.read_artifact(store, key, pointer.get(f"{kind}_sha256")), key)
 
 
-def _log_skipped(skipped: list[str]) -> None:
+def _log_skipped(skipped: list[str], refused: dict[str, str]) -> None:
     if skipped:
         log.warning("skipped %d symbols with missing or non-finite features: %s", len(skipped), ", ".join(skipped[:20]))
+    for symbol, why in list(refused.items())[:20]:
+        log.warning("refused the row of %s: %s", symbol, why)
 
 
 def baseline_regime(context_rows) -> dict:
@@ -300,14 +304,14 @@ def baseline_regime(context_rows) -> dict:
     return regime_output(probs[-1], baseline_regime_embedding(matrix[-1]))
 
 
-def baseline_health_answers(feature_rows) -> tuple[dict[str, dict], list[str]]:
+def baseline_health_answers(feature_rows) -> tuple[dict[str, dict], list[str], dict[str, str]]:
     try:
-        symbols, matrix, skipped = asset_rows(feature_rows)
+        symbols, matrix, skipped, refused = asset_rows(feature_rows)
     except ArtifactError as e:
         raise InputError(str(e)) from None
     if not symbols:
-        return {}, skipped
+        return {}, skipped, refused
     dicts = health_dicts(
         baseline_health(matrix), baseline_health_latent(matrix), matrix, DEFAULT_HEALTH_RULES.vol_boundaries
     )
-    return dict(zip(symbols, dicts, strict=True)), skipped
+    return dict(zip(symbols, dicts, strict=True)), skipped, refused

@@ -31,8 +31,14 @@ def _suspect(found: list[Mark], days: tuple[str, ...]) -> list[dict]:
     ]
 
 
+# An input counts as outside training when it lies beyond the training range by more than this
+# share of the range's width: a level's slow walk past its old extreme (the yield slope's is 7%
+# of the width on the simulator's unchanged market) is not one; a bad print is many widths out.
+OUTLIER_MARGIN = 0.25
+
+
 def _outside(rows: list[dict], columns: tuple[str, ...], ranges: dict) -> list[tuple[int, str, float]]:
-    """(row, column, value) of every finite value outside its training range."""
+    """(row, column, value) of every finite value beyond its training range by the margin."""
     names = [c for c in columns if c in ranges]
     if not rows or not names:
         return []
@@ -42,8 +48,9 @@ def _outside(rows: list[dict], columns: tuple[str, ...], ranges: dict) -> list[t
         return []
     low = np.array([ranges[c][0] for c in names])
     high = np.array([ranges[c][1] for c in names])
+    margin = OUTLIER_MARGIN * np.maximum(high - low, 1e-12)
     with np.errstate(invalid="ignore"):
-        rows_at, cols_at = np.nonzero(np.isfinite(matrix) & ((matrix < low) | (matrix > high)))
+        rows_at, cols_at = np.nonzero(np.isfinite(matrix) & ((matrix < low - margin) | (matrix > high + margin)))
     return [(int(i), names[j], float(matrix[i, j])) for i, j in zip(rows_at, cols_at, strict=True)]
 
 
