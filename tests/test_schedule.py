@@ -250,3 +250,34 @@ def test_two_installs_at_once_keep_both_jobs(home):
             assert run.returncode == 0 and "installed" in out, err
         table = (home / "home" / "crontab").read_text()
         assert "backup.sh" in table and "trader_ml train" in table and "trader_ml ingest" in table
+
+
+@pytest.mark.parametrize("backend", ["cron", "systemd", "launchd"])
+def test_the_daily_job_installs_on_every_scheduler(home, backend):
+    """The daily job (ingest, then the day's answer written) on each scheduler, weekdays after
+    the close, running ``trader_ml daily`` with the options given after --."""
+    schedule(home, "install", "--job", "daily", "--backend", backend, "--store", "./mystore", "--", "--source", "yahoo")
+    command = f"{sys.executable} -m trader_ml daily --store {home / 'mystore'} --source yahoo"
+    at = default_ingest_time()
+    if backend == "cron":
+        line = next(x for x in (home / "home" / "crontab").read_text().splitlines() if "trader_ml daily" in x)
+        assert line.startswith(f"{at.minute} {at.hour} * * 1-5 {command} >> ")
+    elif backend == "systemd":
+        folder = home / "home" / ".config" / "systemd" / "user"
+        service = configparser.ConfigParser(interpolation=None)
+        service.read(folder / "trader-ml-daily.service")
+        assert service["Service"]["ExecStart"] == command
+        assert f"Mon..Fri *-*-* {at:%H:%M}:00" in (folder / "trader-ml-daily.timer").read_text()
+    else:
+        plist = plistlib.loads((home / "home" / "Library" / "LaunchAgents" / "com.trader-ml.daily.plist").read_bytes())
+        assert " ".join(plist["ProgramArguments"]) == command
+        assert [d["Weekday"] for d in plist["StartCalendarInterval"]] == [1, 2, 3, 4, 5]
+    out = schedule(home, "uninstall", "--job", "daily", "--backend", backend).stdout
+    assert "not installed" not in out
+
+
+@pytest.mark.parametrize("backend", ["cron", "systemd", "launchd"])
+def test_uninstalling_a_job_that_is_not_installed_says_so(home, backend):
+    out = schedule(home, "uninstall", "--job", "daily", "--backend", backend).stdout
+    assert "the daily job is not installed" in out
+    assert not any("crontab -" == c or "enable" in c or "unload" in c or "disable" in c for c in calls(home))

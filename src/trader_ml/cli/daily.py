@@ -19,10 +19,23 @@ def add_commands(sub) -> None:
     )
     p.set_defaults(func=cmd_predict)
 
+    p = sub.add_parser(
+        "daily",
+        help="the day's job without a Lambda: ingest the new days, then answer the newest and write it to predictions/",
+    )
+    from trader_ml.cli.data import add_source_args
+
+    add_source_args(p)
+    p.set_defaults(func=cmd_daily)
+
     p = sub.add_parser("schedule", help="install, remove or show the monthly training / daily ingest job")
     p.add_argument("action", choices=("install", "uninstall", "show"))
     p.add_argument(
-        "--job", required=True, choices=("train", "ingest"), help="train: monthly training; ingest: the daily data"
+        "--job",
+        required=True,
+        choices=("train", "ingest", "daily"),
+        help="train: monthly training; ingest: the daily data; daily: the daily data and the day's answer "
+        "(a live record without a Lambda)",
     )
     p.add_argument(
         "--backend",
@@ -74,6 +87,39 @@ def cmd_predict(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def cmd_daily(args: argparse.Namespace) -> int:
+    """Ingest, then answer the newest stored day and write it, as the Lambda's schedule does: the
+    live record ``trader-ml monitor`` scores. A day already answered is not answered again."""
+    from trader_ml.cli.data import run_ingest
+    from trader_ml.errors import StoreError
+    from trader_ml.schema import predictions_key
+    from trader_ml.serving.daily import write_predictions
+    from trader_ml.serving.handler import daily_answer
+    from trader_ml.serving.predictor import Predictor
+
+    report = run_ingest(args)
+    print(report.summary())
+    for line in report.warnings():
+        print(line, file=sys.stderr)
+    store = open_store_from(args)
+    model = Predictor(store)
+    answer = daily_answer(model)
+    key = predictions_key(answer["date"])
+    if store.exists(key):
+        print(f"{answer['date']} was answered already ({store.describe(key)}): nothing new to answer")
+        return 0
+    try:
+        write_predictions(store, {k: v for k, v in answer.items() if k != "written"})
+    except StoreError as e:
+        raise StoreError(f"the answer for {answer['date']} was not written: {e}") from None
+    regime = answer["regime"]
+    print(
+        f"answered {answer['date']}: {regime['regime_label']} ({regime['model_source']} {regime['model_version']}), "
+        f"{len(answer['health'])} symbols; wrote {store.describe(key)}"
+    )
+    return 0  # the refused rows and what the answer rests on were logged as warnings
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:

@@ -46,10 +46,16 @@ def add_commands(sub) -> None:
 
 
 def _add_ingest(sub) -> None:
+    p = sub.add_parser("ingest", help="fetch market data, compute features, write partitions to the store")
+    add_source_args(p)
+    p.set_defaults(func=cmd_ingest)
+
+
+def add_source_args(p: argparse.ArgumentParser) -> None:
+    """What ``ingest`` reads and where it writes (``daily`` takes the same)."""
     from trader_ml.data.sources import SOURCE_NAMES, SourceOptions
     from trader_ml.data.sources.synthetic import MARKETS
 
-    p = sub.add_parser("ingest", help="fetch market data, compute features, write partitions to the store")
     p.add_argument(
         "--source",
         default="sample",
@@ -85,10 +91,18 @@ def _add_ingest(sub) -> None:
         help="csv: a wide price file (Date, then one column per ticker); repeatable",
     )
     p.add_argument("--gdelt-query", help="gdelt: the DOC API query whose tone is averaged")
-    p.set_defaults(func=cmd_ingest)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    report = run_ingest(args)
+    print(report.summary())
+    for line in report.warnings():
+        print(line, file=sys.stderr)
+    return 0
+
+
+def run_ingest(args: argparse.Namespace):
+    """The ingest ``args`` ask for: its report."""
     from trader_ml.data.ingest import ingest
     from trader_ml.data.sources import SourceOptions, make_source
 
@@ -100,11 +114,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         prices=tuple(args.prices or ()),
         gdelt_query=args.gdelt_query,
     )
-    report = ingest(make_source(args.source, options), open_store_from(args, must_exist=False), args.start, args.end)
-    print(report.summary())
-    for line in report.warnings():
-        print(line, file=sys.stderr)
-    return 0
+    return ingest(make_source(args.source, options), open_store_from(args, must_exist=False), args.start, args.end)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ from trader_ml.errors import TraderMLError
 from trader_ml.schema import CLOSE_SETTLED, MARKET_TIMEZONE, TRAIN_TIME
 from trader_ml.trading_days import first_session_of_month
 
-JOBS = ("train", "ingest")
+JOBS = ("train", "ingest", "daily")  # daily: ingest, then write the day's answer (no Lambda needed)
 # The monthly job fires on these days and works only on the first session, which falls on the
 # 4th at the latest (a month starting on a weekend whose Monday is a holiday: January 2027).
 MONTHLY_DAYS = (1, 2, 3, 4)
@@ -248,14 +248,23 @@ def install(job: Job, backend: str, home: Path, say=print) -> None:
 
 
 def uninstall(name: str, backend: str, home: Path, say=print) -> None:
+    """Remove the job; say so, and change nothing, when it is not installed there."""
+    absent = f"the {name} job is not installed ({backend}): nothing to uninstall"
     if backend == "cron":
         _need_crontab()
         with crontab_lock(home):
-            write_crontab(without_block(read_crontab(), name))
+            table = read_crontab()
+            if _markers(name)[0] not in table.splitlines():
+                say(absent)
+                return
+            write_crontab(without_block(table, name))
         say(f"removed the {name} job from your crontab")
         return
     job = Job(name, [], TRAIN_TIME, home)
     plan = launchd_plan(job, home) if backend == "launchd" else systemd_plan(job, home)
+    if not any(path.exists() for path in plan.files):
+        say(absent)
+        return
     _run(plan.deactivate, say)
     for path in plan.files:
         if path.exists():
