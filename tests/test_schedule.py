@@ -280,4 +280,4 @@ def test_the_daily_job_installs_on_every_scheduler(home, backend):
 def test_uninstalling_a_job_that_is_not_installed_says_so(home, backend):
     out = schedule(home, "uninstall", "--job", "daily", "--backend", backend).stdout
     assert "the daily job is not installed" in out
-    assert not any("crontab -" == c or "enable" in c or "unload" in c or "disable" in c for c in calls(home))
+    assert not any(c == "crontab -" or "enable" in c or "unload" in c or "disable" in c for c in calls(home))
