@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 from trader_ml import registry
 from trader_ml.cli import build_parser, main
 
-from .conftest import copy_of, script_here
+from .conftest import copy_of, main_here, script_here
 from .test_cli import assert_one_line_error, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,3 +150,93 @@ def test_models_add_registers_a_single_model_file_and_serves_it(trained_store, t
     assert main(["models", "add", str(tmp_path / "junk.onnx"), "--store", store.url]) == 2
     assert "not a loadable ONNX model" in capsys.readouterr().err
     assert registry.read_latest(store)[0] == after  # nothing moved
+
+
+def test_models_add_records_an_input_profile_only_from_the_table_given(trained_store, tmp_path, capsys):
+    """Without the table the model trained on, add says drift cannot be checked and monitor says
+    the same; with it (--data), the profile is recorded and monitor checks drift."""
+    store = copy_of(trained_store, tmp_path / "s")
+    file = tmp_path / "health_model.onnx"
+    file.write_bytes(store.read(registry.read_latest(store)[0]["health_model"]))
+    assert main(["models", "add", str(file), "--store", store.url, "--promote"]) == 0
+    assert "monitor cannot check drift for version" in capsys.readouterr().out
+    assert main(["monitor", "--store", store.url, "--no-write"]) == 0
+    assert "drift (health inputs): drift cannot be checked: version" in capsys.readouterr().out
+    table = tmp_path / "features.parquet"
+    assert main(["export", "--store", store.url, "--table", "features", "--out", str(table)]) == 0
+    assert main(["models", "add", str(file), "--store", store.url, "--promote", "--data", str(table)]) == 0
+    added = registry.model_version(registry.read_latest(store)[0], "health")
+    profile = registry.read_manifest(store, added)["input_profile"]["health"]
+    assert set(profile) >= {"vol_21d", "return_1d"} and profile["vol_21d"]["range"] is not None
+    capsys.readouterr()
+    assert main(["monitor", "--store", store.url, "--no-write"]) == 0
+    assert re.search(r"^drift \(health inputs, last \d+ days\)", capsys.readouterr().out, re.M)
+
+
+def test_promoting_a_model_whose_gate_failed_needs_force_and_rollback_never_says_none(trained_store, tmp_path, capsys):
+    store = copy_of(trained_store, tmp_path / "s")
+    version = registry.read_latest(store)[0]["version"]
+    key = registry.manifest_key(version)
+    manifest = json.loads(store.read(key))
+    manifest["gate"]["gate_passed"].update(regime=True, health=False)
+    manifest["gate"]["health"] = {**manifest["gate"].get("health", {}), "reason": "does not beat the base rate"}
+    store.write(key, json.dumps(manifest).encode())
+    before = store.read("models/latest.json")
+    result = main_here(capsys, "models", "promote", version, "--store", store.url)
+    assert result.returncode == 2 and "the gate of" in result.stderr and "--force" in result.stderr
+    assert "health: does not beat the base rate" in result.stderr and store.read("models/latest.json") == before
+    result = main_here(capsys, "models", "promote", version, "--store", store.url, "--force")
+    assert result.returncode == 0 and "warning: promoting health" in result.stderr
+    result = main_here(capsys, "models", "promote", version, "--model", "regime", "--store", store.url)
+    assert result.returncode == 0 and result.stderr == ""  # only the model named is judged
+    for _ in range(3):
+        result = main_here(capsys, "models", "rollback", "--store", store.url)
+        assert "None" not in result.stdout + result.stderr
+
+
+def test_train_with_the_single_model_flag_suggests_the_one_it_meant(capsys):
+    result = main_here(capsys, "train", "--model-type", "transformer")
+    assert result.returncode == 2 and "did you mean --regime-type transformer?" in result.stderr
+    result = main_here(capsys, "train", "--model-type=vae")
+    assert "did you mean --health-type vae?" in result.stderr
+
+
+def test_monitor_on_a_store_without_a_trained_version_says_so(tmp_path, capsys):
+    assert (
+        main_here(
+            capsys,
+            "ingest",
+            "--source",
+            "synthetic",
+            "--n-symbols",
+            "5",
+            "--start",
+            "2020-01-02",
+            "--end",
+            "2020-04-30",
+            "--store",
+            str(tmp_path / "s"),
+        ).returncode
+        == 0
+    )
+    result = main_here(capsys, "monitor", "--store", str(tmp_path / "s"), "--no-write")
+    assert result.returncode == 0
+    assert "drift (regime inputs): no trained regime model serves in this store" in result.stdout
+    assert "train one: trader-ml train --store" in result.stdout
+
+
+def test_latest_json_keeps_the_guides_health_keys_when_the_baseline_serves():
+    manifest = {
+        "version": "20260130",
+        "timestamp": "2026-01-30T10:00:00Z",
+        "regime_model": "models/regime_v20260130.onnx",
+        "regime_sha256": "0" * 64,
+        "regime_metrics": {"test_accuracy": 0.5, "test_f1_macro": 0.4, "model_type": "gru"},
+        "baseline_metrics": {"regime": {}, "health": {"test_health_correlation": 0.1}},
+        "data_window": {},
+        "package_version": "x",
+    }
+    pointer = registry.pointer_for(manifest, None, ("regime",))
+    assert list(pointer["health_metrics"])[:3] == ["test_recon_mse", "test_health_correlation", "model_type"]
+    assert pointer["health_metrics"]["test_recon_mse"] is None and pointer["health_model"] is None
+    assert pointer["health_metrics"]["model_type"] == "baseline"

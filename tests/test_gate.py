@@ -101,6 +101,22 @@ def test_a_check_reads_its_rule_margin_and_direction(check, passes):
     assert recorded["direction"] == ("higher is better" if check.higher_is_better else "lower is better")
 
 
+@pytest.mark.parametrize(
+    "comparison, said",
+    [
+        (_c(0.02, -0.01, 0.05), "cannot be told from"),  # ahead, the interval holds zero
+        (_c(-0.02, -0.05, 0.01), "does not beat"),
+        (_c(0.01, -0.04, -0.002), "is worse than"),  # a point outside its own interval, wholly behind
+        (_c(-0.03, -0.05, -0.01), "is worse than"),
+    ],
+)
+def test_cannot_be_told_apart_is_said_only_when_the_interval_holds_zero(comparison, said):
+    text = Check("its rule baseline", comparison).said(100)
+    assert text.startswith(f"{said} its rule baseline")
+    if comparison.high < 0 or comparison.low > 0:
+        assert "cannot be told" not in text
+
+
 def test_the_regime_gate():
     beats = _c(0.1, 0.01, 0.2)
 

@@ -278,10 +278,23 @@ def publish(
     raise AssertionError("unreachable")
 
 
+# The training guide's metric keys of each model, in its order: latest.json always has them
+# (null where the model serving has no such figure: the rule baseline has no reconstruction).
+SEED_METRICS = {
+    "regime": ("test_accuracy", "test_f1_macro", "model_type"),
+    "health": ("test_recon_mse", "test_health_correlation", "model_type"),
+}
+
+
+def seed_metrics(kind: str, metrics: dict) -> dict:
+    """``metrics`` with the training guide's keys first, each present."""
+    return {**{k: metrics.get(k) for k in SEED_METRICS[kind]}, **metrics}
+
+
 def baseline_fields(kind: str, manifest: dict) -> dict:
     """The pointer fields that make the rule baseline serve ``kind``, with the baseline's metrics
     from the run that measured them."""
-    metrics = {**manifest["baseline_metrics"][kind], "model_type": "baseline"}
+    metrics = seed_metrics(kind, {**manifest["baseline_metrics"][kind], "model_type": "baseline"})
     return {f"{kind}_model": None, f"{kind}_sha256": None, f"{kind}_metrics": metrics}
 
 

@@ -56,13 +56,25 @@ def refuse_unknown(parser: argparse.ArgumentParser, unknown: list[str]) -> None:
     (``--epoch`` -> ``--epochs``), not the top-level usage argparse would print."""
     known = [o for action in parser._actions for o in action.option_strings]
     hints = []
-    for word in unknown:
+    for i, word in enumerate(unknown):
         flag = word.split("=", 1)[0]
-        if flag.startswith("-"):
+        if flag == "--model-type" and "--regime-type" in known:
+            # The single-model commands' flag: train has one per model.
+            value = word.split("=", 1)[1] if "=" in word else (unknown[i + 1] if i + 1 < len(unknown) else "")
+            hints.append(_model_type_hint(value))
+        elif flag.startswith("-"):
             near = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
             if near:
                 hints.append(f"did you mean {near[0]}?")
     parser.error(f"unrecognized arguments: {' '.join(unknown)}" + (f" ({'; '.join(hints)})" if hints else ""))
+
+
+def _model_type_hint(value: str) -> str:
+    if value in ("autoencoder", "vae"):
+        return f"train chooses each model's type apart: did you mean --health-type {value}?"
+    if value in ("gru", "transformer"):
+        return f"train chooses each model's type apart: did you mean --regime-type {value}?"
+    return "train chooses each model's type apart: --regime-type gru|transformer, --health-type autoencoder|vae"
 
 
 def missing_module_message(error: ModuleNotFoundError) -> str:

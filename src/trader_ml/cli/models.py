@@ -31,6 +31,17 @@ def add_commands(sub) -> None:
         choices=("regime", "health"),
         help="for promote: make only this model of the version current; the other stays as it is (default: both)",
     )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="for promote: make current a model whose gate failed (your decision; the manifest keeps the verdict)",
+    )
+    p.add_argument(
+        "--data",
+        metavar="PARQUET",
+        help="for add: the table the model was trained on (what --data was for train-regime or train-health): "
+        "its input profile is recorded so that monitor can check drift",
+    )
     add_store_args(p)
     p.set_defaults(func=cmd_models)
 
@@ -211,10 +222,31 @@ def prune(store: Store) -> None:
         print(f"nothing to prune in {store.url}: every stored artifact belongs to a listed version")
 
 
-def add(store: Store, path: str, promote: bool) -> None:
+def added_profile(kind: str, data: str | None, window: dict) -> dict | None:
+    """The input profile of an added model, from the table it was trained on: its days before the
+    model's test window (as training records it); None without the table."""
+    if data is None:
+        return None
+    import pandas as pd
+
+    from trader_ml.data.partitions import read_file
+    from trader_ml.monitor import drift
+    from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES
+
+    frame = read_file(data, "context" if kind == "regime" else "features")
+    first = window.get("first_date")
+    if first:
+        frame = frame[pd.DatetimeIndex(frame["date"]) < pd.Timestamp(first)]
+    if frame.empty:
+        raise TraderMLError(f"{data}: no rows before the model's test window ({first}): is it the table it trained on?")
+    return {kind: drift.input_profile(frame, CONTEXT_FEATURES if kind == "regime" else ASSET_FEATURES)}
+
+
+def add(store: Store, path: str, promote: bool, table: str | None = None) -> None:
     """Store a model file from the single-model commands as a version of its own, after the
     checks serving makes (sha256 recorded, metadata, inputs and outputs); with ``promote`` make
-    it current. The other model of the pointer stays as it is."""
+    it current. The other model of the pointer stays as it is. With ``table`` (the one it was
+    trained on) its input profile is recorded, so that the monitor can check drift."""
     import datetime as dt
     from pathlib import Path
 
@@ -238,6 +270,7 @@ def add(store: Store, path: str, promote: bool) -> None:
         metrics = safejson.loads_object(sidecar.read_bytes(), str(sidecar))
     summary = {k: v for k, v in (metrics.get("model") or {}).items() if isinstance(v, (int, float))}
     now = dt.datetime.now(dt.UTC)
+    profile = added_profile(kind, table, metrics.get("test_window") or {})
 
     def describe(version: str) -> dict:
         fields = {f"{k}_{f}": None for k in registry.KINDS for f in ("model", "sha256")}
@@ -248,12 +281,12 @@ def add(store: Store, path: str, promote: bool) -> None:
             "timestamp": registry.utc_timestamp(now),
             "regime_model": fields["regime_model"],
             "health_model": fields["health_model"],
-            "regime_metrics": {**summary, "model_type": metrics.get("metadata", {}).get("model_type")}
-            if kind == "regime"
-            else {},
-            "health_metrics": {**summary, "model_type": metrics.get("metadata", {}).get("model_type")}
-            if kind == "health"
-            else {},
+            **{
+                f"{k}_metrics": registry.seed_metrics(
+                    k, {**summary, "model_type": metrics.get("metadata", {}).get("model_type")} if k == kind else {}
+                )
+                for k in registry.KINDS
+            },
             "regime_sha256": fields["regime_sha256"],
             "health_sha256": fields["health_sha256"],
             "data_window": {"first_date": window.get("first_date"), "last_date": window.get("last_date")},
@@ -261,10 +294,16 @@ def add(store: Store, path: str, promote: bool) -> None:
             "baseline_metrics": {"regime": {}, "health": {}},
             "added": {"file": str(file.absolute()), "kind": kind, "metrics_file": str(sidecar) if metrics else None},
             "gate": {"gate_passed": {kind: None}, "forced": False, "note": "added by trader-ml models add: not gated"},
+            **({"input_profile": profile} if profile else {}),
         }
 
     manifest = registry.publish(store, now.date(), {kind: data}, describe, log=print)
     version = manifest["version"]
+    if profile is None:
+        print(
+            f"note: no input profile recorded, so monitor cannot check drift for version {version}; give the "
+            f"table it was trained on to record one: trader-ml models add {path} --data TABLE.parquet"
+        )
     if promote:
         pointer = registry.promote(store, version, (kind,), log=print)
         print(f"promoted the {kind} model of {version}; current: {registry.describe_pointer(pointer)}")
@@ -298,7 +337,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.action == "add":
         if not args.version:
             raise TraderMLError("models add needs a FILE: an .onnx file that train-regime or train-health wrote")
-        add(store, args.version, args.promote)
+        add(store, args.version, args.promote, args.data)
     elif args.action == "list":
         list_versions(store)
     elif args.action == "prune":
@@ -307,11 +346,34 @@ def cmd_models(args: argparse.Namespace) -> int:
         show(store, args.version)
     elif args.action == "promote":
         kinds = (args.model,) if args.model else registry.KINDS
+        check_gate(store, args.version, kinds, args.force)
         pointer = registry.promote(store, args.version, kinds, log=print)
-        print(f"promoted {pointer['version']} ({' and '.join(kinds)}); previous: {pointer['previous_version']}")
+        print(f"promoted {pointer['version']} ({' and '.join(kinds)}){_previous(pointer)}")
         print(f"current: {registry.describe_pointer(pointer)}")
     else:
         pointer = registry.rollback(store)
-        print(f"rolled back to {pointer['version']}; previous: {pointer['previous_version']}")
+        print(f"rolled back to {pointer['version']}{_previous(pointer)}")
         print(f"current: {registry.describe_pointer(pointer)}")
     return 0
+
+
+def _previous(pointer: dict) -> str:
+    before = pointer.get("previous_version")
+    return f"; previous: {before}" if before else "; no earlier version in latest.json's history"
+
+
+def check_gate(store: Store, version: str, kinds: tuple[str, ...], force: bool) -> None:
+    """Refuse to promote a model whose gate failed unless ``force``; with it, warn."""
+    manifest = registry.read_manifest(store, version)
+    gate = manifest.get("gate") if isinstance(manifest.get("gate"), dict) else {}
+    passed = gate.get("gate_passed") if isinstance(gate.get("gate_passed"), dict) else {}
+    failed = [k for k in kinds if passed.get(k) is False]
+    if not failed:
+        return
+    why = "; ".join(f"{k}: {str((gate.get(k) or {}).get('reason', 'its gate failed'))[:300]}" for k in failed)
+    if not force:
+        raise TraderMLError(
+            f"the gate of {version} failed for the {' and '.join(failed)} model ({why}); "
+            f"promote it anyway with --force, or choose the model with --model"
+        )
+    print(f"warning: promoting {' and '.join(failed)} of {version} although its gate failed ({why})", file=sys.stderr)

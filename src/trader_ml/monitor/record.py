@@ -50,13 +50,23 @@ def drift_record(
     read: dict[str, tuple] = {}  # version -> its input_profile field, read once for both models
     for kind in registry.KINDS:
         version = registry.model_version(pointer, kind) if pointer else None
-        if version is not None and version not in read:
+        if version is None:
+            out[kind] = {
+                "version": None,
+                "note": f"no trained {kind} model serves in this store, so nothing to check drift against: the rule "
+                f"baseline answers (train one: trader-ml train --store {store.url})",
+            }
+            continue
+        if version not in read:
             read[version] = registry.manifest_field(store, version, "input_profile")
-        profiles, damage = read[version] if version is not None else (None, None)
+        profiles, damage = read[version]
         profile = (profiles or {}).get(kind)
         if damage or not isinstance(profile, dict):
-            note = damage or "no input profile recorded for this version (trained before it was)"
-            out[kind] = {"version": version, "note": f"drift cannot be checked: {note}" if damage else note}
+            note = damage or (
+                f"version {version} recorded no input profile (trained before profiles were, or added by "
+                "trader-ml models add without --data)"
+            )
+            out[kind] = {"version": version, "note": f"drift cannot be checked: {note}"}
             continue
         out[kind] = {
             "version": version,

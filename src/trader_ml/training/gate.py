@@ -82,7 +82,9 @@ class Check:
         if self.rule == BEATS:
             if self.passes():
                 return f"beats {self.against} on {metric} ({numbers})"
-            verb = "does not beat" if not ahead > 0 else "cannot be told from"
+            # "cannot be told from" only when the interval holds zero: a bootstrap's point estimate
+            # can lie outside its own interval, and an interval wholly behind is a loss
+            verb = "is worse than" if high < 0 else "cannot be told from" if ahead > 0 else "does not beat"
             return f"{verb} {self.against} on {metric} ({numbers})"
         if self.passes():
             return f"not worse than {self.against} beyond {self.margin:g} on {metric} ({numbers})"
