@@ -176,6 +176,7 @@ def outlier_days(profiles: dict, recent: pd.DataFrame, limit: int = 5) -> list[d
         {
             "date": day,
             "count": len(items),
+            "widths": round(max(excess for excess, _ in items), 2),  # the farthest, in range widths past it
             "values": [item for _, item in sorted(items, key=lambda pair: -pair[0])[:limit]],
         }
         for day, items in sorted(found.items())

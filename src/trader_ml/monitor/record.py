@@ -148,10 +148,11 @@ def drift_lines(record: dict) -> list[str]:
             )
         elif "note" in part:
             lines.append(f"drift ({kind} inputs): {part['note']}")
-        for day in part.get("outlier_days", [])[:5]:
+        farthest = sorted(part.get("outlier_days", []), key=lambda day: -day.get("widths", 0))
+        for day in sorted(farthest[:5], key=lambda day: day["date"]):
             lines.append(f"  outlier day {day['date']} ({kind} inputs): {_values_text(day)}")
         if len(part.get("outlier_days", [])) > 5:
-            lines.append(f"  ... and {len(part['outlier_days']) - 5} more outlier days (--json lists them all)")
+            lines.append(f"  ... and {len(part['outlier_days']) - 5} nearer outlier days (--json lists them all)")
     for mark in record.get("suspect_days", []):
         status = f"accepted {mark['accepted']}" if mark["accepted"] else "not accepted: re-ingest it or accept it"
         lines.append(f"suspect day {mark['date']} ({status}): {'; '.join(mark['reasons'])}")
