@@ -173,6 +173,8 @@ def test_tripled_volatility_flags_the_columns_that_moved_and_no_others(served, t
     assert ((late["vol_63d"] < low) | (late["vol_63d"] > high)).mean() > 0.5  # the move is real: beyond training
     assert drift["regime"]["flags"] == ["spy_vol_21d"]
     assert sorted(drift["health"]["flags"]) == ["vol_21d", "vol_63d"]
+    outliers = {v["column"] for day in drift["regime"]["outlier_days"] for v in day["values"]}
+    assert outliers <= {"spy_vol_21d"}  # whatever lies far beyond training is the column that moved
 
 
 def test_an_unchanged_market_raises_no_drift(record, served):
@@ -180,6 +182,8 @@ def test_an_unchanged_market_raises_no_drift(record, served):
     assert record["drift"]["regime"]["flags"] == [] and record["drift"]["health"]["flags"] == []
     assert live_record(store, today=TODAY, drift_days=40)["drift"]["health"]["flags"] == []
     assert record["drift"]["regime"]["went_missing"] == [] and record["drift"]["stale"]["flag"]  # 2010 data in 2026
+    assert record["drift"]["regime"]["outlier_days"] == [] and record["drift"]["health"]["outlier_days"] == []
+    assert record["suspect_days"] == []
 
 
 def test_the_next_versions_report_and_manifest_show_the_live_record(served, tmp_path, capsys):

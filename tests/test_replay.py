@@ -179,3 +179,21 @@ def test_the_monitor_never_raises_at_any_count_of_stored_days(quarter, stored):
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert record["health"]["verdict"] and record["regime"]["verdict"]
+
+
+def test_the_daily_command_ingests_answers_and_writes_the_day_once(quarter, tmp_path):
+    """What the daily job runs: the next day ingested, answered by the trained models and written
+    to predictions/; run again, nothing new is answered and nothing is rewritten."""
+    store, days, _ = quarter
+    local = copy_of(store, tmp_path / "daily")
+    nxt = SOURCE.fetch(dt.date.fromisoformat(days[-1]), dt.date.fromisoformat(days[-1]) + dt.timedelta(days=10))
+    day = next(d.date().isoformat() for d in nxt.closes.index if d.date().isoformat() > days[-1])
+    args = ("daily", "--source", "synthetic", "--seed", "5", "--n-symbols", "8", "--store", local.url, "--end", day)
+    result = cli(*args)
+    assert result.returncode == 0, result.stderr
+    written = json.loads(local.read(predictions_key(day)))
+    assert written["date"] == day and written["regime"]["model_source"] == "trained" and len(written["health"]) == 8
+    assert f"answered {day}: " in result.stdout and f"date={day}/predictions.json" in result.stdout
+    again = cli(*args)
+    assert again.returncode == 0 and f"{day} was answered already" in again.stdout
+    assert json.loads(local.read(predictions_key(day))) == written

@@ -177,16 +177,19 @@ def report_suspect(store, first: str | None) -> int:
     """One line per suspect day; exit 1 while any is neither repaired nor accepted."""
     from trader_ml.data import suspect
 
+    from trader_ml.serving.daily import stored_days
+
     marks = suspect.marks(store, first)
     open_marks = [m for m in marks if m.accepted is None]
+    newest = (stored_days(store) or ["NEWEST"])[-1]
     for mark in marks:
         status = f"accepted {mark.accepted}" if mark.accepted else "not accepted"
         print(f"suspect day {mark.line()} ({status})", file=sys.stdout if mark.accepted else sys.stderr)
     if open_marks:
         print(
-            f"{len(open_marks)} suspect day(s) not accepted: training leaves them out. Re-ingest a day with good "
-            f"prices (trader-ml ingest --store {store.url} --start DAY), or accept it as it is "
-            f"(trader-ml validate --store {store.url} --accept DAY)",
+            f"{len(open_marks)} suspect day(s) not accepted: training leaves them out. Re-ingest from the day with "
+            f"good prices through the newest (trader-ml ingest --store {store.url} --start DAY --end {newest}), "
+            f"or accept it as it is, a real move (trader-ml validate --store {store.url} --accept DAY)",
             file=sys.stderr,
         )
         return 1
