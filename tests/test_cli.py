@@ -255,6 +255,8 @@ def test_every_flag_default_of_every_command_has_one_home():
         ("lambda-bundle", "arch"): next(iter(ARCHES)),
         ("lambda-bundle", "python"): RUNTIMES[0],
     }
+    # daily takes ingest's flags through the same function (cli.data.add_source_args)
+    homes |= {("daily", name): value for (command, name), value in list(homes.items()) if command == "ingest"}
     for command in ("train-regime", "train-health"):
         homes |= {(command, name): getattr(options, name) for name in ("epochs", "seed", "device")}
     homes |= {("train", name): getattr(options, name) for name in vars(options)}

@@ -179,6 +179,7 @@ def test_promoting_a_model_whose_gate_failed_needs_force_and_rollback_never_says
     key = registry.manifest_key(version)
     manifest = json.loads(store.read(key))
     manifest["gate"]["gate_passed"].update(regime=True, health=False)
+    manifest["gate"]["forced"] = False  # published, held back by its gate
     manifest["gate"]["health"] = {**manifest["gate"].get("health", {}), "reason": "does not beat the base rate"}
     store.write(key, json.dumps(manifest).encode())
     before = store.read("models/latest.json")
@@ -189,6 +190,10 @@ def test_promoting_a_model_whose_gate_failed_needs_force_and_rollback_never_says
     assert result.returncode == 0 and "warning: promoting health" in result.stderr
     result = main_here(capsys, "models", "promote", version, "--model", "regime", "--store", store.url)
     assert result.returncode == 0 and result.stderr == ""  # only the model named is judged
+    manifest["gate"]["forced"] = True  # made current by train --force: promoting again repeats that
+    store.write(key, json.dumps(manifest).encode())
+    result = main_here(capsys, "models", "promote", version, "--store", store.url)
+    assert result.returncode == 0 and "warning: promoting health" in result.stderr
     for _ in range(3):
         result = main_here(capsys, "models", "rollback", "--store", store.url)
         assert "None" not in result.stdout + result.stderr

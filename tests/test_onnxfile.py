@@ -267,7 +267,7 @@ def test_a_health_model_from_before_the_day_relative_inputs_still_serves_on_the_
     helper.set_model_props(model, {"trader_ml": json.dumps(meta)})
     served = HealthModel.from_bytes(model.SerializeToString())
     assert not served.day_relative and served.input_shape() == (10,)
-    answers, skipped = served.predict(load_day(store).feature_rows)
+    answers, skipped, _ = served.predict(load_day(store).feature_rows)
     assert skipped == [] and all(0.0 <= a["health_score"] <= 1.0 for a in answers.values())
 
 

@@ -65,7 +65,7 @@ def test_each_model_is_promoted_on_its_own_and_rolled_back_as_it_was(any_store):
     v1, v2 = store_version(any_store, b"1"), store_version(any_store, b"2", dt.date(2026, 2, 27))
     first = registry.promote(any_store, v1, ("health",))
     assert first["regime_model"] is None and first["regime_sha256"] is None  # the rule baseline serves it
-    assert first["regime_metrics"] == {"test_f1_macro": 0.5, "model_type": "baseline"}
+    assert first["regime_metrics"] == {"test_accuracy": None, "test_f1_macro": 0.5, "model_type": "baseline"}
     assert first["health_model"] == registry.artifact_key("health", v1)
     second = registry.promote(any_store, v2, ("regime",))
     assert registry.model_version(second, "regime") == v2 and registry.model_version(second, "health") == v1

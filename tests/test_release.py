@@ -245,7 +245,10 @@ def test_models_commands(local_store, tmp_path, capsys):
     def models(*args):
         return main_here(capsys, "models", *args, "--store", local_store.url)
 
-    assert f"promoted {v1} (regime and health); previous: None" in models("promote", v1).stdout
+    assert (
+        f"promoted {v1} (regime and health); no earlier version in latest.json's history"
+        in models("promote", v1).stdout
+    )
     promoted = models("promote", v2, "--model", "health").stdout
     assert f"promoted {v2} (health); previous: {v1}" in promoted and f"current: regime {v1}, health {v2}" in promoted
     listing = models("list").stdout

@@ -67,6 +67,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from trader_ml.serving.daily import write_predictions
     from trader_ml.serving.handler import daily_answer
     from trader_ml.serving.predictor import Predictor
+    from trader_ml.serving.quality import warning_line
 
     store = open_store_from(args)
     model = Predictor(store)
@@ -78,6 +79,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         except StoreError as e:
             failed = e
     print(json.dumps(answer, indent=2))
+    warning = warning_line(answer)
+    if warning:
+        print(warning, file=sys.stderr)
     if failed is not None:
         raise StoreError(f"the answer above was not written: {failed}")
     if model.loaded is None and not store.exists(LATEST_KEY):
@@ -98,6 +102,7 @@ def cmd_daily(args: argparse.Namespace) -> int:
     from trader_ml.serving.daily import write_predictions
     from trader_ml.serving.handler import daily_answer
     from trader_ml.serving.predictor import Predictor
+    from trader_ml.serving.quality import warning_line
 
     report = run_ingest(args)
     print(report.summary())
@@ -119,7 +124,10 @@ def cmd_daily(args: argparse.Namespace) -> int:
         f"answered {answer['date']}: {regime['regime_label']} ({regime['model_source']} {regime['model_version']}), "
         f"{len(answer['health'])} symbols; wrote {store.describe(key)}"
     )
-    return 0  # the refused rows and what the answer rests on were logged as warnings
+    warning = warning_line(answer)
+    if warning:
+        print(warning, file=sys.stderr)
+    return 0  # the refused rows were logged as warnings
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:

@@ -176,7 +176,6 @@ def check_daily_json(store, first: str | None) -> int:
 def report_suspect(store, first: str | None) -> int:
     """One line per suspect day; exit 1 while any is neither repaired nor accepted."""
     from trader_ml.data import suspect
-
     from trader_ml.serving.daily import stored_days
 
     marks = suspect.marks(store, first)

@@ -242,15 +242,11 @@ def added_profile(kind: str, data: str | None, window: dict) -> dict | None:
     return {kind: drift.input_profile(frame, CONTEXT_FEATURES if kind == "regime" else ASSET_FEATURES)}
 
 
-def add(store: Store, path: str, promote: bool, table: str | None = None) -> None:
-    """Store a model file from the single-model commands as a version of its own, after the
-    checks serving makes (sha256 recorded, metadata, inputs and outputs); with ``promote`` make
-    it current. The other model of the pointer stays as it is. With ``table`` (the one it was
-    trained on) its input profile is recorded, so that the monitor can check drift."""
-    import datetime as dt
+def read_model_file(path: str):
+    """(file, bytes, kind, metrics, metrics file) of a model file from the single-model commands,
+    after every check serving makes; its metrics from the ``.metrics.json`` beside it, if any."""
     from pathlib import Path
 
-    from trader_ml import __version__
     from trader_ml.serving.artifacts import HealthModel, OnnxArtifact, RegimeModel
 
     file = Path(path)
@@ -262,12 +258,21 @@ def add(store: Store, path: str, promote: bool, table: str | None = None) -> Non
     if kind not in registry.KINDS:
         raise TraderMLError(f"{path}: holds a {str(kind)[:20]!r} model, not a regime or health model")
     (RegimeModel if kind == "regime" else HealthModel).from_bytes(data, path)  # every check serving makes
-    metrics = {}
     sidecar = file.with_name(file.stem + ".metrics.json")
-    if sidecar.is_file():
-        from trader_ml import safejson
+    metrics = safejson.loads_object(sidecar.read_bytes(), str(sidecar)) if sidecar.is_file() else {}
+    return file, data, kind, metrics, sidecar
 
-        metrics = safejson.loads_object(sidecar.read_bytes(), str(sidecar))
+
+def add(store: Store, path: str, promote: bool, table: str | None = None) -> None:
+    """Store a model file from the single-model commands as a version of its own, after the
+    checks serving makes (sha256 recorded, metadata, inputs and outputs); with ``promote`` make
+    it current. The other model of the pointer stays as it is. With ``table`` (the one it was
+    trained on) its input profile is recorded, so that the monitor can check drift."""
+    import datetime as dt
+
+    from trader_ml import __version__
+
+    file, data, kind, metrics, sidecar = read_model_file(path)
     summary = {k: v for k, v in (metrics.get("model") or {}).items() if isinstance(v, (int, float))}
     now = dt.datetime.now(dt.UTC)
     profile = added_profile(kind, table, metrics.get("test_window") or {})
@@ -370,6 +375,9 @@ def check_gate(store: Store, version: str, kinds: tuple[str, ...], force: bool) 
     failed = [k for k in kinds if passed.get(k) is False]
     if not failed:
         return
+    # A version published with train --force was made current past its gate once already: promoting
+    # it again (repairing latest.json, say) repeats that decision, said but not asked again.
+    force = force or gate.get("forced") is True
     why = "; ".join(f"{k}: {str((gate.get(k) or {}).get('reason', 'its gate failed'))[:300]}" for k in failed)
     if not force:
         raise TraderMLError(

@@ -67,9 +67,6 @@ def daily_answer(model: Predictor, day: str | None = None, write: bool = False) 
         "data_quality": data_quality(model, model.store, inputs),
         "written": [],
     }
-    warning = warning_line(answer)
-    if warning:
-        log.warning("%s", warning)
     if write:
         answer["written"] = [write_predictions(model.store, {k: v for k, v in answer.items() if k != "written"})]
     return answer
@@ -97,7 +94,11 @@ def handle(event: object, model: Predictor) -> dict:
                 "ok": False,
                 "error": f"invalid date in detail.date {str(day)[:40]!r}: expected a YYYY-MM-DD string",
             }
-        return daily_answer(model, day, write=True)
+        answer = daily_answer(model, day, write=True)
+        warning = warning_line(answer)
+        if warning:  # the CLI prints it; the function's log is where a Lambda's user reads it
+            log.warning("%s", warning)
+        return answer
     if "context_rows" not in event and "feature_rows" not in event:
         return {"ok": False, "error": "unrecognised event: send context_rows and/or feature_rows, or a scheduled event"}
     answer: dict = {"ok": True}
