@@ -193,6 +193,7 @@ def test_regime_backtest_writes_every_row_and_the_page(regime_run, history):
         "variance_target",
         "trend_200d",
         "variance_target_x_trend",
+        "gru_vt_prior",
     }
     assert summary["model_row"] == "gru" and summary["rows"]["gru"]["vs_model"]["sharpe_interval"] == [0.0, 0.0]
     for row in summary["rows"].values():  # every row next to the model, with an interval around the difference
@@ -207,7 +208,7 @@ def test_regime_backtest_writes_every_row_and_the_page(regime_run, history):
         assert row["performance"]["days"] == summary["test_days"] == len(regime_run.predictions)
         assert -1 <= row["performance"]["max_drawdown"] <= 0
         assert (row["vs_truth"] is None) == (
-            name in ("buy_and_hold", "variance_target", "trend_200d", "variance_target_x_trend")
+            name in ("buy_and_hold", "variance_target", "trend_200d", "variance_target_x_trend", "gru_vt_prior")
         )
         assert set(row["by_year"]) == {2002, 2003}
     assert summary["rows"]["buy_and_hold"]["performance"]["mean_exposure"] == 1.0
@@ -444,6 +445,29 @@ def test_variance_targeting_by_hand_over_ten_days():
     expected = [1.0] + [min(1.0, (np.median(vols[:t]) / vols[t]) ** 2) for t in range(1, 10)]
     assert variance_target_exposure(r) == pytest.approx(expected)
     assert expected[4] < 1.0 and expected[1] < 1.0  # a bigger move than before cuts the exposure
+
+
+def test_the_risk_budget_by_hand_and_a_model_that_knows_nothing_earns_variance_targeting():
+    """exposure = clip(min(1, (target / vol)^2) x (1 + strength (view - center)), 0, 1), vol the
+    annualised EWM (half-life 21) of the last 252 squared log returns."""
+    from trader_ml.exposure import EXPOSURE_WEIGHTS, prior_exposure, risk_budget, window_vols
+
+    r = np.array([0.01, -0.02, 0.005, 0.03, -0.04, 0.0, 0.012, -0.007, 0.02, -0.01])
+    logs = np.log1p(r)
+    vols = window_vols(r)
+    for t in (0, 4, 9):
+        w = 0.5 ** (np.arange(t, -1, -1) / 21)  # day t weighs 1, day t - k weighs 0.5^(k/21)
+        assert vols[t] == pytest.approx(np.sqrt(252 * (w * logs[: t + 1] ** 2).sum() / w.sum()))
+    prior = {"vol_target": 0.2, "center": 0.6, "strength": 1.0}
+    panic, calm = np.eye(5)[[4]], np.eye(5)[[0]]
+    vt = min(1.0, (0.2 / vols[4]) ** 2)
+    assert risk_budget(vols[[4]], panic, prior)[0] == pytest.approx(vt * (1 - 0.6))
+    assert risk_budget(vols[[4]], calm, prior)[0] == pytest.approx(min(1.0, vt * 1.4))
+    mix = np.array([[0.3, 0.3, 0.1, 0.2, 0.1]])  # the training labels' mix: its view is the center
+    prior["center"] = float(mix[0] @ EXPOSURE_WEIGHTS)
+    assert risk_budget(vols, np.repeat(mix, 10, axis=0), prior) == pytest.approx(prior_exposure(vols, 0.2))
+    long = np.random.default_rng(0).normal(0, 0.01, 600)  # serving reads the last 287 days: same number
+    assert window_vols(long[-287:])[-1] == pytest.approx(window_vols(long)[-1], rel=1e-12)
 
 
 def test_the_trend_rule_is_in_above_its_200_day_mean_and_reads_no_later_day():

@@ -17,7 +17,7 @@ from trader_ml.backtest.config import BacktestConfig, Period
 from trader_ml.backtest.history import regime_history
 from trader_ml.backtest.references import hmm_regime_probs, jump_regime_probs, oracle_regime_probs
 from trader_ml.backtest.risk_rules import against_model, rule_exposures
-from trader_ml.exposure import exposure, strategy_returns
+from trader_ml.exposure import exposure, risk_budget, strategy_returns, window_vols
 from trader_ml.schema import CONTEXT_FEATURES, REGIMES
 from trader_ml.serving.artifacts import RegimeModel
 from trader_ml.store import Store
@@ -97,6 +97,20 @@ def model_probs(prepared: Prepared, plan: list[Period], refits, seed: int) -> np
     return np.concatenate([answer(i, p) for i, p in enumerate(plan)])
 
 
+def prior_exposures(prepared: Prepared, plan: list[Period], refits, seed: int, probs: np.ndarray) -> np.ndarray:
+    """The risk budget of each test day: variance targeting's exposure as of the day before, with
+    each period's volatility target and center from its own refit (fit on its training days),
+    moved by the model's probabilities."""
+    vols = window_vols(prepared.values[:, CONTEXT_FEATURES.index("spy_return_1d")])
+    out, at = [], 0
+    for i, p in enumerate(plan):
+        prior = RegimeModel.from_bytes(refits.models[(i, seed)]).metadata["exposure_prior"]
+        days = p.stop - p.first
+        out.append(risk_budget(vols[p.first - 1 : p.stop - 1], probs[at : at + days], prior))
+        at += days
+    return np.concatenate(out)
+
+
 def _classification(y: np.ndarray | None, probs: np.ndarray) -> dict | None:
     if y is None:
         return None
@@ -127,6 +141,8 @@ def evaluate(prepared: Prepared, plan: list[Period], refits, references_: dict, 
     if truth is not None:
         columns["truth"] = truth
     exposures = {name: (np.ones(len(test)) if probs is None else exposure(probs)) for name, probs in rows.items()}
+    first = next(iter(rows))  # the model's row (its first seed) also as a correction of variance targeting
+    exposures[f"{first}_vt_prior"] = prior_exposures(prepared, plan, refits, 0, rows[first])
     rules_only = rule_exposures(prepared.values[:, CONTEXT_FEATURES.index("spy_return_1d")])
     exposures.update({name: held[as_of] for name, held in rules_only.items()})
     returns_of = {}

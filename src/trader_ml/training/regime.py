@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from trader_ml.baselines import DEFAULT_RULES, baseline_regimes
 from trader_ml.errors import InsufficientHistory
+from trader_ml.exposure import exposure_prior
 from trader_ml.models.regime import RegimeExport, RegimeModelConfig, build_regime_model
 from trader_ml.schema import CONTEXT_FEATURES, REGIMES
 from trader_ml.training.export import artifact_header, parity_batches, to_onnx
@@ -72,6 +73,7 @@ class RegimeTrainResult:
     labels: np.ndarray  # the hindsight label of every context row (-1 where unknown)
     data_window: dict
     test_inputs: np.ndarray  # (days, lookback, features) raw test windows, for export checks
+    exposure_prior: dict = field(default_factory=dict)  # the risk budget's fit on the training days (exposure.py)
 
 
 def windows(values: np.ndarray, ends: np.ndarray, lookback: int) -> np.ndarray:
@@ -290,6 +292,10 @@ def train_regime(
     calibrate_regime(model, prep)
     metrics, x_test = evaluate_regime(model, prep, context, truth)
     dates = pd.DatetimeIndex(context["date"])
+    train_end = prep.split.train[-1] + 1
+    prior = exposure_prior(
+        prep.values[:train_end, CONTEXT_FEATURES.index("spy_return_1d")], prep.labels[prep.split.train]
+    )
     return RegimeTrainResult(
         model=model,
         config=prep.config,
@@ -299,6 +305,7 @@ def train_regime(
         labels=prep.labels,
         data_window={"first_date": str(dates[0].date()), "last_date": str(dates[-1].date()), "rows": len(context)},
         test_inputs=x_test,
+        exposure_prior=prior,
     )
 
 
@@ -336,6 +343,7 @@ def regime_artifact(result: RegimeTrainResult) -> tuple[bytes, dict]:
         "data_window": result.data_window,
         "test_window": result.metrics["test_window"],
         "metrics": regime_summary(result.metrics),
+        "exposure_prior": result.exposure_prior,
     }
     data, gap = to_onnx(
         RegimeExport(model),
