@@ -23,8 +23,9 @@ CACHE_PREFIX = "backtests/cache/"
 # Part of every cache key: raised whenever a training recipe changes what a refit of the same rows
 # learns (2: the health model reads day-relative volatility and is calibrated by log loss;
 # 3: a universe of fewer than 10 names reads its prior's blend half-way to the quarter's volatility;
-# 4: the regime labels' window and persistence are chosen on the refit's own training years).
-RECIPE_VERSION = 5
+# 4: the regime labels' window and persistence are chosen on the refit's own training years;
+# 6: the regime artifact carries the exposure prior its training days fit).
+RECIPE_VERSION = 6
 
 
 @dataclass(frozen=True)
