@@ -564,3 +564,41 @@ def test_two_runs_filling_one_refit_at_once_leave_a_cache_that_reads_whole(histo
     paused.release()
     data, metrics = load_cached(store, job)
     assert (data, metrics["sha256"]) == (runs["a"][0], runs["a"][1]["sha256"])
+
+
+def test_portfolio_backtest_rows_and_weights_set_at_the_close_before(history):
+    """Both models refit on one calendar; every simple row, the models' portfolio and its two
+    ablations, each against the models' with intervals overall and per year; each day's weights
+    read only the close before."""
+    from trader_ml.backtest.portfolio_run import run_portfolio_backtest
+
+    result = run_portfolio_backtest(config(model="portfolio"), history, **QUIET)
+    rows, series = result.summary["rows"], result.predictions
+    simple = {
+        f"{base}{suffix}"
+        for base in ("equal_weight", "inverse_vol", "low_vol_half")
+        for suffix in ("", "_x_vt", "_x_vt_x_trend")
+    }
+    assert set(rows) == simple | {"models", "models_rule_exposure", "health_selection", "equal_weight_x_regime"}
+    assert rows["models"]["vs_model"]["sharpe_interval"] == [0.0, 0.0]
+    for name, row in rows.items():
+        low, high = row["vs_model"]["sharpe_interval"]
+        assert np.isfinite([low, high]).all() and low <= high, name
+        assert set(row["vs_model_by_year"]) == {2002, 2003}
+        assert 0 <= row["performance"]["mean_exposure"] <= 1 + 1e-9
+    assert rows["equal_weight"]["performance"]["mean_exposure"] == pytest.approx(1.0)
+    assert rows["health_selection"]["performance"]["mean_exposure"] == pytest.approx(1.0)
+    # the models' targets: a quarter of the six names (one) left out each day, the rest inverse-volatility weighted
+    symbols = result.summary["symbols"]
+    targets = series[[f"target {s}" for s in symbols]].to_numpy()
+    assert ((targets > 0).sum(axis=1) == 5).all()
+    features = read_table(history, "features")
+    vols = features.pivot(index="date", columns="symbol", values="vol_63d")[symbols]
+    day = 100
+    before = vols.index[vols.index.searchsorted(pd.Timestamp(series["date"].iloc[day])) - 1]
+    kept = targets[day] > 0
+    inverse = 1 / vols.loc[before].to_numpy()[kept]
+    assert targets[day][kept] == pytest.approx(targets[day].sum() * inverse / inverse.sum())
+    page = history.read(f"{result.key}index.html").decode()
+    assert page.count("data:image/png;base64,") == 3 and "health_selection" in page
+    assert json.loads(history.read(f"{result.key}summary.json"))["kind"] == "portfolio"

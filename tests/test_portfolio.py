@@ -27,26 +27,24 @@ def test_ten_days_held_by_hand():
     book = hold(targets, returns, policy)
     # day 0: from cash to the target, 0.8 of weight traded
     assert book.turnover[0] == pytest.approx(0.8)
-    assert book.returns[0] == pytest.approx(0.5 * 0.01 + 0.3 * -0.02 - 0.8 * 0.001)  # -0.0018
-    # day 1: the weights moved with day 0's prices (the book earned -0.0018 after costs)
-    w1 = np.array([0.5 * 1.01, 0.3 * 0.98]) / 0.9982
+    assert book.returns[0] == pytest.approx((1 - 0.8 * 0.001) * (1 + 0.5 * 0.01 + 0.3 * -0.02) - 1)  # -0.0017992
+    # day 1: the weights moved with day 0's prices (the book earned -0.001 before costs)
+    w1 = np.array([0.5 * 1.01, 0.3 * 0.98]) / 0.999
     assert book.weights[1] == pytest.approx(w1) and book.turnover[1] == 0
     assert book.returns[1] == pytest.approx(w1[0] * 0.02)
     assert book.rebalanced.tolist() == [True, False, False, False, False, True, False, False, False, False]
-    # an independent count in money: 1 of cash, positions that move with their prices
+    # an independent count in money: 1 of cash, positions that move with their prices, and each
+    # trade's 10 bp of the money traded paid out of the book before it takes its new positions
     cash, value = 1.0, [0.0, 0.0]
     wealth = []
     for t in range(10):
         total = cash + sum(value)
         if t % 5 == 0:
-            wanted = [0.5 * total, 0.3 * total]
-            traded = sum(abs(w - v) for w, v in zip(wanted, value, strict=True))
-            cash += sum(value) - sum(wanted)
-            value = wanted
-        else:
-            traded = 0.0
+            traded = sum(abs(w * total - v) for w, v in zip((0.5, 0.3), value, strict=True))
+            after = total - traded * 0.001
+            value = [0.5 * after, 0.3 * after]
+            cash = after - sum(value)
         value = [v * (1 + r) for v, r in zip(value, returns[t], strict=True)]
-        cash -= traded * 0.001  # 10 bp of the money traded
         wealth.append((cash + sum(value)) / total)
     assert book.returns == pytest.approx(np.array(wealth) - 1.0, abs=1e-12)
 
@@ -57,7 +55,7 @@ def test_the_book_trades_early_when_it_drifts_past_the_band():
     returns = np.array([[0.0, 0.0], [0.3, -0.2], [0.0, 0.0], [0.0, 0.0]])  # 0.25 of the book moves on day 1
     book = hold(targets, returns, policy)
     assert book.rebalanced.tolist() == [True, False, True, False]
-    assert 0.5 * np.abs(book.weights[1] - targets[1]).sum() < 0.001  # day 1 held the target (less day 0's cost)
+    assert np.array_equal(book.weights[1], targets[1])  # day 1 held the target; it drifted after
 
 
 def test_appending_days_never_changes_an_earlier_days_weights():

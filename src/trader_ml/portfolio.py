@@ -84,7 +84,7 @@ def hold(targets: np.ndarray, returns: np.ndarray, policy: PortfolioPolicy = POL
     when it does not trade: it earns nothing that day). The book starts in cash and trades to the
     target on its first day, then every ``rebalance_days`` days or when it has drifted past the
     band; between trades its weights move with prices. Each trade costs ``cost_bp`` per unit of
-    weight traded."""
+    weight traded, paid out of the whole book."""
     targets = np.asarray(targets, dtype=float)
     moves = np.nan_to_num(np.asarray(returns, dtype=float))
     days, assets = targets.shape
@@ -97,7 +97,8 @@ def hold(targets: np.ndarray, returns: np.ndarray, policy: PortfolioPolicy = POL
             current, since, rebalanced[t] = targets[t].copy(), 0, True
         weights[t] = current
         gross = float(current @ moves[t])
-        book[t] = gross - turnover[t] * policy.cost_bp / 1e4
-        current = current * (1.0 + moves[t]) / (1.0 + book[t])  # each weight moves with its price; costs left the book
+        # The trade's cost shrinks the whole book at the close it trades, so the weights stay the target's.
+        book[t] = (1.0 - turnover[t] * policy.cost_bp / 1e4) * (1.0 + gross) - 1.0
+        current = current * (1.0 + moves[t]) / (1.0 + gross)  # each weight moves with its price
         since += 1
     return Holding(weights, book, turnover, rebalanced)

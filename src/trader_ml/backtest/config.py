@@ -12,6 +12,8 @@ from trader_ml.schema import HEALTH_TYPES, KINDS, REGIME_TYPES
 from trader_ml.training.options import TrainOptions
 
 MODEL_TYPES = {"regime": REGIME_TYPES, "health": HEALTH_TYPES}  # the first of each is the default
+PORTFOLIO = "portfolio"  # both models together: the regime and health refits of the same calendar
+MODELS = (*KINDS, PORTFOLIO)
 REFITS = {"yearly": "YS", "quarterly": "QS", "monthly": "MS"}
 
 if TYPE_CHECKING:  # pandas is imported where the calendar is built: the command line reads the defaults
@@ -34,8 +36,10 @@ class BacktestConfig:
     ray_address: str | None = None
 
     def __post_init__(self) -> None:
-        if self.model not in KINDS:
-            raise TraderMLError(f"--model must be one of {', '.join(KINDS)}, not {self.model!r}")
+        if self.model not in MODELS:
+            raise TraderMLError(f"--model must be one of {', '.join(MODELS)}, not {self.model!r}")
+        if self.model == PORTFOLIO and self.model_type is not None:
+            raise TraderMLError("--model-type does not go with --model portfolio: it refits the default of each model")
         if self.model_type is not None and self.model_type not in MODEL_TYPES[self.model]:
             raise TraderMLError(
                 f"--model-type {self.model_type} is not a {self.model} model: use {' or '.join(MODEL_TYPES[self.model])}"
@@ -49,6 +53,8 @@ class BacktestConfig:
 
     @property
     def resolved_type(self) -> str:
+        if self.model == PORTFOLIO:
+            return f"{REGIME_TYPES[0]}+{HEALTH_TYPES[0]}"
         return self.model_type or MODEL_TYPES[self.model][0]
 
     def to_dict(self) -> dict:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from trader_ml.backtest.config import REFITS, BacktestConfig
+from trader_ml.backtest.config import MODELS, PORTFOLIO, REFITS, BacktestConfig
 from trader_ml.cli.args import add_store_args, open_store_from, parse_date, positive_int
-from trader_ml.schema import HEALTH_TYPES, KINDS, REGIME_TYPES
+from trader_ml.errors import TraderMLError
+from trader_ml.schema import HEALTH_TYPES, REGIME_TYPES
 
 DEFAULTS = BacktestConfig()
 
@@ -20,7 +21,17 @@ def add_commands(sub) -> None:
         "markets in one run: each is reported, then their pooled figures",
     )
     add_store_args(p)
-    p.add_argument("--model", default=DEFAULTS.model, choices=KINDS, help="(default: %(default)s)")
+    p.add_argument(
+        "--model",
+        default=DEFAULTS.model,
+        choices=MODELS,
+        help="regime, health, or portfolio: both models together as the bot holds them (default: %(default)s)",
+    )
+    p.add_argument(
+        "--features",
+        metavar="FEATURES.parquet",
+        help="with --model portfolio: the features table (--data then names the context table)",
+    )
     p.add_argument(
         "--model-type",
         choices=REGIME_TYPES + HEALTH_TYPES,
@@ -74,6 +85,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         ray_address=args.ray,
     )
     store = open_store_from(args, must_exist=not args.data)  # with --data it only receives the results
+    if config.model == PORTFOLIO:
+        return backtest_portfolio(args, config, store)
+    if args.features:
+        raise TraderMLError("--features goes with --model portfolio (a regime or health backtest reads --data)")
     results = []
     for data in args.data or [None]:
         result = run_backtest(config, store, data=data, progress=not args.quiet)
@@ -92,4 +107,22 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         store.write(key, json.dumps(summary, indent=2, default=float).encode())
         print(pooled_text(summary))
         print(f"pooled: {store.describe(key)}")
+    return 0
+
+
+def backtest_portfolio(args: argparse.Namespace, config, store) -> int:
+    from trader_ml.backtest.portfolio_run import run_portfolio_backtest
+    from trader_ml.pages.backtest_text import portfolio_text
+
+    if args.data and len(args.data) > 1:
+        raise TraderMLError("--model portfolio reads one market: one --data (context) and one --features")
+    if bool(args.data) != bool(args.features):
+        raise TraderMLError(
+            "--model portfolio reads both tables from files or both from the store: give --data "
+            "CONTEXT.parquet with --features FEATURES.parquet, or neither"
+        )
+    context = args.data[0] if args.data else None
+    result = run_portfolio_backtest(config, store, context, args.features, progress=not args.quiet)
+    print(portfolio_text(result.summary))
+    print(f"results: {store.describe(result.key)} (index.html, summary.json, predictions.parquet)")
     return 0

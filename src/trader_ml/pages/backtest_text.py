@@ -81,3 +81,26 @@ def summary_text(summary: dict) -> str:
         f"{summary['timing']['refits_cached']} cached, {summary['timing']['seconds']} s"
     )
     return head + "\n" + (_regime(summary) if summary["kind"] == "regime" else _health(summary))
+
+
+PORTFOLIO_COLUMNS = {
+    **{k: v for k, v in REGIME_COLUMNS.items() if k != "exposure_changes_per_year"},
+    "turnover_per_year": "turnover/yr",
+}
+
+
+def portfolio_text(summary: dict) -> str:
+    """The portfolio rows, each against the models' portfolio with its 90% intervals."""
+    config, timing = summary["config"], summary["timing"]
+    head = (
+        f"portfolio of the {config['model_type']} models, {len(summary['refits']['regime'])} {config['refit']} refits "
+        f"each, {summary['test_days']} test days, {len(summary['symbols'])} symbols; {timing['refits_fitted']} refits "
+        f"fitted, {timing['refits_cached']} cached, {timing['seconds']} s"
+    )
+    table = {
+        name: [row["performance"][k] for k in PORTFOLIO_COLUMNS]
+        + [with_interval(row["vs_model"], "sharpe"), with_interval(row["vs_model"], "max_drawdown")]
+        for name, row in summary["rows"].items()
+    }
+    columns = [*PORTFOLIO_COLUMNS.values(), "models-row Sharpe [90%]", "models-row DD [90%]"]
+    return head + "\n" + format_table("", columns, table).lstrip("\n")
