@@ -196,6 +196,8 @@ def test_regime_backtest_writes_every_row_and_the_page(regime_run, history):
         "gru_vt_prior",
     }
     assert summary["model_row"] == "gru" and summary["rows"]["gru"]["vs_model"]["sharpe_interval"] == [0.0, 0.0]
+    prior = summary["rows"]["gru_vt_prior"]["vs_variance_target"]  # judged against the rule it corrects
+    assert prior["sharpe_interval"][0] <= prior["sharpe_interval"][1] and np.isfinite(prior["sharpe_difference"])
     for row in summary["rows"].values():  # every row next to the model, with an interval around the difference
         vs = row["vs_model"]
         for metric in ("sharpe", "max_drawdown"):
@@ -602,3 +604,34 @@ def test_portfolio_backtest_rows_and_weights_set_at_the_close_before(history):
     page = history.read(f"{result.key}index.html").decode()
     assert page.count("data:image/png;base64,") == 3 and "health_selection" in page
     assert json.loads(history.read(f"{result.key}summary.json"))["kind"] == "portfolio"
+
+
+def test_the_served_portfolio_is_the_backtests_for_the_same_versions(history, tmp_path, capsys):
+    """The last refit's two models added to a store as its current versions: predict on a day of
+    that refit's period serves the weights the backtest set at that close."""
+    from trader_ml.backtest.portfolio_run import run_portfolio_backtest
+    from trader_ml.backtest.refit import load_cached
+
+    result = run_portfolio_backtest(config(model="portfolio"), history, **QUIET)
+    served = fresh_copy(history, tmp_path)
+    for kind, table in (("regime", "context"), ("health", "features")):
+        frame = read_table(history, table)
+        days = pd.DatetimeIndex(pd.unique(pd.DatetimeIndex(frame["date"])))
+        kind_config = config(model=kind)
+        jobs = make_jobs(kind_config, frame, days, periods(days, kind_config, ""))
+        artifact = tmp_path / f"{kind}.onnx"
+        artifact.write_bytes(load_cached(history, jobs[(1, 0)])[0])
+        assert main(["models", "add", str(artifact), "--store", served.url, "--promote"]) == 0
+    series = result.predictions
+    dates = pd.DatetimeIndex(series["date"])
+    t = int(np.flatnonzero(dates >= pd.Timestamp("2003-06-02"))[0])  # traded on the close before it
+    capsys.readouterr()
+    assert main(["predict", "--store", served.url, "--date", str(dates[t - 1].date())]) == 0
+    portfolio = json.loads(capsys.readouterr().out)["portfolio"]
+    assert portfolio["exposure_source"].startswith("risk budget of regime model")
+    symbols = result.summary["symbols"]
+    backtest = {s: series[f"target {s}"].iloc[t] for s in symbols}
+    assert set(portfolio["weights"]) == {s for s, w in backtest.items() if w > 0}
+    for symbol, weight in portfolio["weights"].items():
+        assert weight == pytest.approx(backtest[symbol], abs=1e-5)
+    assert portfolio["exposure"] == pytest.approx(sum(backtest.values()), abs=1e-5)  # the targets sum to it

@@ -166,5 +166,8 @@ def evaluate(prepared: Prepared, plan: list[Period], refits, references_: dict, 
     model = next(iter(rows))  # the model's row (its first seed)
     for name in table:
         table[name]["vs_model"] = against_model(returns_of[model], returns_of[name])
+    # The prior row is judged against the rule it corrects, too: a correction that knows nothing is that rule.
+    prior = f"{first}_vt_prior"
+    table[prior]["vs_variance_target"] = against_model(returns_of[prior], returns_of["variance_target"])
     summary = {"kind": "regime", "rows": table, "test_days": int(len(test)), "model_row": model}
     return summary, pd.DataFrame(columns)

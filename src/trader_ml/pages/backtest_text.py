@@ -31,7 +31,15 @@ def _regime(summary: dict) -> str:
         values += [with_interval(row.get("vs_model"), "sharpe"), with_interval(row.get("vs_model"), "max_drawdown")]
         table[name] = values
     columns = [*REGIME_COLUMNS.values(), "F1 labels", "F1 truth", "model-row Sharpe [90%]", "model-row DD [90%]"]
-    return format_table("", columns, table).lstrip("\n")
+    text = format_table("", columns, table).lstrip("\n")
+    for name, row in rows.items():
+        if row.get("vs_variance_target"):
+            vs = row["vs_variance_target"]
+            text += (
+                f"\n{name} - variance_target: Sharpe {with_interval(vs, 'sharpe')}, "
+                f"max DD {with_interval(vs, 'max_drawdown')} (90%)"
+            )
+    return text
 
 
 def model_gap(row: dict, measure: str) -> str | None:

@@ -22,6 +22,7 @@ import os
 from trader_ml.errors import TraderMLError
 from trader_ml.schema import is_day
 from trader_ml.serving.daily import load_day, write_predictions
+from trader_ml.serving.holdings import portfolio_answer
 from trader_ml.serving.predictor import DEFAULT_TTL_SECONDS, Predictor
 from trader_ml.serving.quality import data_quality, warning_line
 
@@ -57,13 +58,18 @@ def daily_answer(model: Predictor, day: str | None = None, write: bool = False) 
     inputs = load_day(model.store, day)
     health, skipped, refused = model.predict_health(inputs.feature_rows)
     model.last_input_flags = model.input_flags(inputs.context_rows, inputs.feature_rows)
+    regime = model.predict_regime(inputs.context_rows)
+    left = {s: "skipped: a feature is missing" for s in skipped} | {s: f"refused: {why}" for s, why in refused.items()}
     answer = {
         "ok": True,
         "date": inputs.date,
-        "regime": model.predict_regime(inputs.context_rows),
+        "regime": regime,
         "health": health,
         "skipped": skipped,
         "refused": refused,
+        "portfolio": portfolio_answer(
+            inputs.date, regime, model.exposure_prior(), inputs.context_rows, inputs.feature_rows, health, left
+        ),
         "data_quality": data_quality(model, model.store, inputs),
         "written": [],
     }

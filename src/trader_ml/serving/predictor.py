@@ -179,6 +179,17 @@ class Predictor:
                         flags.append(name)
         return flags
 
+    def exposure_prior(self) -> dict | None:
+        """The exposure prior the serving regime model's training days fit (its artifact's
+        ``exposure_prior``); None when the baseline serves or the artifact has none that reads."""
+        regime = self.loaded.regime if self.loaded is not None else None
+        prior = regime.metadata.get("exposure_prior") if regime is not None else None
+        if not isinstance(prior, dict):
+            return None
+        values = [prior.get(k) for k in ("vol_target", "center", "strength")]
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in values)
+        return prior if numbers and values[0] > 0 and 0 <= values[1] <= 1 else None
+
     def _keep_or_fall_back(self, reason: str) -> None:
         if self.loaded is not None:
             log.warning("keeping version %s: the new pointer cannot be served (%s)", self.loaded.version, reason)
