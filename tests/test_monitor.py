@@ -376,3 +376,31 @@ def test_staleness_counts_exchange_sessions_not_weekdays():
     assert stale("2026-11-25", dt.date(2026, 12, 3))["flag"]
     assert stale("2026-12-31", dt.date(2027, 1, 4))["business_days_behind"] == 0  # New Year's Day, then a weekend
     assert stale(None, dt.date(2026, 12, 2))["flag"]
+
+
+def test_the_served_portfolio_is_scored_and_a_bad_one_called_so(record, served, tmp_path):
+    """The served targets held by the policy's code next to equal weights and inverse volatility x
+    variance targeting; targets put wholly on each day's worst next-day stock lose, and the
+    verdict says so with the interval."""
+    store, days, _ = served
+    portfolio = record["portfolio"]
+    assert portfolio["days"] >= 63 and {"models", "equal_weight", "inverse_vol_x_vt"} <= set(portfolio)
+    for gap in portfolio["vs"].values():
+        assert gap["interval"][0] <= gap["interval"][1]
+    features = read_table(store, "features")
+    trading = sorted(features["date"].dt.strftime("%Y-%m-%d").unique())
+    following = dict(zip(trading[:-1], trading[1:], strict=True))
+    by_day = {
+        d: g.set_index("symbol")["return_1d"] for d, g in features.groupby(features["date"].dt.strftime("%Y-%m-%d"))
+    }
+
+    def worst(day, answer):
+        nxt = by_day.get(following.get(day, ""), pd.Series(dtype=float))
+        if len(nxt):
+            answer["portfolio"]["weights"] = {str(nxt.idxmin()): 1.0}
+
+    bad = copy_of(store, tmp_path / "bad")
+    rewrite_answers(bad, days, worst)
+    verdict = live_record(bad, today=TODAY)["portfolio"]["verdict"]
+    assert verdict.startswith("worse than equal_weight (Sharpe ")
+    assert "portfolio verdict: worse than" in main_text(bad)

@@ -19,11 +19,15 @@ REGIME_COLUMNS = ["date", "source", "version", "reason", *REGIMES]
 HEALTH_COLUMNS = ["date", "symbol", "score", "source", "version", "reason"]
 
 
+PORTFOLIO_COLUMNS = ["date", "symbol", "weight"]
+
+
 @dataclass
 class StoredAnswers:
     regime: pd.DataFrame  # REGIME_COLUMNS, one row a day
     health: pd.DataFrame  # HEALTH_COLUMNS, one row per day and symbol
     damaged: dict[str, str] = field(default_factory=dict)  # day -> why its file could not be read
+    portfolio: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PORTFOLIO_COLUMNS))
 
 
 SOURCES = safejson.OneOf("trained", "baseline")
@@ -67,6 +71,18 @@ def _health_rows(day: str, answers: dict) -> list[dict]:
     ]
 
 
+WEIGHT = safejson.Range(0.0, 1.0)
+PORTFOLIO_SHAPE = {"weights": safejson.Each(WEIGHT)}  # answers from before the portfolio field have none
+
+
+def _portfolio_rows(day: str, answer: dict, where: str) -> list[dict]:
+    """The day's served target weights; none for an answer written before they were served."""
+    if "portfolio" not in answer:
+        return []
+    part = safejson.check(answer["portfolio"], PORTFOLIO_SHAPE, f"{where}: portfolio")
+    return [{"date": day, "symbol": str(symbol), "weight": float(w)} for symbol, w in part["weights"].items()]
+
+
 def _answer_days(store: Store, since: dt.date | None, first: str | None, last: str) -> tuple[dict, dict]:
     """({key: day} of the answer files to read, {name: why} of those refused without reading:
     a file off the layout, a day the store cannot hold)."""
@@ -93,24 +109,27 @@ def read_answers(
     last = ((today or dt.date.today()) + dt.timedelta(days=FUTURE_DAYS)).isoformat()
     days, damaged = _answer_days(store, since, first_day, last)
     keys = sorted(days)
-    regime, health = [], []
+    regime, health, portfolio = [], [], []
     for key, data in zip(keys, store.read_many(keys), strict=True):
         day = days[key]
         try:
             answer = safejson.loads_shaped(data, store.describe(key), ANSWER_SHAPE)
             if answer["date"] != day:
                 raise TraderMLError(f"{store.describe(key)}: dated {answer['date'][:20]!r}, in the folder of {day}")
-            # Both parts read before either is kept: a half-damaged day is listed, never half scored.
+            # Every part read before any is kept: a half-damaged day is listed, never half scored.
             day_regime, day_health = _regime_row(day, answer["regime"]), _health_rows(day, answer["health"])
+            day_portfolio = _portfolio_rows(day, answer, store.describe(key))
             regime.append(day_regime)
             health.extend(day_health)
+            portfolio.extend(day_portfolio)
         except TraderMLError as e:
             damaged[day] = str(e)[:300]
     regime_frame = pd.DataFrame(regime, columns=REGIME_COLUMNS)
     health_frame = pd.DataFrame(health, columns=HEALTH_COLUMNS)
-    for frame in (regime_frame, health_frame):
+    portfolio_frame = pd.DataFrame(portfolio, columns=PORTFOLIO_COLUMNS)
+    for frame in (regime_frame, health_frame, portfolio_frame):
         frame["date"] = pd.to_datetime(frame["date"])
-    return StoredAnswers(regime_frame, health_frame, damaged)
+    return StoredAnswers(regime_frame, health_frame, damaged, portfolio_frame)
 
 
 def regime_probs(frame: pd.DataFrame) -> np.ndarray:

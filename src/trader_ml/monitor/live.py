@@ -56,7 +56,7 @@ def paired_interval(statistic, *series: np.ndarray) -> list[float]:
     return interval(over_resamples(statistic, resamples(series[0]), *series))
 
 
-def _sharpe_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def sharpe_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return sharpe(a) - sharpe(b)
 
 
@@ -161,7 +161,7 @@ def regime_record(answers: pd.DataFrame, context: pd.DataFrame, expected: dict) 
             other = series[name][0]
             gap = {
                 "sharpe_difference": float(sharpe(model_returns) - sharpe(other)),
-                "interval": paired_interval(_sharpe_difference, model_returns, other),
+                "interval": paired_interval(sharpe_difference, model_returns, other),
             }
             out["vs"][name] = gap
             if gap["interval"][1] < 0:

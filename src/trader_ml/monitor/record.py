@@ -13,7 +13,16 @@ from trader_ml.data.partitions import read_table, stored_days
 from trader_ml.errors import NotFoundError, TraderMLError
 from trader_ml.monitor import drift
 from trader_ml.monitor.answers import read_answers
-from trader_ml.monitor.live import answer_counts, expectations, health_record, regime_record, stale
+from trader_ml.monitor.live import (
+    answer_counts,
+    expectations,
+    health_record,
+    paired_interval,
+    regime_record,
+    sharpe_difference,
+    stale,
+)
+from trader_ml.monitor.portfolio_live import portfolio_record
 from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES
 from trader_ml.store import Store
 from trader_ml.suspect_marks import marks
@@ -109,6 +118,9 @@ def live_record(
         "answers": answer_counts(answers, days),
         "health": health_record(answers.health, features, expected["health"]),
         "regime": regime_record(answers.regime, context, expected["regime"]),
+        "portfolio": portfolio_record(
+            answers.portfolio, context, features, lambda a, b: paired_interval(sharpe_difference, a, b)
+        ),
         "drift": drift_record(store, pointer, context, today, drift_days),
         "suspect_days": suspect_days(store, min(window_start, live_start), days[-1]),
     }
@@ -195,6 +207,15 @@ def summary_lines(record: dict) -> list[str]:
             f"(test window {_fmt(r['expected'].get('f1_macro'))})"
         )
     lines.append(f"regime verdict: {r['verdict']}")
+    p = record.get("portfolio") or {}
+    if "sharpe" in (p.get("models") or {}):
+        lines.append(
+            f"portfolio: {p['days']} days held: Sharpe {_fmt(p['models']['sharpe'])}, max DD "
+            f"{_fmt(p['models']['max_drawdown'])}; equal weight {_fmt(p['equal_weight'].get('sharpe'))}, inverse "
+            f"volatility x variance targeting {_fmt(p['inverse_vol_x_vt'].get('sharpe'))}"
+        )
+    if p:
+        lines.append(f"portfolio verdict: {p['verdict']}")
     lines += drift_lines(record)
     s = d["stale"]
     lines.append(
