@@ -635,3 +635,15 @@ def test_the_served_portfolio_is_the_backtests_for_the_same_versions(history, tm
     for symbol, weight in portfolio["weights"].items():
         assert weight == pytest.approx(backtest[symbol], abs=1e-5)
     assert portfolio["exposure"] == pytest.approx(sum(backtest.values()), abs=1e-5)  # the targets sum to it
+
+
+def test_appending_days_never_changes_an_earlier_days_portfolio(history):
+    from trader_ml.backtest.portfolio_run import run_portfolio_backtest
+
+    whole = run_portfolio_backtest(config(model="portfolio"), history, **QUIET)
+    shorter = run_portfolio_backtest(config(model="portfolio", end=dt.date(2003, 6, 30)), history, **QUIET)
+    assert shorter.refits_fitted == 0  # the same training rows: the same refits
+    a, b = shorter.predictions, whole.predictions.iloc[: len(shorter.predictions)]
+    assert (a["date"].to_numpy() == b["date"].to_numpy()).all()
+    held = [c for c in a.columns if c.startswith(("weight ", "target ")) or c.endswith("_return")]
+    np.testing.assert_array_equal(a[held].to_numpy(dtype=float), b[held].to_numpy(dtype=float))
