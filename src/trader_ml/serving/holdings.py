@@ -27,7 +27,10 @@ def budget(regime: dict, prior: dict | None, context_rows: list) -> tuple[float,
     if prior is not None and regime.get("model_source") == "trained":
         probs = np.array([[regime["regime_probs"][name] for name in REGIMES]])
         return float(risk_budget(vols[-1:], probs, prior)[0]), f"risk budget of regime model {regime['model_version']}"
-    held = float(prior_exposure(vols[-1:], float(np.nanmedian(vols)))[0])
+    known = vols[np.isfinite(vols)]
+    if not len(known):
+        return 1.0, "fully invested: no SPY return in the served window to target a volatility with"
+    held = float(prior_exposure(vols[-1:], float(np.median(known)))[0])
     return held, "variance targeting alone: no trained regime model with an exposure prior serves"
 
 
