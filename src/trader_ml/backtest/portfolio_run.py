@@ -77,12 +77,7 @@ def run_portfolio_backtest(
     refits = {}
     for kind, frame, days, plan in (("regime", context, days_c, plan_c), ("health", features, days_f, plan_f)):
         refits[kind], _ = run_refits(kinds[kind], store, make_jobs(kinds[kind], frame, days, plan), log, progress)
-    prepared = regime_eval.prepare(context, days_c, plan_c, None, where_c)
-    probs = regime_eval.model_probs(prepared, plan_c, refits["regime"], 0)
-    missing = ~np.isfinite(probs).all(axis=1)
-    test = np.concatenate([np.arange(p.first, p.stop) for p in plan_c])
-    probs[missing] = regime_history(prepared.values)[0][test - 1][missing]  # the rules, as serving falls back
-    budget = regime_eval.prior_exposures(prepared, plan_c, refits["regime"], 0, probs)
+    probs, budget, missing, test = _regime_answers(context, days_c, plan_c, refits["regime"], where_c)
     models = [HealthModel.from_bytes(refits["health"].models[(i, 0)]) for i in range(len(plan_f))]
     scores = portfolio_eval.health_scores(features, days_f, plan_f, models)
     universe = portfolio_eval.universe(context, features, days_c[test], scores)
@@ -110,16 +105,37 @@ def run_portfolio_backtest(
         },
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+    key = f"{RESULTS_PREFIX}{portfolio_id(config, context, features)}/"
+    page = write_results(store, key, config, summary, series)
+    timing = summary["timing"]
+    return BacktestResult(key, summary, series, page, timing["refits_fitted"], timing["refits_cached"])
+
+
+def write_results(store: Store, key: str, config: BacktestConfig, summary: dict, series: pd.DataFrame) -> str:
+    """config.json, predictions.parquet, summary.json and the page under ``key``; the page."""
     from trader_ml.pages.portfolio_page import render
 
     page = render(summary, series)
-    key = f"{RESULTS_PREFIX}{portfolio_id(config, context, features)}/"
     buffer = io.BytesIO()
     series.to_parquet(buffer, index=False)
-    store.write(f"{key}config.json", json.dumps(config.to_dict(), indent=2).encode())
-    store.write(f"{key}predictions.parquet", buffer.getvalue())
-    store.write(f"{key}summary.json", json.dumps(summary, indent=2, default=_json_default).encode())
-    store.write(f"{key}index.html", page.encode())
-    return BacktestResult(
-        key, summary, series, page, summary["timing"]["refits_fitted"], summary["timing"]["refits_cached"]
+    store.write_many(
+        [
+            (f"{key}config.json", json.dumps(config.to_dict(), indent=2).encode()),
+            (f"{key}predictions.parquet", buffer.getvalue()),
+            (f"{key}summary.json", json.dumps(summary, indent=2, default=_json_default).encode()),
+            (f"{key}index.html", page.encode()),
+        ]
     )
+    return page
+
+
+def _regime_answers(context: pd.DataFrame, days: pd.DatetimeIndex, plan, refits, where: str):
+    """(each test day's regime probabilities as of the close before, the risk budget's exposure,
+    the days the model could not answer (the rules then do, as serving falls back), the test
+    days' positions)."""
+    prepared = regime_eval.prepare(context, days, plan, None, where)
+    probs = regime_eval.model_probs(prepared, plan, refits, 0)
+    missing = ~np.isfinite(probs).all(axis=1)
+    test = np.concatenate([np.arange(p.first, p.stop) for p in plan])
+    probs[missing] = regime_history(prepared.values)[0][test - 1][missing]
+    return probs, regime_eval.prior_exposures(prepared, plan, refits, 0, probs), missing, test
