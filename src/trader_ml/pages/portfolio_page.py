@@ -9,6 +9,7 @@ import pandas as pd
 from trader_ml.pages.kit import figure_png, html_figures, html_table, plt, render_template
 from trader_ml.stats import drawdowns
 
+LEGEND_SYMBOLS = 20
 PERFORMANCE = ("annual_return", "volatility", "sharpe", "max_drawdown", "mean_exposure", "turnover_per_year")
 
 
@@ -33,8 +34,9 @@ def _weights(symbols: list[str], series: pd.DataFrame) -> str:
     dates = pd.DatetimeIndex(series["date"])
     ax.stackplot(dates, *[series[f"weight {s}"].to_numpy() for s in symbols], labels=symbols, linewidth=0)
     ax.set_ylim(0, 1)
-    ax.set_title("The models' portfolio: weight of each asset, held through each day (the rest in cash)")
-    ax.legend(fontsize=6, ncol=10, loc="upper left")
+    ax.set_title(f"The models' portfolio: weight of each of {len(symbols)} assets, held each day (the rest in cash)")
+    if len(symbols) <= LEGEND_SYMBOLS:  # past that a legend hides the picture
+        ax.legend(fontsize=6, ncol=10, loc="upper left")
     return figure_png(fig)
 
 
@@ -68,8 +70,11 @@ def render(summary: dict, series: pd.DataFrame) -> str:
         part = rows[name]["by_year"].get(str(year), rows[name]["by_year"].get(year, {}))
         return part.get(key) if isinstance(part, dict) else None
 
-    shown = ["models", "health_selection", "equal_weight_x_regime", "inverse_vol_x_vt", "equal_weight", "inverse_vol"]
-    shown = [n for n in shown if n in rows]
+    # The models' rows, the best simple row by Sharpe, and the plainest ones
+    simple = [n for n in names if n.startswith(("equal_weight", "inverse_vol", "low_vol_half")) and "regime" not in n]
+    best = max(simple, key=lambda n: rows[n]["performance"]["sharpe"])
+    shown = ["models", "health_selection", "equal_weight_x_regime", best, "inverse_vol_x_vt", "equal_weight"]
+    shown = list(dict.fromkeys(n for n in shown if n in rows))
     body = (
         html_table(
             "Portfolios (weights set at the previous close, after costs)",
