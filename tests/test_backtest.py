@@ -568,13 +568,18 @@ def test_two_runs_filling_one_refit_at_once_leave_a_cache_that_reads_whole(histo
     assert (data, metrics["sha256"]) == (runs["a"][0], runs["a"][1]["sha256"])
 
 
-def test_portfolio_backtest_rows_and_weights_set_at_the_close_before(history):
+@pytest.fixture(scope="module")
+def portfolio_run(history):
+    from trader_ml.backtest.portfolio_run import run_portfolio_backtest
+
+    return run_portfolio_backtest(config(model="portfolio"), history, **QUIET)
+
+
+def test_portfolio_backtest_rows_and_weights_set_at_the_close_before(portfolio_run, history):
     """Both models refit on one calendar; every simple row, the models' portfolio and its two
     ablations, each against the models' with intervals overall and per year; each day's weights
     read only the close before."""
-    from trader_ml.backtest.portfolio_run import run_portfolio_backtest
-
-    result = run_portfolio_backtest(config(model="portfolio"), history, **QUIET)
+    result = portfolio_run
     rows, series = result.summary["rows"], result.predictions
     simple = {
         f"{base}{suffix}"
@@ -606,13 +611,12 @@ def test_portfolio_backtest_rows_and_weights_set_at_the_close_before(history):
     assert json.loads(history.read(f"{result.key}summary.json"))["kind"] == "portfolio"
 
 
-def test_the_served_portfolio_is_the_backtests_for_the_same_versions(history, tmp_path, capsys):
+def test_the_served_portfolio_is_the_backtests_for_the_same_versions(portfolio_run, history, tmp_path, capsys):
     """The last refit's two models added to a store as its current versions: predict on a day of
     that refit's period serves the weights the backtest set at that close."""
-    from trader_ml.backtest.portfolio_run import run_portfolio_backtest
     from trader_ml.backtest.refit import load_cached
 
-    result = run_portfolio_backtest(config(model="portfolio"), history, **QUIET)
+    result = portfolio_run
     served = fresh_copy(history, tmp_path)
     for kind, table in (("regime", "context"), ("health", "features")):
         frame = read_table(history, table)
@@ -637,10 +641,10 @@ def test_the_served_portfolio_is_the_backtests_for_the_same_versions(history, tm
     assert portfolio["exposure"] == pytest.approx(sum(backtest.values()), abs=1e-5)  # the targets sum to it
 
 
-def test_appending_days_never_changes_an_earlier_days_portfolio(history):
+def test_appending_days_never_changes_an_earlier_days_portfolio(portfolio_run, history):
     from trader_ml.backtest.portfolio_run import run_portfolio_backtest
 
-    whole = run_portfolio_backtest(config(model="portfolio"), history, **QUIET)
+    whole = portfolio_run
     shorter = run_portfolio_backtest(config(model="portfolio", end=dt.date(2003, 6, 30)), history, **QUIET)
     assert shorter.refits_fitted == 0  # the same training rows: the same refits
     a, b = shorter.predictions, whole.predictions.iloc[: len(shorter.predictions)]

@@ -166,7 +166,7 @@ def test_an_accepted_day_is_trained_on_and_validates(quarter, tmp_path):
     assert "(accepted " in cli("validate", "--store", accepted.url).stdout
 
 
-@settings(max_examples=10, deadline=None, derandomize=True)
+@settings(max_examples=5, deadline=None, derandomize=True)
 @given(stored=st.integers(min_value=0, max_value=SERVED + 5))
 @example(stored=11)
 @example(stored=20)
