@@ -651,3 +651,21 @@ def test_appending_days_never_changes_an_earlier_days_portfolio(portfolio_run, h
     assert (a["date"].to_numpy() == b["date"].to_numpy()).all()
     held = [c for c in a.columns if c.startswith(("weight ", "target ")) or c.endswith("_return")]
     np.testing.assert_array_equal(a[held].to_numpy(dtype=float), b[held].to_numpy(dtype=float))
+
+
+def test_portfolio_command_on_a_context_and_a_features_file(portfolio_run, history, tmp_path, capsys):
+    """The two tables as parquet files (what export writes): the same figures as from the store,
+    the refits read from its cache; one table alone is refused in one line."""
+    files = {}
+    for table in ("context", "features"):
+        files[table] = str(tmp_path / f"{table}.parquet")
+        assert main(["export", "--store", history.url, "--table", table, "--out", files[table]]) == 0
+    args = ["backtest", "--model", "portfolio", "--store", history.url, "--start", "2002-01-01", "--epochs", "1"]
+    capsys.readouterr()
+    assert main([*args, "--workers", "1", "--quiet", "--data", files["context"], "--features", files["features"]]) == 0
+    out = capsys.readouterr().out
+    assert "0 refits fitted, 4 cached" in out and "models_rule_exposure" in out and "results:" in out
+    sharpe = portfolio_run.summary["rows"]["models"]["performance"]["sharpe"]
+    assert f"{sharpe:.3f}" in out.split("\nmodels ")[1].split("\n")[0]
+    assert main([*args, "--data", files["context"]]) == 2
+    assert "give --data CONTEXT.parquet with --features FEATURES.parquet" in capsys.readouterr().err
