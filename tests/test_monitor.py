@@ -303,7 +303,7 @@ def test_a_promise_is_kept_only_from_a_backtest_that_ends_before_the_live_days(s
     regime = live_record(judged, today=TODAY)["regime"]
     assert regime["expected"]["sharpe"] == 9.0 and regime["expected"]["sharpe_from"] == "backtests/old/summary.json"
     assert "backtests/overlapping/summary.json" in regime["expected"]["backtest_not_used"]
-    assert regime["verdict"] in ("worse than expected",) or regime["verdict"].startswith("worse than buy-and-hold")
+    assert regime["verdict"].startswith("worse than")  # held to 9.0, or losing to a row it replaces: never in line
 
 
 def test_live_macro_f1_counts_regimes_called_that_never_happened(served, tmp_path):

@@ -33,6 +33,7 @@ class PortfolioPolicy:
 
 
 POLICY = PortfolioPolicy()
+VOL_COLUMN = "vol_63d"  # the volatility the policy and every inverse-volatility book weigh by
 NO_SCORE, NO_VOLATILITY, LOW_HEALTH = "no health score", "no volatility", "health score in the lowest share"
 
 
@@ -41,6 +42,18 @@ def inverse_vol(vols: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     inverse = np.where(allowed, 1.0 / np.where(allowed, vols, 1.0), 0.0)
     total = inverse.sum(axis=-1, keepdims=True)
     return np.divide(inverse, total, out=np.zeros_like(inverse), where=total > 0)
+
+
+def equal_weights(vols: np.ndarray) -> np.ndarray:
+    """Equal weights over the assets of each row (day) that have a positive volatility."""
+    listed = np.isfinite(vols) & (vols > 0)
+    return listed / np.maximum(listed.sum(axis=-1, keepdims=True), 1)
+
+
+def inverse_vol_weights(vols: np.ndarray) -> np.ndarray:
+    """Inverse-volatility weights over the assets of each row (day) that have a positive volatility."""
+    listed = np.isfinite(vols) & (vols > 0)
+    return inverse_vol(np.where(listed, vols, 1.0), listed)
 
 
 def health_selection(scores: np.ndarray, vols: np.ndarray, share: float) -> tuple[np.ndarray, list[str | None]]:

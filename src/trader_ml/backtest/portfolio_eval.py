@@ -20,11 +20,10 @@ from trader_ml.backtest.config import Period
 from trader_ml.backtest.history import health_history
 from trader_ml.backtest.risk_rules import against_model, rule_exposures
 from trader_ml.health_inputs import frame_raw
-from trader_ml.portfolio import PortfolioPolicy, hold, inverse_vol, target_weights
+from trader_ml.portfolio import VOL_COLUMN, PortfolioPolicy, equal_weights, hold, inverse_vol_weights, target_weights
 from trader_ml.schema import TRADING_DAYS_PER_YEAR
 
 MODEL_ROW = "models"
-VOL_COLUMN = "vol_63d"  # the volatility every inverse-volatility row and the policy weigh by
 
 
 @dataclass
@@ -41,7 +40,7 @@ class Universe:
     trend: np.ndarray
 
 
-def _wide(features: pd.DataFrame, column: str | np.ndarray, days: pd.DatetimeIndex, symbols: list[str]) -> np.ndarray:
+def wide(features: pd.DataFrame, column: str | np.ndarray, days: pd.DatetimeIndex, symbols: list[str]) -> np.ndarray:
     values = features[column] if isinstance(column, str) else pd.Series(column, index=features.index)
     frame = pd.DataFrame({"date": features["date"], "symbol": features["symbol"], "value": values})
     return frame.pivot(index="date", columns="symbol", values="value").reindex(index=days, columns=symbols).to_numpy()
@@ -74,18 +73,13 @@ def universe(
     return Universe(
         dates=test_days,
         symbols=symbols,
-        returns=_wide(features, "return_1d", test_days, symbols),
-        vols=_wide(features, VOL_COLUMN, before, symbols),
-        scores=_wide(features, scores, before, symbols),
+        returns=wide(features, "return_1d", test_days, symbols),
+        vols=wide(features, VOL_COLUMN, before, symbols),
+        scores=wide(features, scores, before, symbols),
         market=spy[at],
         variance_target=rules["variance_target"][at - 1],
         trend=rules["trend_200d"][at - 1],
     )
-
-
-def _equal(vols: np.ndarray) -> np.ndarray:
-    listed = np.isfinite(vols) & (vols > 0)
-    return listed / np.maximum(listed.sum(axis=1, keepdims=True), 1)
 
 
 def _low_vol_half(vols: np.ndarray) -> np.ndarray:
@@ -102,10 +96,9 @@ def targets(u: Universe, budget: np.ndarray, rule: np.ndarray, policy: Portfolio
     def models_at(exposure: np.ndarray) -> np.ndarray:
         return np.stack([target_weights(u.scores[t], u.vols[t], exposure[t], policy)[0] for t in range(len(u.dates))])
 
-    listed = np.isfinite(u.vols) & (u.vols > 0)
     simple = {
-        "equal_weight": _equal(u.vols),
-        "inverse_vol": inverse_vol(np.where(listed, u.vols, 1.0), listed),
+        "equal_weight": equal_weights(u.vols),
+        "inverse_vol": inverse_vol_weights(u.vols),
         "low_vol_half": _low_vol_half(u.vols),
     }
     out = {

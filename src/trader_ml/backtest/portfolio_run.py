@@ -23,11 +23,11 @@ from trader_ml.backtest.runner import (
     RESULTS_PREFIX,
     TABLE,
     BacktestResult,
-    _json_default,
-    _refits_record,
+    json_default,
     load_frame,
     make_jobs,
     min_days,
+    refits_record,
     run_refits,
 )
 from trader_ml.errors import TraderMLError
@@ -96,7 +96,7 @@ def run_portfolio_backtest(
         **summary,
         "regime_fallback_days": int(missing.sum()),
         "refits": {
-            kind: _refits_record(plan, refits[kind], 1) for kind, plan in (("regime", plan_c), ("health", plan_f))
+            kind: refits_record(plan, refits[kind], 1) for kind, plan in (("regime", plan_c), ("health", plan_f))
         },
         "timing": {
             "seconds": round(time.perf_counter() - began, 1),
@@ -122,7 +122,7 @@ def write_results(store: Store, key: str, config: BacktestConfig, summary: dict,
         [
             (f"{key}config.json", json.dumps(config.to_dict(), indent=2).encode()),
             (f"{key}predictions.parquet", buffer.getvalue()),
-            (f"{key}summary.json", json.dumps(summary, indent=2, default=_json_default).encode()),
+            (f"{key}summary.json", json.dumps(summary, indent=2, default=json_default).encode()),
             (f"{key}index.html", page.encode()),
         ]
     )

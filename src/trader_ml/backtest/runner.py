@@ -191,7 +191,7 @@ def run_backtest(
         "config": config.to_dict(),
         "data": {"source": where, "first_date": str(days[0].date()), "last_date": str(days[-1].date())},
         **summary,
-        "refits": _refits_record(plan, refits, config.seeds),
+        "refits": refits_record(plan, refits, config.seeds),
         "timing": {
             "seconds": round(time.perf_counter() - began, 1),
             "refits_fitted": refits.fitted,
@@ -208,12 +208,12 @@ def run_backtest(
     predictions.to_parquet(buffer, index=False)
     store.write(f"{key}config.json", json.dumps(config.to_dict(), indent=2).encode())
     store.write(f"{key}predictions.parquet", buffer.getvalue())
-    store.write(f"{key}summary.json", json.dumps(summary, indent=2, default=_json_default).encode())
+    store.write(f"{key}summary.json", json.dumps(summary, indent=2, default=json_default).encode())
     store.write(f"{key}index.html", page.encode())
     return BacktestResult(key, summary, predictions, page, refits.fitted, refits.cached)
 
 
-def _refits_record(plan, refits: Refits, seeds: int) -> list[dict]:
+def refits_record(plan, refits: Refits, seeds: int) -> list[dict]:
     """Each refit: its date, its test and training days, and each seed's facts and choices."""
     return [
         {
@@ -236,7 +236,7 @@ def _refit_facts(metrics: dict) -> dict:
     }
 
 
-def _json_default(value):
+def json_default(value):
     if hasattr(value, "item"):
         return value.item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")

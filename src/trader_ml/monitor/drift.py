@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trader_ml.serving.quality import OUTLIER_MARGIN  # the answers' own line: one rule for both
+from trader_ml.serving.quality import OUTLIER_MARGIN, widths_beyond  # the answers' own rule: one for both
 
 WINDOW_LENGTHS = (20, 40, 63, 126)  # trading days
 PSI_FLOOR = 0.25  # the conventional line for a significant shift
@@ -163,11 +163,11 @@ def outlier_days(profiles: dict, recent: pd.DataFrame, limit: int = 5) -> list[d
         if not readable(profile) or profile["edges"] is None or name not in recent:
             continue
         low, high = profile["range"]
-        width = max(high - low, 1e-12)
         values = recent[name].to_numpy(dtype=float)
+        excess = widths_beyond(values, low, high)
         with np.errstate(invalid="ignore"):
-            excess = np.maximum(low - values, values - high) / width
-        for i in np.flatnonzero(excess > OUTLIER_MARGIN):
+            beyond = np.flatnonzero(excess > OUTLIER_MARGIN)
+        for i in beyond:
             item = {"column": name, "value": float(values[i]), "range": [low, high]}
             if symbols is not None:
                 item["symbol"] = symbols[i]

@@ -18,6 +18,7 @@ from sklearn.metrics import f1_score
 
 from trader_ml import registry
 from trader_ml.backtest.allocation import performance
+from trader_ml.backtest.risk_rules import against_model
 from trader_ml.baselines import baseline_health, baseline_regimes
 from trader_ml.errors import TraderMLError
 from trader_ml.exposure import COST_BP, exposure, strategy_returns
@@ -49,15 +50,6 @@ def verdict(days: int, needed: int, live: list[float] | None, expected: float | 
     if expected is None or not np.isfinite(expected):
         return "no expectation recorded to compare with"
     return "worse than expected" if live[1] < expected else "in line"
-
-
-def paired_interval(statistic, *series: np.ndarray) -> list[float]:
-    """The 90% interval of ``statistic(*series)`` with the same days resampled for every series."""
-    return interval(over_resamples(statistic, resamples(series[0]), *series))
-
-
-def sharpe_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return sharpe(a) - sharpe(b)
 
 
 def _probability_scores(score: np.ndarray, event: np.ndarray) -> dict:
@@ -158,11 +150,8 @@ def regime_record(answers: pd.DataFrame, context: pd.DataFrame, expected: dict) 
         out["model"]["sharpe_interval"] = live
         out["vs"] = {}
         for name, said in (("buy_and_hold", "buy-and-hold"), ("rules", "the baseline")):
-            other = series[name][0]
-            gap = {
-                "sharpe_difference": float(sharpe(model_returns) - sharpe(other)),
-                "interval": paired_interval(sharpe_difference, model_returns, other),
-            }
+            vs = against_model(model_returns, series[name][0])  # the backtest's own comparison
+            gap = {"sharpe_difference": vs["sharpe_difference"], "interval": vs["sharpe_interval"]}
             out["vs"][name] = gap
             if gap["interval"][1] < 0:
                 worse.append(f"{said} (Sharpe {gap['sharpe_difference']:+.2f}, 90% {_pair(gap['interval'])})")

@@ -4,26 +4,20 @@ way over the same days, with intervals and a plain verdict."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from trader_ml.backtest.allocation import performance
-from trader_ml.backtest.risk_rules import rule_exposures
-from trader_ml.portfolio import POLICY, hold, inverse_vol
-from trader_ml.stats import sharpe
+from trader_ml.backtest.portfolio_eval import wide
+from trader_ml.backtest.risk_rules import against_model, rule_exposures
+from trader_ml.portfolio import POLICY, VOL_COLUMN, equal_weights, hold, inverse_vol_weights
 
 MIN_DAYS = 63  # as the regime verdict: fewer days of a Sharpe ratio say nothing
 
 
-def _wide(features: pd.DataFrame, column: str, days: pd.DatetimeIndex, symbols: list[str]) -> np.ndarray:
-    table = features.pivot(index="date", columns="symbol", values=column)
-    return table.reindex(index=days, columns=symbols).to_numpy(dtype=float)
-
-
-def portfolio_record(served: pd.DataFrame, context: pd.DataFrame, features: pd.DataFrame, paired) -> dict:
+def portfolio_record(served: pd.DataFrame, context: pd.DataFrame, features: pd.DataFrame) -> dict:
     """``served``: (date, symbol, weight) of each stored answer's targets. Each answered day's
     targets are traded at its close and held through the next trading day, whose returns are
-    known once it is ingested; ``paired(statistic, a, b)`` gives a 90% interval over the same days."""
+    known once it is ingested."""
     if served.empty:
         return {"days": 0, "verdict": f"too few days to say (0 of the {MIN_DAYS} needed)"}
     days = pd.DatetimeIndex(context["date"])
@@ -38,14 +32,13 @@ def portfolio_record(served: pd.DataFrame, context: pd.DataFrame, features: pd.D
         .fillna(0.0)
         .to_numpy()
     )
-    returns = _wide(features, "return_1d", held_on, symbols)
-    vols = _wide(features, "vol_63d", as_of, symbols)
-    listed = np.isfinite(vols) & (vols > 0)
+    returns = wide(features, "return_1d", held_on, symbols)
+    vols = wide(features, VOL_COLUMN, as_of, symbols)
     vt = rule_exposures(context["spy_return_1d"].to_numpy(dtype=float))["variance_target"][position[known]]
     rows = {
         "models": targets,
-        "equal_weight": listed / np.maximum(listed.sum(axis=1, keepdims=True), 1),
-        "inverse_vol_x_vt": inverse_vol(np.where(listed, vols, 1.0), listed) * vt[:, None],
+        "equal_weight": equal_weights(vols),
+        "inverse_vol_x_vt": inverse_vol_weights(vols) * vt[:, None],
     }
     books = {name: hold(weights, returns, POLICY) for name, weights in rows.items()}
     out: dict = {"days": int(len(as_of)), "pending": int((~known).sum())}
@@ -55,8 +48,8 @@ def portfolio_record(served: pd.DataFrame, context: pd.DataFrame, features: pd.D
     if len(as_of) >= MIN_DAYS:
         out["vs"] = {}
         for name in ("equal_weight", "inverse_vol_x_vt"):
-            a, b = books["models"].returns, books[name].returns
-            gap = {"sharpe_difference": float(sharpe(a) - sharpe(b)), "interval": paired(a, b)}
+            vs = against_model(books["models"].returns, books[name].returns)
+            gap = {"sharpe_difference": vs["sharpe_difference"], "interval": vs["sharpe_interval"]}
             out["vs"][name] = gap
             if gap["interval"][1] < 0:
                 worse.append(

@@ -17,9 +17,7 @@ from trader_ml.monitor.live import (
     answer_counts,
     expectations,
     health_record,
-    paired_interval,
     regime_record,
-    sharpe_difference,
     stale,
 )
 from trader_ml.monitor.portfolio_live import portfolio_record
@@ -118,9 +116,7 @@ def live_record(
         "answers": answer_counts(answers, days),
         "health": health_record(answers.health, features, expected["health"]),
         "regime": regime_record(answers.regime, context, expected["regime"]),
-        "portfolio": portfolio_record(
-            answers.portfolio, context, features, lambda a, b: paired_interval(sharpe_difference, a, b)
-        ),
+        "portfolio": portfolio_record(answers.portfolio, context, features),
         "drift": drift_record(store, pointer, context, today, drift_days),
         "suspect_days": suspect_days(store, min(window_start, live_start), days[-1]),
     }

@@ -7,10 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from trader_ml.exposure import prior_exposure, risk_budget, window_vols
-from trader_ml.portfolio import POLICY, target_weights
+from trader_ml.portfolio import POLICY, VOL_COLUMN, target_weights
 from trader_ml.schema import REGIMES
-
-VOL_COLUMN = "vol_63d"  # what the policy weighs by, as the backtest's rows do
 
 
 def _number(value) -> float:

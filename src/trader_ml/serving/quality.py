@@ -37,6 +37,14 @@ def _suspect(found: list[Mark], days: tuple[str, ...]) -> list[dict]:
 OUTLIER_MARGIN = 0.25
 
 
+def widths_beyond(values: np.ndarray, low, high) -> np.ndarray:
+    """How far each value lies beyond its training range [low, high], in widths of that range
+    (negative inside it, NaN where missing); beyond ``OUTLIER_MARGIN`` is outside training."""
+    width = np.maximum(np.asarray(high) - np.asarray(low), 1e-12)
+    with np.errstate(invalid="ignore"):
+        return np.maximum(low - values, values - high) / width
+
+
 def _outside(rows: list[dict], columns: tuple[str, ...], ranges: dict) -> list[tuple[int, str, float]]:
     """(row, column, value) of every finite value beyond its training range by the margin."""
     names = [c for c in columns if c in ranges]
@@ -48,9 +56,8 @@ def _outside(rows: list[dict], columns: tuple[str, ...], ranges: dict) -> list[t
         return []
     low = np.array([ranges[c][0] for c in names])
     high = np.array([ranges[c][1] for c in names])
-    margin = OUTLIER_MARGIN * np.maximum(high - low, 1e-12)
     with np.errstate(invalid="ignore"):
-        rows_at, cols_at = np.nonzero(np.isfinite(matrix) & ((matrix < low - margin) | (matrix > high + margin)))
+        rows_at, cols_at = np.nonzero(widths_beyond(matrix, low, high) > OUTLIER_MARGIN)
     return [(int(i), names[j], float(matrix[i, j])) for i, j in zip(rows_at, cols_at, strict=True)]
 
 
