@@ -29,6 +29,7 @@ from trader_ml.models.health import HealthNet
 from trader_ml.stats import log_loss_rows
 from trader_ml.training.health import HealthTrainConfig, fit_prior, prepare
 from trader_ml.training.health_references import logistic
+from trader_ml.training.health_shrink import shrunk_platt, worst_year_shrink, year_gains
 from trader_ml.training.labels import health_targets
 
 STRENGTHS = (0.0, 250.0, 1000.0, 4000.0, 16000.0, math.inf)
@@ -94,7 +95,20 @@ def year_losses(features: pd.DataFrame, year: int, config: HealthTrainConfig) ->
     test_day = test["date"].to_numpy()
     for share in (1.0, 0.5):
         out[f"day-count x{share:g}"] = log_loss(day_count_probability(logit, test_day, share * day_slope), y) - base
+    own = np.concatenate([prep.train, prep.val])  # the refit's own training and validation days
+    with torch.no_grad():
+        own_logit = model.prior_logit(torch.as_tensor(prep.values[own])).numpy().astype(float)
+    gains = year_gains(own_logit, prep.target[own], prep.row_date[own], (slope, intercept), rate)
+    shrink = worst_year_shrink(gains)
+    s, b = shrunk_platt((slope, intercept), shrink, rate)
+    out["worst-year shrink"] = log_loss(1 / (1 + np.exp(-(s * logit + b))), y) - base
+    # the alternative: the best mean own year among shrinks whose worst own year loses at most 0.005
+    allowed = [k for k in gains if min(gains[k].values()) >= -0.005] or [shrink]
+    budget = max(allowed, key=lambda k: np.mean(list(gains[k].values())))
+    s, b = shrunk_platt((slope, intercept), budget, rate)
+    out["budget shrink"] = log_loss(1 / (1 + np.exp(-(s * logit + b))), y) - base
     out["val slope"], out["val intercept"], out["day slope"] = float(slope), float(intercept), day_slope
+    out["shrink"], out["budget"] = shrink, budget
     return out
 
 
@@ -112,7 +126,7 @@ def main() -> None:
             table = pd.DataFrame({year: year_losses(features, year, config) for year in range(2012, 2022)}).T
             print(f"\n== synthetic seed {seed}, {args.symbols} symbols: log loss - base rate by test year")
             print(table.round(4).to_string())
-            losses = table[[c for c in table.columns if c.startswith(("k=", "day-count"))]]
+            losses = table[[c for c in table.columns if c.startswith(("k=", "day-count", "worst-year", "budget "))]]
             print("mean:", losses.mean().round(4).to_dict())
             print("worst year:", losses.max().round(4).to_dict())
             print("years above the base rate:", (losses > 0).sum().to_dict())

@@ -24,8 +24,9 @@ CACHE_PREFIX = "backtests/cache/"
 # learns (2: the health model reads day-relative volatility and is calibrated by log loss;
 # 3: a universe of fewer than 10 names reads its prior's blend half-way to the quarter's volatility;
 # 4: the regime labels' window and persistence are chosen on the refit's own training years;
-# 6: the regime artifact carries the exposure prior its training days fit).
-RECIPE_VERSION = 6
+# 6: the regime artifact carries the exposure prior its training days fit;
+# 7: a small universe's health calibration is shrunk towards the base rate by its worst own year).
+RECIPE_VERSION = 7
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,11 @@ def fit_refit(job: RefitJob) -> tuple[bytes, dict]:
         data, _ = health_artifact(result)
         summary = health_summary(result.metrics)
         prior = result.metrics["prior"]
-        choices = {"prior_blend": prior["blend"], "correction_weight": prior["correction_weight"]}
+        choices = {
+            "prior_blend": prior["blend"],
+            "correction_weight": prior["correction_weight"],
+            "calibration_shrink": prior["calibration_shrink"],
+        }
     metrics = {
         **asdict(spec),
         "data_window": result.data_window,

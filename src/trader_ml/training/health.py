@@ -32,6 +32,7 @@ from trader_ml.stats import log_loss_rows
 from trader_ml.training.export import artifact_header, parity_batches, to_onnx
 from trader_ml.training.gate import RANK_MARGIN
 from trader_ml.training.health_references import BASE_RATE, REFERENCES, fit_references, logistic
+from trader_ml.training.health_shrink import shrunk_platt, worst_year_shrink, year_gains
 from trader_ml.training.labels import HEALTH_HORIZON, health_targets
 from trader_ml.training.loop import FitConfig, FitResult, fit, seed_everything
 from trader_ml.training.metrics import health_metrics, per_date_rank_correlation
@@ -234,6 +235,8 @@ class Calibration:
     intercept: float
     val_log_loss: dict[str, float]  # per correction weight tried
     val_correlation: dict[str, float]
+    shrink: float = 1.0  # a small universe's pull towards the base rate (health_shrink); 1: none
+    worst_year_gain: dict[str, float] = field(default_factory=dict)  # per shrink tried
 
     def apply(self, model: HealthNet) -> None:
         model.correction_weight.fill_(self.correction_weight)
@@ -263,15 +266,37 @@ def calibrate(model: HealthNet, prep: Prepared) -> Calibration:
         no_worse = not correlations[weight] < correlations[0.0]
         if best is None or (losses[weight] < losses[best] - MIN_GAIN and no_worse):
             best = weight
+    slope, intercept = float(platt[best][0]), float(platt[best][1])
+    shrink, worst = 1.0, {}
+    if prep.pooled:  # a small universe: shrink towards the base rate as its worst own year asks
+        shrink, worst, (slope, intercept) = small_universe_shrink(model, prep, best, (slope, intercept))
     chosen = Calibration(
         best,
-        float(platt[best][0]),
-        float(platt[best][1]),
+        slope,
+        intercept,
         {str(w): round(v, 5) for w, v in losses.items()},
         {str(w): round(float(v), 4) for w, v in correlations.items()},
+        shrink,
+        worst,
     )
     chosen.apply(model)
     return chosen
+
+
+def small_universe_shrink(
+    model: HealthNet, prep: Prepared, weight: float, platt: tuple[float, float]
+) -> tuple[float, dict[str, float], tuple[float, float]]:
+    """(shrink, each shrink's worst-year gain, the shrunk Platt pair), judged on the user's own
+    training and validation days by calendar year; the base rate is the training rows' rate."""
+    own = np.concatenate([prep.train, prep.val])
+    model.correction_weight.fill_(weight)
+    with torch.no_grad():
+        logit = model.parts(torch.as_tensor(prep.values[own])).health_logit.numpy().astype(float)
+    rate = float(np.mean(prep.train_y))
+    gains = year_gains(logit, prep.target[own], prep.row_date[own], platt, rate)
+    shrink = worst_year_shrink(gains)
+    worst = {str(s): round(min(g.values()), 5) for s, g in gains.items()}
+    return shrink, worst, shrunk_platt(platt, shrink, rate)
 
 
 def evaluate_health(model: HealthNet, prep: Prepared, truth: np.ndarray | None, references: dict) -> dict:
@@ -322,6 +347,8 @@ def training_facts(model: HealthNet, prep: Prepared, blend: str, calibration: Ca
             "correction_weight": calibration.correction_weight,
             "val_log_loss_by_correction_weight": calibration.val_log_loss,
             "val_correlation_by_correction_weight": calibration.val_correlation,
+            "calibration_shrink": calibration.shrink,
+            "worst_year_gain_by_shrink": calibration.worst_year_gain,
         },
         "references": {name: [ref.slope, ref.intercept] for name, ref in references.items()},
     }
