@@ -64,11 +64,14 @@ def years_text(summary: dict) -> str:
 
 
 def choices_text(summary: dict) -> str:
-    """What each refit chose on its own validation days (the prior's blend, the correction kept)."""
-    lines = ["refit choices (first seed): refit date, prior blend, correction weight"]
+    """What each refit chose on its own days (the prior's blend, the correction kept, the shrink)."""
+    lines = ["refit choices (first seed): refit date, prior blend, correction weight, calibration shrink"]
     for refit in summary["refits"]:
         facts = refit["seeds"][0]
-        lines.append(f"  {refit['refit_date']}: {facts.get('prior_blend')}, {facts.get('correction_weight')}")
+        lines.append(
+            f"  {refit['refit_date']}: {facts.get('prior_blend')}, {facts.get('correction_weight')}, "
+            f"{facts.get('calibration_shrink')}"
+        )
     return "\n".join(lines)
 
 

@@ -484,7 +484,7 @@ def test_the_trend_rule_is_in_above_its_200_day_mean_and_reads_no_later_day():
 
 
 def test_a_row_against_itself_has_the_interval_zero():
-    from trader_ml.backtest.risk_rules import against_model
+    from trader_ml.stats import against_model
 
     r = np.random.default_rng(0).normal(0.0003, 0.01, 500)
     assert against_model(r, r) == {

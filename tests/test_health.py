@@ -254,8 +254,17 @@ def test_a_small_universe_trains_with_the_bundled_sample_pooled_in(synthetic_fea
     # Five names rank a year apart under any two blends: the prior keeps close to the quarter's.
     assert small.metrics["prior"]["blend"] == SMALL_UNIVERSE_BLEND
     assert torch.equal(small.model.prior_mix, blend_mix(SMALL_UNIVERSE_BLEND))
+    # Its calibration is shrunk by its worst own year; the served pair is the shrunk one.
+    from trader_ml.training.health_shrink import SHRINKS
+
+    prior = small.metrics["prior"]
+    shrink, worst = prior["calibration_shrink"], prior["worst_year_gain_by_shrink"]
+    assert shrink in SHRINKS and sorted(worst) == [str(s) for s in SHRINKS]
+    assert worst[str(shrink)] == max(worst.values())
+    assert small.model.calibration[0] != 0  # never shrunk to a constant: the ranking is kept
     large = trained  # 12 symbols
     assert large.metrics["prior"]["blend"] != SMALL_UNIVERSE_BLEND
+    assert large.metrics["prior"]["calibration_shrink"] == 1.0  # ten names or more: not shrunk
     assert large.metrics["training_rows"]["pooled"] == 0 and large.metrics["training_rows"]["pooled_from"] is None
 
 

@@ -122,3 +122,16 @@ def mean_with_se(values: np.ndarray, lags: int) -> dict:
     mean = float(known.mean()) if len(known) else float("nan")
     se = newey_west_se(x, lags)
     return {"mean": mean, "se": se, "t": mean / se if se and se > 0 else float("nan"), "days": int(len(known))}
+
+
+def against_model(model: np.ndarray, other: np.ndarray, seed: int = 0) -> dict:
+    """Model minus ``other`` in Sharpe and in max drawdown (positive: the model is better), each
+    with its 90% stationary-bootstrap interval over the test days: the same resampled days for
+    both rows, the block length from their daily difference."""
+    model, other = np.asarray(model, dtype=float), np.asarray(other, dtype=float)
+    index = resamples(model - other, seed)
+    out = {}
+    for name, stat in (("sharpe", sharpe), ("max_drawdown", max_drawdown)):
+        out[f"{name}_difference"] = float(stat(model) - stat(other))
+        out[f"{name}_interval"] = interval(over_resamples(lambda m, o, s=stat: s(m) - s(o), index, model, other))
+    return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from trader_ml.backtest.allocation import performance
-from trader_ml.backtest.risk_rules import against_model
+from trader_ml.stats import against_model
 
 
 def pooled_regime(results: list) -> dict:

@@ -18,10 +18,11 @@ import pandas as pd
 from trader_ml.backtest.allocation import performance, performance_by_year
 from trader_ml.backtest.config import Period
 from trader_ml.backtest.history import health_history
-from trader_ml.backtest.risk_rules import against_model, rule_exposures
+from trader_ml.backtest.risk_rules import rule_exposures
 from trader_ml.health_inputs import frame_raw
 from trader_ml.portfolio import VOL_COLUMN, PortfolioPolicy, equal_weights, hold, inverse_vol_weights, target_weights
 from trader_ml.schema import TRADING_DAYS_PER_YEAR
+from trader_ml.stats import against_model
 
 MODEL_ROW = "models"
 

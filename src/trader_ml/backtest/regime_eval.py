@@ -16,10 +16,11 @@ from trader_ml.backtest.allocation import performance, performance_by_year
 from trader_ml.backtest.config import BacktestConfig, Period
 from trader_ml.backtest.history import regime_history
 from trader_ml.backtest.references import hmm_regime_probs, jump_regime_probs, oracle_regime_probs
-from trader_ml.backtest.risk_rules import against_model, rule_exposures
+from trader_ml.backtest.risk_rules import rule_exposures
 from trader_ml.exposure import exposure, risk_budget, strategy_returns, window_vols
 from trader_ml.schema import CONTEXT_FEATURES, REGIMES
 from trader_ml.serving.artifacts import RegimeModel
+from trader_ml.stats import against_model
 from trader_ml.store import Store
 from trader_ml.training.labeller import hindsight_labels
 from trader_ml.training.metrics import regime_metrics

@@ -1,5 +1,5 @@
 """The rows a user would pick instead of a regime model: variance targeting, the 200-day trend,
-and their product; and each row's Sharpe and drawdown against the model's, with intervals.
+and their product (each judged against the model by ``stats.against_model``).
 
 The rules read only SPY's daily returns, causally: the exposure of day t uses returns up to t
 and, like every row, is held through day t + 1. Their settings were fixed before any run
@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from trader_ml.schema import TRADING_DAYS_PER_YEAR
-from trader_ml.stats import interval, max_drawdown, over_resamples, resamples, sharpe
 
 VOL_HALF_LIFE = 21  # trading days
 TREND_DAYS = 200
@@ -46,16 +45,3 @@ def rule_exposures(spy_return_1d: np.ndarray) -> dict[str, np.ndarray]:
     """Exposure of every day (as of its close) for each rule row."""
     vt, trend = variance_target_exposure(spy_return_1d), trend_exposure(spy_return_1d)
     return {"variance_target": vt, "trend_200d": trend, "variance_target_x_trend": vt * trend}
-
-
-def against_model(model: np.ndarray, other: np.ndarray, seed: int = 0) -> dict:
-    """Model minus ``other`` in Sharpe and in max drawdown (positive: the model is better), each
-    with its 90% stationary-bootstrap interval over the test days: the same resampled days for
-    both rows, the block length from their daily difference."""
-    model, other = np.asarray(model, dtype=float), np.asarray(other, dtype=float)
-    index = resamples(model - other, seed)
-    out = {}
-    for name, stat in (("sharpe", sharpe), ("max_drawdown", max_drawdown)):
-        out[f"{name}_difference"] = float(stat(model) - stat(other))
-        out[f"{name}_interval"] = interval(over_resamples(lambda m, o, s=stat: s(m) - s(o), index, model, other))
-    return out

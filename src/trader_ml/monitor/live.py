@@ -18,13 +18,12 @@ from sklearn.metrics import f1_score
 
 from trader_ml import registry
 from trader_ml.backtest.allocation import performance
-from trader_ml.backtest.risk_rules import against_model
 from trader_ml.baselines import baseline_health, baseline_regimes
 from trader_ml.errors import TraderMLError
 from trader_ml.exposure import COST_BP, exposure, strategy_returns
 from trader_ml.monitor.answers import StoredAnswers, regime_probs
 from trader_ml.schema import ASSET_FEATURES, CONTEXT_FEATURES, is_day
-from trader_ml.stats import brier_rows, interval, log_loss_rows, over_resamples, resamples, sharpe
+from trader_ml.stats import against_model, brier_rows, interval, log_loss_rows, over_resamples, resamples, sharpe
 from trader_ml.trading_days import sessions_between
 from trader_ml.training.gate import MIN_TEST_DAYS
 from trader_ml.training.labeller import hindsight_labels

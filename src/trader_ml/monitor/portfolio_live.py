@@ -8,8 +8,9 @@ import pandas as pd
 
 from trader_ml.backtest.allocation import performance
 from trader_ml.backtest.portfolio_eval import wide
-from trader_ml.backtest.risk_rules import against_model, rule_exposures
+from trader_ml.backtest.risk_rules import rule_exposures
 from trader_ml.portfolio import POLICY, VOL_COLUMN, equal_weights, hold, inverse_vol_weights
+from trader_ml.stats import against_model
 
 MIN_DAYS = 63  # as the regime verdict: fewer days of a Sharpe ratio say nothing
 
