@@ -92,6 +92,34 @@ def test_reports_model_and_baseline_on_the_same_window(trained):
     assert sum(metrics["test_window"]["days_per_regime"].values()) == len(trained.split.test)
 
 
+def test_the_served_exposure_is_judged_on_the_test_days_against_variance_targeting(trained, synthetic_context):
+    """The metrics hold what serving would have earned on the test days: the risk budget set at
+    each close and held over the next day (10 bp per unit changed), next to variance targeting
+    at the same target."""
+    from trader_ml.exposure import risk_budget, served_returns, window_vols
+    from trader_ml.stats import sharpe
+
+    served = trained.metrics["served_exposure"]
+    test, prior = trained.split.test, trained.exposure_prior
+    spy = synthetic_context[0]["spy_return_1d"].to_numpy(dtype=float)
+    probs, _ = predict_regimes(trained.model, trained.test_inputs)
+    vols = window_vols(spy)
+    held = [float(risk_budget(vols[test[[i]]], probs[[i]], prior)[0]) for i in (4, 5)]
+    budget, alone = served_returns(spy, probs, test, prior)
+    # by hand: day 5's exposure over the next day, less the cost of moving from day 4's
+    assert budget[5] == pytest.approx(held[1] * spy[test[6]] - abs(held[1] - held[0]) * 10 / 1e4)
+    vt = [min(1.0, (prior["vol_target"] / vols[test[i]]) ** 2) for i in (4, 5)]
+    assert alone[5] == pytest.approx(vt[1] * spy[test[6]] - abs(vt[1] - vt[0]) * 10 / 1e4)
+    assert served["risk_budget"]["sharpe"] == pytest.approx(float(sharpe(budget)))
+    assert served["variance_target"]["sharpe"] == pytest.approx(float(sharpe(alone)))
+    vs = served["vs_variance_target"]
+    assert vs["sharpe_difference"] == pytest.approx(
+        served["risk_budget"]["sharpe"] - served["variance_target"]["sharpe"]
+    )
+    low, high = vs["sharpe_interval"]
+    assert low <= vs["sharpe_difference"] <= high
+
+
 def test_the_artifact_names_its_inputs_and_window(artifact):
     """Parity with PyTorch and the seed's dict are the contract test's (test_model_contract.py)."""
     _, metadata = artifact

@@ -85,3 +85,17 @@ def risk_budget(vols: np.ndarray, regime_probs: np.ndarray, prior: dict) -> np.n
     view = exposure(regime_probs)
     scale = 1.0 + prior["strength"] * (view - prior["center"])
     return np.clip(prior_exposure(vols, prior["vol_target"]) * scale, 0.0, 1.0)
+
+
+def served_returns(
+    spy_return_1d: np.ndarray, regime_probs: np.ndarray, rows: np.ndarray, prior: dict, cost_bp: float = COST_BP
+) -> tuple[np.ndarray, np.ndarray]:
+    """(risk budget, variance targeting alone at the same target): the daily returns over
+    consecutive ``rows`` of what serving holds when the model answers and when it does not, each
+    exposure set at a row's close from its probabilities and held over the next row."""
+    spy = np.asarray(spy_return_1d, dtype=float)
+    vols = window_vols(spy)[rows[:-1]]
+    market = np.nan_to_num(spy[rows[1:]])  # a day without a SPY return earns nothing
+    budget = risk_budget(vols, np.asarray(regime_probs)[:-1], prior)
+    alone = prior_exposure(vols, prior["vol_target"])
+    return strategy_returns(budget, market, cost_bp), strategy_returns(alone, market, cost_bp)

@@ -15,9 +15,10 @@ import torch.nn.functional as F
 
 from trader_ml.baselines import DEFAULT_RULES, baseline_regimes
 from trader_ml.errors import InsufficientHistory
-from trader_ml.exposure import exposure_prior
+from trader_ml.exposure import exposure_prior, served_returns
 from trader_ml.models.regime import RegimeExport, RegimeModelConfig, build_regime_model
 from trader_ml.schema import CONTEXT_FEATURES, REGIMES
+from trader_ml.stats import against_model, max_drawdown, sharpe
 from trader_ml.training.export import artifact_header, parity_batches, to_onnx
 from trader_ml.training.labeller import DEFAULT_LABELLER, LabellerConfig, hindsight_labels
 from trader_ml.training.labels import DEFAULT_LABEL_HORIZON, regime_labels
@@ -251,10 +252,11 @@ def calibrate_regime(model: torch.nn.Module, prep: RegimePrepared) -> RegimeCali
 
 
 def evaluate_regime(
-    model: torch.nn.Module, prep: RegimePrepared, context: pd.DataFrame, truth
+    model: torch.nn.Module, prep: RegimePrepared, context: pd.DataFrame, truth, prior: dict
 ) -> tuple[dict, np.ndarray]:
-    """(metrics, test windows): the model and the rule baseline on the test days, and the truth
-    where the simulator knows it."""
+    """(metrics, test windows): the model and the rule baseline on the test days, what the served
+    exposure earned there against variance targeting alone, and the truth where the simulator
+    knows it."""
     split = prep.split
     x_test, y_test = windows(prep.values, split.test, prep.config.model.lookback), prep.labels[split.test]
     probs, _ = predict_regimes(model, x_test)
@@ -264,6 +266,7 @@ def evaluate_regime(
         "baseline": regime_metrics(y_test, baseline_probs[split.test]),
         "test_window": _window_facts(context, split.test, y_test),
         "split": {k: int(len(v)) for k, v in asdict(split).items()},
+        "served_exposure": served_exposure(prep, probs, prior),
     }
     model_f1, baseline_f1 = metrics["model"]["f1_macro"], metrics["baseline"]["f1_macro"]
     metrics["warnings"] = (
@@ -290,12 +293,12 @@ def train_regime(
     prep = prepare_regime(context, config or RegimeTrainConfig())
     model, result = fit_regime_network(prep, progress)
     calibrate_regime(model, prep)
-    metrics, x_test = evaluate_regime(model, prep, context, truth)
-    dates = pd.DatetimeIndex(context["date"])
     train_end = prep.split.train[-1] + 1
     prior = exposure_prior(
         prep.values[:train_end, CONTEXT_FEATURES.index("spy_return_1d")], prep.labels[prep.split.train]
     )
+    metrics, x_test = evaluate_regime(model, prep, context, truth, prior)
+    dates = pd.DatetimeIndex(context["date"])
     return RegimeTrainResult(
         model=model,
         config=prep.config,
@@ -307,6 +310,18 @@ def train_regime(
         test_inputs=x_test,
         exposure_prior=prior,
     )
+
+
+def served_exposure(prep: RegimePrepared, probs: np.ndarray, prior: dict) -> dict:
+    """The test days as served: the risk budget against variance targeting alone (what serves
+    when the model does not), Sharpe and max drawdown with the paired interval of the difference."""
+    spy = prep.values[:, CONTEXT_FEATURES.index("spy_return_1d")]
+    budget, alone = served_returns(spy, probs, prep.split.test, prior)
+    return {
+        "risk_budget": {"sharpe": float(sharpe(budget)), "max_drawdown": float(max_drawdown(budget))},
+        "variance_target": {"sharpe": float(sharpe(alone)), "max_drawdown": float(max_drawdown(alone))},
+        "vs_variance_target": against_model(budget, alone),
+    }
 
 
 def _window_facts(context: pd.DataFrame, rows: np.ndarray, y: np.ndarray) -> dict:
@@ -366,6 +381,9 @@ def regime_summary(metrics: dict) -> dict:
         "test_ece": metrics["model"]["ece"],
         "baseline_test_ece": metrics["baseline"]["ece"],
     }
+    served = metrics["served_exposure"]["vs_variance_target"]
+    out["served_sharpe_vs_variance_target"] = [served["sharpe_difference"], *served["sharpe_interval"]]
+    out["served_drawdown_vs_variance_target"] = [served["max_drawdown_difference"], *served["max_drawdown_interval"]]
     if "model_vs_truth" in metrics:
         out["truth_f1_macro"] = metrics["model_vs_truth"]["f1_macro"]
         out["baseline_truth_f1_macro"] = metrics["baseline_vs_truth"]["f1_macro"]
