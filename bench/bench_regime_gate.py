@@ -41,8 +41,10 @@ def own_window(data: bytes, metrics: dict, rows: pd.DataFrame) -> dict:
     pred = model.predict_proba(regime_windows(values, test, model.lookback)).probs.argmax(axis=1)
     f1 = regime_comparison(prep.labels[test], pred, baseline_regimes(values)[0][test])
     served = metrics["own_test_window"]["served_sharpe_vs_variance_target"]
-    return {"f1": f1.difference, "f1_low": f1.low, "f1_passes": f1.low > 0, "served": served[0],
-            "served_low": served[1], "served_high": served[2]}  # fmt: skip
+    drawdown = metrics["own_test_window"]["served_drawdown_vs_variance_target"]
+    return {"f1": f1.difference, "f1_low": f1.low, "f1_high": f1.high, "f1_passes": f1.low > 0,
+            "served": served[0], "served_low": served[1], "served_high": served[2],
+            "drawdown": drawdown[0], "drawdown_high": drawdown[2]}  # fmt: skip
 
 
 def main() -> None:
@@ -77,6 +79,11 @@ def main() -> None:
         f"\nrefits: {len(out)}; macro-F1 gate passes {int(passed.sum())}; served not below VT beyond noise {int(served_ok.sum())}"
     )
     print(f"the two disagree on {int((passed != served_ok).sum())} refits")
+    # what is served, judged: Sharpe, drawdown and macro-F1 none behind beyond the noise
+    not_behind = served_ok & (out["drawdown_high"] >= 0) & (out["f1_high"] >= 0)
+    print(f"served Sharpe, served drawdown and macro-F1 all not behind beyond the noise: {int(not_behind.sum())}")
+    print(f"test year served - VT where that passes {out.loc[not_behind, 'test_year'].mean():+.3f}, "
+          f"where it fails {out.loc[~not_behind, 'test_year'].mean():+.3f}")  # fmt: skip
     for name in ("f1", "served"):
         rho = spearmanr(out[name].astype(float), out["test_year"].astype(float)).statistic
         print(f"rank correlation of the own-window {name} difference with the test year's served - VT: {rho:+.2f}")

@@ -13,7 +13,9 @@ from trader_ml import registry
 from trader_ml.training.gate import (
     BEATS,
     CHAMPION,
+    NOT_BEHIND,
     NOT_WORSE,
+    VARIANCE_TARGETING,
     Check,
     Comparison,
     compare,
@@ -22,6 +24,7 @@ from trader_ml.training.gate import (
     log_loss_comparison,
     regime_checks,
     regime_comparison,
+    served_comparisons,
 )
 from trader_ml.training.metrics import macro_f1_rows
 
@@ -92,12 +95,16 @@ def _ll(diff: float, low: float, high: float, candidate: float = 0.45, other: fl
         (Check("x", _c(-0.01, -0.03, 0.0), NOT_WORSE, 0.02), False),
         (Check("x", _ll(0.002, -0.001, 0.005), NOT_WORSE, 0.005, higher_is_better=False), True),
         (Check("x", _ll(0.002, -0.001, 0.006), NOT_WORSE, 0.005, higher_is_better=False), False),
+        (Check("x", _c(-0.3, -0.6, 0.0), NOT_BEHIND), True),  # the interval reaches zero
+        (Check("x", _c(-0.3, -0.6, -0.01), NOT_BEHIND), False),  # wholly behind
+        (Check("x", _ll(0.01, -0.001, 0.02), NOT_BEHIND, higher_is_better=False), True),
+        (Check("x", _ll(0.01, 0.001, 0.02), NOT_BEHIND, higher_is_better=False), False),
     ],
 )
 def test_a_check_reads_its_rule_margin_and_direction(check, passes):
     assert check.passes() is passes
     recorded = check.to_dict()
-    assert recorded["passed"] is passes and recorded["rule"] in (BEATS, NOT_WORSE)
+    assert recorded["passed"] is passes and recorded["rule"] in (BEATS, NOT_WORSE, NOT_BEHIND)
     assert recorded["direction"] == ("higher is better" if check.higher_is_better else "lower is better")
 
 
@@ -138,6 +145,58 @@ def test_the_regime_gate():
     unsure = regime(beats, _c(0.05, -0.3, 0.4), days=25)
     assert not unsure.promote and "may be worse than the champion on macro-F1 by more than 0.02" in unsure.reason
     assert "25 test days" in unsure.reason and "cannot be told" not in unsure.reason
+
+
+def _served(sharpe: tuple[float, float, float], drawdown: tuple[float, float, float]) -> list[Comparison]:
+    return [
+        Comparison("served_sharpe", 0.5, 0.5 - sharpe[0], *sharpe),
+        Comparison("served_max_drawdown", -0.2, -0.2 - drawdown[0], *drawdown),
+    ]
+
+
+def test_the_regime_gate_judges_what_is_served():
+    """With the risk budget served, the regime model passes when neither its answer (macro-F1
+    against the rule baseline's) nor its exposure (Sharpe and drawdown against variance
+    targeting alone's) is behind beyond the noise; the champion check is unchanged."""
+
+    def regime(vs_baseline, served, vs_champion=None):
+        return decide("regime", regime_checks(vs_baseline, vs_champion, 0.02, served), 250)
+
+    level = _served((0.0, -0.2, 0.2), (0.01, -0.05, 0.06))
+    tie = regime(_c(0.0, -0.1, 0.1), level)  # a model that knows nothing serves what the fallback does
+    assert tie.promote and [c.against for c in tie.checks] == ["its rule baseline", *[VARIANCE_TARGETING] * 2]
+    assert "not behind variance targeting alone on the served exposure's Sharpe beyond the noise" in tie.reason
+    worse_labels = regime(_c(-0.1, -0.2, -0.01), level)
+    assert not worse_labels.promote and "is worse than its rule baseline on macro-F1" in worse_labels.reason
+    losing = regime(_c(0.2, 0.1, 0.3), _served((-0.4, -0.7, -0.1), (0.0, -0.1, 0.1)))
+    assert not losing.promote
+    assert losing.reason.startswith("is worse than variance targeting alone on the served exposure's Sharpe")
+    deeper = regime(_c(0.2, 0.1, 0.3), _served((0.1, -0.1, 0.3), (-0.08, -0.12, -0.02)))
+    assert not deeper.promote and "the served exposure's max drawdown" in deeper.reason
+    behind_champion = regime(_c(0.2, 0.1, 0.3), level, _c(-0.2, -0.3, -0.1))
+    assert not behind_champion.promote and "worse than the champion on macro-F1 beyond 0.02" in behind_champion.reason
+
+
+def test_served_comparisons_hold_the_risk_budget_against_variance_targeting():
+    """Probabilities that always say the training days' mix serve variance targeting exactly: a
+    zero difference with a zero interval; a model that is out while the market rises loses Sharpe."""
+    from trader_ml.exposure import EXPOSURE_WEIGHTS
+
+    rng = np.random.default_rng(0)
+    spy = rng.normal(0.0005, 0.01, 600)
+    rows = np.arange(300, 600)
+    mix = np.full((len(rows), 5), 0.2)
+    prior = {"vol_target": 0.15, "center": float(EXPOSURE_WEIGHTS.mean()), "strength": 1.0}
+    sharpes, drawdowns = served_comparisons(spy, mix, rows, prior)
+    assert (sharpes.metric, drawdowns.metric) == ("served_sharpe", "served_max_drawdown")
+    assert (sharpes.difference, sharpes.low, sharpes.high) == (0.0, 0.0, 0.0)
+    assert drawdowns.difference == 0.0
+    # out (the no-exposure regime) while the market rises, fully in while it falls
+    market = np.where(np.arange(600) < 450, np.abs(spy), -np.abs(spy))
+    wrong = np.array([np.eye(5)[2] if r < 449 else np.eye(5)[0] for r in rows])
+    out = served_comparisons(market, wrong, rows, prior)
+    assert out[0].candidate < out[0].other and out[0].high < 0
+    assert out[1].candidate < out[1].other  # a deeper drawdown
 
 
 def test_the_health_gate():

@@ -29,6 +29,7 @@ from trader_ml.training.gate import (
     log_loss_comparison,
     regime_checks,
     regime_comparison,
+    served_comparisons,
 )
 from trader_ml.training.health import HealthTrainResult
 from trader_ml.training.labels import health_targets
@@ -88,6 +89,7 @@ class TestAnswers:
     regime_rows: np.ndarray  # context rows
     regime_labels: np.ndarray
     regime_probs: np.ndarray  # the exported regime model's probabilities
+    exposure_prior: dict | None  # the risk budget's fit on its training days (None: an artifact without one)
     health_x: np.ndarray
     health_target: np.ndarray
     health_drawdown: np.ndarray
@@ -107,6 +109,7 @@ def test_answers(candidate: Candidate, context: pd.DataFrame, features: pd.DataF
         regime_rows=rows,
         regime_labels=regime.labels[rows],
         regime_probs=own.predict_proba(regime_windows(values, rows, own.lookback)).probs,
+        exposure_prior=own.metadata.get("exposure_prior"),
         health_x=x,
         health_target=target[index],
         health_drawdown=drawdown[index],
@@ -136,7 +139,8 @@ def _champion_answers(kind: str, answer: Callable[[], np.ndarray]) -> np.ndarray
 
 
 def judge_regime(window: TestAnswers, context: pd.DataFrame, champion: Champions, tolerance: float) -> GateDecision:
-    """The regime gate: macro-F1 against the hindsight labels, against the rule baseline and the champion."""
+    """The regime gate: macro-F1 against the hindsight labels (the rule baseline, the champion) and
+    the served exposure against variance targeting alone."""
     values = context[list(CONTEXT_FEATURES)].to_numpy(dtype=np.float64)
     rows, labels = window.regime_rows, window.regime_labels
     regime_pred = window.regime_probs.argmax(axis=1)
@@ -147,7 +151,11 @@ def judge_regime(window: TestAnswers, context: pd.DataFrame, champion: Champions
         )
         vs_champion = regime_comparison(labels, regime_pred, probs.argmax(axis=1))
     vs_baseline = regime_comparison(labels, regime_pred, baseline_regimes(values)[0][rows])
-    checks = regime_checks(vs_baseline, vs_champion, tolerance)
+    served = None
+    if window.exposure_prior is not None:
+        spy = values[:, CONTEXT_FEATURES.index("spy_return_1d")]
+        served = served_comparisons(spy, window.regime_probs, rows, window.exposure_prior)
+    checks = regime_checks(vs_baseline, vs_champion, tolerance, served)
     return decide("regime", checks, len(rows), champion_note=champion.notes.get("regime"))
 
 

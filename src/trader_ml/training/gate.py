@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from trader_ml.stats import CONFIDENCE, interval, log_loss_rows, resamples
+from trader_ml.exposure import served_returns
+from trader_ml.stats import CONFIDENCE, against_model, interval, log_loss_rows, max_drawdown, resamples, sharpe
 from trader_ml.training.metrics import daily_rank_correlations, macro_f1_rows
 from trader_ml.training.options import TrainOptions
 
@@ -42,19 +43,24 @@ class Comparison:
     high: float
 
 
-BEATS, NOT_WORSE = "beats", "not worse"
+BEATS, NOT_WORSE, NOT_BEHIND = "beats", "not worse", "not behind"
 CHAMPION = "the champion"
+VARIANCE_TARGETING = "variance targeting alone"  # what the portfolio holds when no regime model serves
 METRIC_WORDS = {
     "test_f1_macro": "macro-F1",
     "test_log_loss": "log loss",
     "test_health_correlation": "rank correlation with the forward drawdown",
+    "served_sharpe": "the served exposure's Sharpe",
+    "served_max_drawdown": "the served exposure's max drawdown",
 }
 
 
 @dataclass(frozen=True)
 class Check:
-    """One comparison and the rule it must meet. ``margin``: for ``not worse``, how far behind
-    still passes, in the metric's units; ``higher_is_better``: the metric's direction."""
+    """One comparison and the rule it must meet: ``beats`` (the whole interval on the better
+    side), ``not worse`` (a loss beyond ``margin``, in the metric's units, unlikely) or ``not
+    behind`` (the interval reaches zero or better: no loss beyond the noise);
+    ``higher_is_better``: the metric's direction."""
 
     against: str  # what the candidate is held to, in words: "its rule baseline", "the champion"
     comparison: Comparison
@@ -68,7 +74,9 @@ class Check:
         return (c.difference, c.low, c.high) if self.higher_is_better else (-c.difference, -c.high, -c.low)
 
     def passes(self) -> bool:
-        _, low, _ = self._ahead()
+        _, low, high = self._ahead()
+        if self.rule == NOT_BEHIND:
+            return high >= 0
         return low > 0 if self.rule == BEATS else low >= -self.margin
 
     def said(self, test_days: int) -> str:
@@ -86,6 +94,9 @@ class Check:
             # can lie outside its own interval, and an interval wholly behind is a loss
             verb = "is worse than" if high < 0 else "cannot be told from" if ahead > 0 else "does not beat"
             return f"{verb} {self.against} on {metric} ({numbers})"
+        if self.rule == NOT_BEHIND:
+            found = "not behind" if self.passes() else "is worse than"
+            return f"{found} {self.against} on {metric} beyond the noise ({numbers})"
         if self.passes():
             return f"not worse than {self.against} beyond {self.margin:g} on {metric} ({numbers})"
         if high < -self.margin:
@@ -212,10 +223,31 @@ def decide(
     return verdict(True, "; ".join(found))
 
 
-def regime_checks(vs_baseline: Comparison, vs_champion: Comparison | None, tolerance: float) -> list[Check]:
-    """The regime gate: macro-F1 beats the rule baseline's; a loss to the champion beyond
-    ``tolerance`` is unlikely."""
-    checks = [Check("its rule baseline", vs_baseline)]
+def served_comparisons(spy_return_1d: np.ndarray, probs: np.ndarray, rows: np.ndarray, prior: dict) -> list[Comparison]:
+    """The risk budget the candidate would serve on its test days against variance targeting
+    alone (what the portfolio holds when it is held back): Sharpe and max drawdown, each with the
+    paired interval of the difference (``stats.against_model``)."""
+    budget, alone = served_returns(spy_return_1d, probs, rows, prior)
+    vs = against_model(budget, alone)
+    return [
+        Comparison(f"served_{name}", float(stat(budget)), float(stat(alone)), vs[f"{name}_difference"], *vs[f"{name}_interval"])
+        for name, stat in (("sharpe", sharpe), ("max_drawdown", max_drawdown))
+    ]  # fmt: skip
+
+
+def regime_checks(
+    vs_baseline: Comparison, vs_champion: Comparison | None, tolerance: float, served: list[Comparison] | None = None
+) -> list[Check]:
+    """The regime gate judges what is served: macro-F1 not behind the rule baseline's beyond the
+    noise (the answer the bot reads instead), the served exposure's Sharpe and max drawdown not
+    behind variance targeting alone's beyond the noise, and a macro-F1 loss to the champion beyond
+    ``tolerance`` unlikely. Without ``served`` (an artifact without its exposure prior) macro-F1
+    must beat the rule baseline beyond doubt, as before the risk budget."""
+    if served is None:
+        checks = [Check("its rule baseline", vs_baseline)]
+    else:
+        checks = [Check("its rule baseline", vs_baseline, NOT_BEHIND)]
+        checks += [Check(VARIANCE_TARGETING, c, NOT_BEHIND) for c in served]
     if vs_champion is not None:
         checks.append(Check(CHAMPION, vs_champion, NOT_WORSE, tolerance))
     return checks

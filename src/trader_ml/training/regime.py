@@ -15,11 +15,11 @@ import torch.nn.functional as F
 
 from trader_ml.baselines import DEFAULT_RULES, baseline_regimes
 from trader_ml.errors import InsufficientHistory
-from trader_ml.exposure import exposure_prior, served_returns
+from trader_ml.exposure import exposure_prior
 from trader_ml.models.regime import RegimeExport, RegimeModelConfig, build_regime_model
 from trader_ml.schema import CONTEXT_FEATURES, REGIMES
-from trader_ml.stats import against_model, max_drawdown, sharpe
 from trader_ml.training.export import artifact_header, parity_batches, to_onnx
+from trader_ml.training.gate import served_comparisons
 from trader_ml.training.labeller import DEFAULT_LABELLER, LabellerConfig, hindsight_labels
 from trader_ml.training.labels import DEFAULT_LABEL_HORIZON, regime_labels
 from trader_ml.training.loop import FitConfig, FitResult, fit, seed_everything
@@ -316,11 +316,16 @@ def served_exposure(prep: RegimePrepared, probs: np.ndarray, prior: dict) -> dic
     """The test days as served: the risk budget against variance targeting alone (what serves
     when the model does not), Sharpe and max drawdown with the paired interval of the difference."""
     spy = prep.values[:, CONTEXT_FEATURES.index("spy_return_1d")]
-    budget, alone = served_returns(spy, probs, prep.split.test, prior)
+    sharpes, drawdowns = served_comparisons(spy, probs, prep.split.test, prior)
     return {
-        "risk_budget": {"sharpe": float(sharpe(budget)), "max_drawdown": float(max_drawdown(budget))},
-        "variance_target": {"sharpe": float(sharpe(alone)), "max_drawdown": float(max_drawdown(alone))},
-        "vs_variance_target": against_model(budget, alone),
+        "risk_budget": {"sharpe": sharpes.candidate, "max_drawdown": drawdowns.candidate},
+        "variance_target": {"sharpe": sharpes.other, "max_drawdown": drawdowns.other},
+        "vs_variance_target": {
+            "sharpe_difference": sharpes.difference,
+            "sharpe_interval": [sharpes.low, sharpes.high],
+            "max_drawdown_difference": drawdowns.difference,
+            "max_drawdown_interval": [drawdowns.low, drawdowns.high],
+        },
     }
 
 
