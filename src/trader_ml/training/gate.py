@@ -229,10 +229,13 @@ def served_comparisons(spy_return_1d: np.ndarray, probs: np.ndarray, rows: np.nd
     paired interval of the difference (``stats.against_model``)."""
     budget, alone = served_returns(spy_return_1d, probs, rows, prior)
     vs = against_model(budget, alone)
-    return [
-        Comparison(f"served_{name}", float(stat(budget)), float(stat(alone)), vs[f"{name}_difference"], *vs[f"{name}_interval"])
-        for name, stat in (("sharpe", sharpe), ("max_drawdown", max_drawdown))
-    ]  # fmt: skip
+    out = []
+    for name, stat in (("sharpe", sharpe), ("max_drawdown", max_drawdown)):
+        low, high = vs[f"{name}_interval"]
+        out.append(
+            Comparison(f"served_{name}", float(stat(budget)), float(stat(alone)), vs[f"{name}_difference"], low, high)
+        )
+    return out
 
 
 def regime_checks(
