@@ -1,13 +1,14 @@
-"""The promotion gate, per model: better than its baseline beyond doubt, not worse than the champion.
+"""The promotion gate, per model: no worse than what would serve instead, not worse than the champion.
 
-Test windows can be short, so a point estimate alone would promote on luck. The gate compares
-the candidate with its baseline and with the champion on the same test days, resamples those
-days with the stationary bootstrap (``trader_ml.stats``: neighbouring days are not
-independent) and passes a model
-only when the low end of its interval against the baseline is above zero, a loss to the
-champion beyond the tolerance is unlikely, and the window has at least ``MIN_TEST_DAYS`` days.
-Each model is judged on its own: a health model that passes is not held back by a regime model
-that does not.
+Test windows can be short, so a point estimate alone would decide on luck. The gate compares
+the candidate with what serves without it and with the champion on the same test days,
+resamples those days with the stationary bootstrap (``trader_ml.stats``: neighbouring days are
+not independent) and reads each check off the interval: the health model must beat its
+references beyond doubt; the regime model, whose exposure a model that knows nothing leaves at
+variance targeting's, must not be behind its rule baseline or variance targeting alone beyond
+the noise. A loss to the champion beyond the tolerance must be unlikely, and the window must
+have at least ``MIN_TEST_DAYS`` days. Each model is judged on its own: a health model that
+passes is not held back by a regime model that does not.
 """
 
 from __future__ import annotations
